@@ -1,0 +1,164 @@
+"""Typed, frozen settings: defaults < config file < ``RAYFLOW_*`` env < CLI flags.
+
+One source of truth for every default. The config file is TOML, read from
+``--config FILE`` or ``<home>/config.toml`` when present; its keys are the field
+names below (nested tables for ``sample``, ``thumbnails``, ``timeouts``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+DEFAULT_VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
+    ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".dv", ".ogv", ".insv", ".lrv",
+)
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    count: int = 12
+    """Frames decoded per file, evenly spaced over the duration (decoded once, exact frames)."""
+    max_side: int = 512
+    """Longest side of sampled frames in pixels; keeps the object store small (12 x 512x288x3 = 5 MB)."""
+
+
+@dataclass(frozen=True)
+class ThumbnailSettings:
+    count: int = 3
+    """Thumbnails written per clip, chosen evenly among the sampled frames."""
+    max_side: int = 480
+    format: Literal["jpeg", "webp"] = "jpeg"
+    quality: int = 85
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds before an external tool call is killed and counted as a (transient) failure."""
+
+    probe_s: float = 60.0
+    decode_s: float = 120.0
+    hash_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path("~/.rayflow").expanduser())
+    """All state: catalog, Prefect database, Ray temp dir, default output."""
+    output: Path | None = None
+    """Records, thumbnails, proxies; default ``<home>/output``."""
+    extensions: tuple[str, ...] = DEFAULT_VIDEO_EXTENSIONS
+    concurrency: int = 0
+    """Files in flight at once; 0 means 2 x the Ray cluster's CPUs."""
+    retries: int = 2
+    """Prefect retries for transient failures (timeouts, lost workers); corrupt files are never retried."""
+    address: str | None = None
+    """Ray cluster address; None starts an embedded local cluster on 127.0.0.1."""
+    qdrant_url: str | None = None
+    """Qdrant server URL; None uses embedded local mode under the home."""
+    qdrant_api_key: str | None = field(default=None, repr=False)
+    prefect_api_url: str | None = None
+    """External Prefect API; None means the local server rayflow manages under the home."""
+    skip: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    force: bool = False
+    sample: SampleSettings = field(default_factory=SampleSettings)
+    thumbnails: ThumbnailSettings = field(default_factory=ThumbnailSettings)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.output if self.output is not None else self.home / "output"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.home / "catalog"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.output_dir / "records"
+
+    def clip_dir(self, clip_id: str) -> Path:
+        """Per-clip output folder; derived from the clip id only (never from file names)."""
+        return self.output_dir / "clips" / clip_id
+
+
+_NESTED = {"sample": SampleSettings, "thumbnails": ThumbnailSettings, "timeouts": Timeouts}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in ("home", "output") and value is not None:
+        return Path(str(value)).expanduser().resolve()
+    if name in ("extensions", "skip", "only"):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        items = [str(v).strip() for v in items if str(v).strip()]
+        if name == "extensions":
+            items = [v.lower() if v.startswith(".") else "." + v.lower() for v in items]
+        return tuple(items)
+    if name in ("concurrency", "retries"):
+        return int(value)
+    if name == "force":
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    return value
+
+
+def _apply(base: Settings, overrides: dict[str, Any], source: str) -> Settings:
+    known = {f.name for f in fields(Settings)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in known:
+            raise ValueError(f"unknown setting {key!r} in {source}")
+        if key in _NESTED:
+            if not isinstance(value, dict):
+                raise ValueError(f"setting {key!r} in {source} must be a table")
+            sub = getattr(base, key)
+            sub_known = {f.name for f in fields(sub)}
+            bad = set(value) - sub_known
+            if bad:
+                raise ValueError(f"unknown setting {key}.{sorted(bad)[0]} in {source}")
+            changes[key] = replace(sub, **value)
+        else:
+            changes[key] = _coerce(key, value)
+    return replace(base, **changes)
+
+
+def _from_env(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("home", "output", "extensions", "concurrency", "retries", "qdrant_url",
+                 "qdrant_api_key", "skip", "only"):
+        value = env.get(f"RAYFLOW_{name.upper()}")
+        if value:
+            out[name] = value
+    if env.get("RAY_ADDRESS"):
+        out["address"] = env["RAY_ADDRESS"]
+    if env.get("PREFECT_API_URL"):
+        out["prefect_api_url"] = env["PREFECT_API_URL"]
+    return out
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    env: dict[str, str] | None = None,
+    **flags: Any,
+) -> Settings:
+    """Build settings from all sources. ``flags`` are CLI values; None means 'not given'."""
+    env = dict(os.environ) if env is None else env
+    env_values = _from_env(env)
+    home_hint = flags.get("home") or env_values.get("home") or Settings().home
+    settings = Settings()
+    path = config_file or Path(str(home_hint)).expanduser() / "config.toml"
+    if path.is_file():
+        with path.open("rb") as fh:
+            settings = _apply(settings, tomllib.load(fh), str(path))
+    elif config_file is not None:
+        raise FileNotFoundError(f"config file not found: {config_file}")
+    settings = _apply(settings, env_values, "environment")
+    settings = _apply(settings, flags, "command line")
+    return replace(settings, home=Path(settings.home).expanduser().resolve())

@@ -1,0 +1,89 @@
+"""Running external tools: argv lists only, a timeout on every call, errors that
+name the tool and the file.
+
+Two error kinds matter to the pipeline: ``ToolTimeout`` is transient (the tool may
+succeed under less load, so the stage may be retried) and ``ToolError`` is
+deterministic (the same input fails the same way, so it is recorded, not retried).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ToolError(RuntimeError):
+    """A tool failed on a file in a way that will repeat (bad input, unsupported)."""
+
+    def __init__(self, tool: str, path: str | Path | None, message: str) -> None:
+        self.tool = tool
+        self.path = str(path) if path is not None else None
+        where = f" on {self.path!r}" if self.path else ""
+        super().__init__(f"{tool}{where}: {message}")
+
+
+class ToolTimeout(ToolError):
+    """A tool ran past its timeout; transient (retry may succeed)."""
+
+
+class ToolMissing(RuntimeError):
+    """A required tool is not installed; the user must act (see `rayflow doctor`)."""
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    stdout: bytes
+    stderr: bytes
+    returncode: int
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+def which(tool: str) -> str:
+    """Absolute path of ``tool`` or raise ``ToolMissing`` naming the fix."""
+    found = shutil.which(tool)
+    if found is None:
+        raise ToolMissing(f"{tool} is not installed; run `rayflow doctor` (or scripts/setup.sh)")
+    return found
+
+
+def run_tool(
+    argv: list[str],
+    *,
+    timeout_s: float,
+    path: str | Path | None = None,
+    check: bool = True,
+) -> ToolOutput:
+    """Run ``argv`` (never a shell string) with a hard timeout.
+
+    ``path`` is the media file the call is about; it only names the file in errors.
+    With ``check`` a non-zero exit raises ``ToolError`` carrying the last stderr line.
+    """
+    if not isinstance(argv, list) or not argv:
+        raise TypeError("argv must be a non-empty list of strings")
+    tool = Path(argv[0]).name
+    exe = which(argv[0]) if "/" not in argv[0] else argv[0]
+    try:
+        proc = subprocess.run(
+            [exe, *argv[1:]],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolTimeout(tool, path, f"timed out after {timeout_s:g} s") from exc
+    if check and proc.returncode != 0:
+        raise ToolError(tool, path, f"exit {proc.returncode}: {last_line(proc.stderr)}")
+    return ToolOutput(proc.stdout, proc.stderr, proc.returncode)
+
+
+def last_line(stderr: bytes, limit: int = 300) -> str:
+    """The last non-empty line of a tool's stderr, trimmed for an error message."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    return (lines[-1] if lines else "no error output")[:limit]

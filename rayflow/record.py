@@ -1,0 +1,250 @@
+"""The catalog's data model: one `ClipRecord` per unique file content.
+
+Every field is either a fact read from the file (or computed from its frames) or
+``None`` when unknown — never a made-up value. Units are in the names
+(``duration_s``, ``bitrate_bps``, ``focal_length_mm``). ``SCHEMA_VERSION`` rises
+whenever a field changes meaning or is removed; adding optional fields keeps it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+# Namespace for clip ids: clip_id = uuid5(CLIP_NAMESPACE, checksum). Never change it,
+# or every catalogued clip gets a new id.
+CLIP_NAMESPACE = uuid.UUID("5b0f3a52-8d6e-4c1e-9a57-2f6f0c7d1e90")
+
+FileStatus = Literal["ingested", "duplicate", "skipped", "failed"]
+HdrFormat = Literal["HDR10", "HLG", "Dolby Vision", "HDR10+"]
+FocalCategory = Literal["ultra-wide", "wide", "medium", "long", "telephoto"]
+MediaKind = Literal["video", "audio", "image", "unknown"]
+
+
+def clip_id_for(checksum: str) -> str:
+    """Deterministic clip id (UUID string) for a content checksum."""
+    return str(uuid.uuid5(CLIP_NAMESPACE, checksum))
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileInfo(_Part):
+    path: str = Field(description="Absolute path of the file as ingested.")
+    name: str = Field(description="File name (last path component).")
+    size_bytes: int = Field(description="Size on disk in bytes.")
+    checksum: str = Field(description="BLAKE3 hex digest of the whole content.")
+    modified_at: datetime | None = Field(None, description="File mtime (UTC).")
+
+
+class ContainerInfo(_Part):
+    format: str | None = Field(None, description="ffprobe format name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'.")
+    format_long: str | None = None
+    duration_s: float | None = None
+    start_time_s: float | None = Field(None, description="First timestamp in the container.")
+    bitrate_bps: int | None = Field(None, description="Overall bitrate.")
+    title: str | None = None
+    data_tracks: int = Field(0, description="Streams that are neither video, audio nor subtitles.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Container tags as written.")
+
+
+class ColorInfo(_Part):
+    space: str | None = Field(None, description="Colour space/matrix as ffprobe names it, e.g. bt709.")
+    primaries: str | None = None
+    transfer: str | None = Field(None, description="Transfer characteristic, e.g. smpte2084, arib-std-b67.")
+    matrix: str | None = None
+    range: Literal["limited", "full"] | None = None
+
+
+class MasteringDisplay(_Part):
+    """SMPTE ST 2086 mastering display colour volume (chromaticities as 0..1 floats)."""
+
+    red_xy: tuple[float, float] | None = None
+    green_xy: tuple[float, float] | None = None
+    blue_xy: tuple[float, float] | None = None
+    white_point_xy: tuple[float, float] | None = None
+    min_luminance_nits: float | None = None
+    max_luminance_nits: float | None = None
+
+
+class HdrInfo(_Part):
+    is_hdr: bool = False
+    format: HdrFormat | None = None
+    mastering_display: MasteringDisplay | None = None
+    max_cll_nits: int | None = Field(None, description="Maximum content light level.")
+    max_fall_nits: int | None = Field(None, description="Maximum frame-average light level.")
+
+
+class VideoInfo(_Part):
+    index: int | None = Field(None, description="Stream index in the container.")
+    codec: str | None = Field(None, description="ffprobe codec name, e.g. h264, hevc, av1.")
+    codec_long: str | None = None
+    profile: str | None = None
+    level: str | None = None
+    pix_fmt: str | None = None
+    bit_depth: int | None = None
+    chroma_subsampling: str | None = Field(None, description="4:2:0, 4:2:2 or 4:4:4.")
+    scan_type: Literal["progressive", "interlaced"] | None = None
+    field_order: str | None = Field(None, description="tff/bff when interlaced.")
+    width: int | None = Field(None, description="Coded picture width in pixels (before rotation).")
+    height: int | None = None
+    display_width: int | None = Field(None, description="Width as displayed (after rotation and SAR).")
+    display_height: int | None = None
+    display_aspect_ratio: str | None = Field(None, description="e.g. '16:9' (before rotation).")
+    sample_aspect_ratio: str | None = None
+    rotation: int = Field(0, description="Clockwise degrees to rotate for display: 0/90/180/270.")
+    fps: float | None = Field(None, description="Average frame rate.")
+    r_frame_rate: str | None = Field(None, description="Base frame rate as a ratio, e.g. 30000/1001.")
+    is_vfr: bool | None = Field(None, description="True when the frame rate varies.")
+    frame_count: int | None = None
+    duration_s: float | None = None
+    bitrate_bps: int | None = None
+    gop_size: int | None = Field(None, description="Frames between keyframes (from the first keyframes).")
+    keyframe_interval_s: float | None = None
+    color: ColorInfo = Field(default_factory=ColorInfo)
+    hdr: HdrInfo = Field(default_factory=HdrInfo)
+
+
+class AudioTrack(_Part):
+    index: int
+    codec: str | None = None
+    profile: str | None = None
+    channels: int | None = None
+    channel_layout: str | None = None
+    sample_rate: int | None = Field(None, description="Hz.")
+    bit_depth: int | None = None
+    bitrate_bps: int | None = None
+    language: str | None = Field(None, description="ISO 639 code as tagged; None for 'und'.")
+    title: str | None = None
+    default: bool = False
+    duration_s: float | None = None
+
+
+class SubtitleTrack(_Part):
+    index: int
+    codec: str | None = None
+    language: str | None = None
+    title: str | None = None
+    forced: bool = False
+    default: bool = False
+
+
+class CameraInfo(_Part):
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    serial: str | None = None
+    software: str | None = Field(None, description="Firmware or recording software.")
+    focal_length_mm: float | None = Field(None, description="Real focal length.")
+    focal_length_35mm: float | None = Field(None, description="35 mm-equivalent focal length.")
+    focal_category: FocalCategory | None = Field(
+        None, description="By 35 mm-equivalent: <21 ultra-wide, <35 wide, <70 medium, <135 long, else telephoto."
+    )
+    iso: int | None = None
+    shutter_s: float | None = Field(None, description="Exposure time in seconds.")
+    aperture_f: float | None = Field(None, description="f-number.")
+    white_balance: str | None = None
+
+
+class GpsInfo(_Part):
+    lat: float = Field(description="Latitude, decimal degrees (WGS84, north positive).")
+    lon: float = Field(description="Longitude, decimal degrees (east positive).")
+    alt: float | None = Field(None, description="Altitude in metres above sea level.")
+
+
+class CaptureInfo(_Part):
+    created_at: datetime | None = Field(
+        None, description="Capture time; timezone-aware when the source says so (else naive)."
+    )
+    created_at_source: str | None = Field(None, description="Which tag the time came from.")
+    gps: GpsInfo | None = None
+
+
+class ExposureInfo(_Part):
+    frames: int = Field(description="Number of sampled frames measured.")
+    mean_luma: float = Field(description="Mean Rec.709 luma, 0..255.")
+    median_luma: float
+    clipped_highlights_pct: float = Field(description="Share of pixels with luma >= 250, percent.")
+    crushed_shadows_pct: float = Field(description="Share of pixels with luma <= 5, percent.")
+    stop_offset_ev: float = Field(description="Estimated exposure offset from mid-grey, in stops.")
+    warning: bool
+    reason: str | None = Field(None, description="Why the warning was raised.")
+
+
+class Thumbnail(_Part):
+    path: str = Field(description="Path of the image file.")
+    timestamp_s: float
+    width: int
+    height: int
+    format: Literal["jpeg", "webp"]
+
+
+class SampleInfo(_Part):
+    """What the sample stage decoded (frames themselves live in the Ray object store)."""
+
+    decoder: str = Field(description="decord or ffmpeg.")
+    count: int
+    timestamps_s: list[float]
+    width: int
+    height: int
+
+
+class StageTiming(_Part):
+    stage: str
+    seconds: float
+
+
+class ClipRecord(_Part):
+    """One catalogued file. Written last and atomically, keyed by ``clip_id``."""
+
+    schema_version: int = SCHEMA_VERSION
+    clip_id: str
+    status: Literal["ingested", "failed"] = "ingested"
+    kind: MediaKind = "unknown"
+    file: FileInfo
+    container: ContainerInfo | None = None
+    video: VideoInfo | None = None
+    audio_tracks: list[AudioTrack] = Field(default_factory=list)
+    subtitle_tracks: list[SubtitleTrack] = Field(default_factory=list)
+    camera: CameraInfo = Field(default_factory=CameraInfo)
+    capture: CaptureInfo = Field(default_factory=CaptureInfo)
+    sample: SampleInfo | None = None
+    exposure: ExposureInfo | None = None
+    thumbnails: list[Thumbnail] = Field(default_factory=list)
+    errors: dict[str, str] = Field(default_factory=dict, description="Stage name -> error message.")
+    timings: list[StageTiming] = Field(default_factory=list)
+    tools: dict[str, str] = Field(default_factory=dict, description="Tool -> version used.")
+    run_id: str | None = None
+    ingested_at: datetime | None = None
+    rayflow_version: str | None = None
+
+
+class FileResult(_Part):
+    """One line of a run summary."""
+
+    path: str
+    clip_id: str | None = None
+    status: FileStatus
+    errors: dict[str, str] = Field(default_factory=dict)
+    duplicate_of: str | None = Field(None, description="Path of the first copy in this batch or catalog.")
+    seconds: float | None = None
+
+
+class RunSummary(_Part):
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    home: str
+    output: str
+    files: list[FileResult] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)
+    records_dir: str | None = None
+    catalog: str | None = None
+    prefect_api_url: str | None = None
+    flow_run_id: str | None = None
