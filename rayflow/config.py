@@ -66,6 +66,9 @@ class Settings:
     skip: tuple[str, ...] = ()
     only: tuple[str, ...] = ()
     force: bool = False
+    """Re-process files whose content is already catalogued."""
+    limit: int | None = None
+    """Process at most this many discovered files (after sorting)."""
     sample: SampleSettings = field(default_factory=SampleSettings)
     thumbnails: ThumbnailSettings = field(default_factory=ThumbnailSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -99,7 +102,7 @@ def _coerce(name: str, value: Any) -> Any:
         if name == "extensions":
             items = [v.lower() if v.startswith(".") else "." + v.lower() for v in items]
         return tuple(items)
-    if name in ("concurrency", "retries"):
+    if name in ("concurrency", "retries", "limit"):
         return int(value)
     if name == "force":
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")

@@ -1,0 +1,306 @@
+"""The ``rayflow`` command line.
+
+Exit codes: 0 all files ok (ingested, duplicate or skipped); 1 at least one file
+failed; 2 usage error (bad flag, unknown step, missing path argument); 3 the
+environment is not ready (missing tool, catalog busy, service unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from rayflow import __version__
+from rayflow.config import Settings, load_settings
+
+app = typer.Typer(
+    name="rayflow",
+    help="Ingest folders of footage into a searchable catalog (Prefect flows on Ray, Qdrant).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+server_app = typer.Typer(help="A long-lived local Prefect server under the home (optional).",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="State dir (default $RAYFLOW_HOME or ~/.rayflow).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout, nothing else.")]
+QdrantOpt = Annotated[str | None, typer.Option("--qdrant-url", help="Qdrant server (default: embedded).")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Records, thumbnails (default <home>/output).")]
+
+
+def _settings(**flags: object) -> Settings:
+    try:
+        return load_settings(**flags)
+    except (ValueError, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/] {exc}", markup=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        out.print(f"rayflow {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and/or folders (walked recursively).")],
+    output: OutputOpt = None,
+    home: HomeOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Files in flight (default 2 x CPUs).")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Step to skip (repeatable).")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these steps (+ what they need).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-process content already catalogued.")] = False,
+    limit: Annotated[int | None, typer.Option(help="At most N files (after sorting).")] = None,
+    retries: Annotated[int | None, typer.Option(help="Retries for transient failures (default 2).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: embedded).")] = None,
+    qdrant_url: QdrantOpt = None,
+    as_json: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Ingest footage: fingerprint, probe, sample frames, thumbnails, exposure, store."""
+    _setup_logging(verbose)
+    settings = _settings(
+        config_file=config, home=home, output=output, concurrency=concurrency,
+        skip=tuple(skip) if skip else None, only=tuple(only) if only else None,
+        force=force or None, limit=limit, retries=retries, address=address, qdrant_url=qdrant_url,
+    )
+    from rayflow.engine.progress import Progress
+    from rayflow.stages.steps import plan_steps
+
+    try:
+        plan = plan_steps(skip=settings.skip, only=settings.only)
+    except ValueError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    for note in plan.notes:
+        err.print(f"note: {note}")
+
+    from rayflow.catalog.store import CatalogBusy
+    from rayflow.cli import render
+    from rayflow.engine.session import ingest as run
+
+    progress = Progress()
+
+    class _View:
+        def __rich__(self) -> object:
+            return render.live_view(progress.snapshot())
+
+    try:
+        if err.is_terminal or not as_json:
+            with Live(_View(), console=err, refresh_per_second=4, transient=as_json):
+                summary = run([str(p) for p in paths], settings, progress=progress)
+        else:
+            summary = run([str(p) for p in paths], settings, progress=progress)
+    except CatalogBusy as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_ENV) from exc
+    except Exception as exc:
+        if exc.__class__.__name__ in ("ToolMissing", "RaySystemError"):
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(EXIT_ENV) from exc
+        raise
+    if as_json:
+        sys.stdout.write(summary.model_dump_json(indent=2) + "\n")
+    else:
+        out.print(render.summary_table(summary))
+        out.print(render.counts_line(summary))
+        out.print(f"records: {summary.records_dir}   catalog: {summary.catalog}", markup=False)
+    raise typer.Exit(EXIT_FAILED if summary.counts.get("failed") else EXIT_OK)
+
+
+def _open_catalog(home: Path | None, qdrant_url: str | None):  # type: ignore[no-untyped-def]
+    from rayflow.catalog.store import Catalog, CatalogBusy
+
+    settings = _settings(home=home, qdrant_url=qdrant_url)
+    try:
+        return Catalog.open(path=settings.catalog_dir, url=settings.qdrant_url,
+                            api_key=settings.qdrant_api_key)
+    except CatalogBusy as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_ENV) from exc
+
+
+@app.command("list")
+def list_clips(
+    home: HomeOpt = None,
+    qdrant_url: QdrantOpt = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List catalogued clips (newest first)."""
+    from rayflow.cli import render
+
+    catalog = _open_catalog(home, qdrant_url)
+    try:
+        records = sorted(catalog.iter_records(), key=lambda r: (r.ingested_at is None, r.ingested_at),
+                         reverse=True)[:limit]
+    finally:
+        catalog.close()
+    if as_json:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in records], indent=2) + "\n")
+    else:
+        out.print(render.records_table(records))
+
+
+@app.command()
+def show(
+    clip: Annotated[str, typer.Argument(help="A clip id (or its first 8+ characters) or a file path.")],
+    home: HomeOpt = None,
+    qdrant_url: QdrantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show every fact of one clip."""
+    from rayflow.cli import render
+
+    catalog = _open_catalog(home, qdrant_url)
+    try:
+        record = None
+        candidate = Path(clip)
+        if candidate.exists():
+            record = catalog.find_by_path(str(candidate.absolute()))
+        if record is None and len(clip) == 36:
+            record = catalog.get(clip)
+        if record is None and len(clip) >= 8:
+            matches = [r for r in catalog.iter_records() if r.clip_id.startswith(clip)]
+            record = matches[0] if len(matches) == 1 else None
+    finally:
+        catalog.close()
+    if record is None:
+        err.print(f"no catalogued clip matches {clip!r}", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    if as_json:
+        sys.stdout.write(record.model_dump_json(indent=2) + "\n")
+    else:
+        out.print(render.record_view(record))
+
+
+@app.command()
+def steps() -> None:
+    """List the pipeline's steps, what each needs, and whether it runs by default."""
+    from rich.table import Table
+
+    from rayflow.stages.steps import STEPS
+
+    table = Table(title="steps (use --skip / --only)")
+    for col in ("step", "needs", "default", "what it does"):
+        table.add_column(col)
+    for s in STEPS:
+        table.add_row(s.name, ", ".join(s.needs) or "—",
+                      "required" if s.required else ("on" if s.default else "off"), s.summary)
+    out.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the record's JSON Schema (ClipRecord, with schema_version)."""
+    from rayflow.record import SCHEMA_VERSION, ClipRecord
+
+    doc = ClipRecord.model_json_schema()
+    doc["$comment"] = f"rayflow record schema_version {SCHEMA_VERSION}"
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+@app.command()
+def doctor(
+    home: HomeOpt = None,
+    qdrant_url: QdrantOpt = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address to check.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check tools, packages, services, GPUs/NVENC and models; non-zero when something required is missing."""
+    from rayflow.cli import render
+    from rayflow.engine.doctor import run_checks
+
+    settings = _settings(home=home, qdrant_url=qdrant_url, address=address)
+    checks = run_checks(settings)
+    if as_json:
+        sys.stdout.write(json.dumps([c.__dict__ for c in checks], indent=2) + "\n")
+    else:
+        out.print(render.doctor_table(checks))
+    if any(c.required and not c.ok for c in checks):
+        raise typer.Exit(EXIT_ENV)
+
+
+@app.command()
+def runs(home: HomeOpt = None, limit: int = 10, as_json: JsonOpt = False) -> None:
+    """Recent ingest runs with their counts."""
+    from rich.table import Table
+
+    from rayflow.engine.session import last_summaries
+
+    settings = _settings(home=home)
+    summaries = last_summaries(settings.home, limit)
+    if as_json:
+        sys.stdout.write(json.dumps([s.model_dump(mode="json") for s in summaries], indent=2) + "\n")
+        return
+    table = Table(title="recent runs")
+    for col in ("run_id", "started", "files", "ingested", "duplicate", "failed"):
+        table.add_column(col)
+    for s in summaries:
+        table.add_row(s.run_id, str(s.started_at)[:19], str(len(s.files)),
+                      *(str(s.counts.get(k, 0)) for k in ("ingested", "duplicate", "failed")))
+    out.print(table)
+
+
+@server_app.command("start")
+def server_start(home: HomeOpt = None) -> None:
+    """Start a Prefect server under the home that ingests reuse until `rayflow server stop`."""
+    from rayflow.engine import runtime
+
+    settings = _settings(home=home)
+    running = runtime.running_server(settings.home)
+    if running:
+        out.print(f"already running: PREFECT_API_URL={running.url}", markup=False)
+        return
+    server = runtime.start_prefect_server(settings.home, detach=True)
+    out.print(f"started: PREFECT_API_URL={server.url}", markup=False)
+
+
+@server_app.command("stop")
+def server_stop(home: HomeOpt = None) -> None:
+    """Stop the long-lived Prefect server."""
+    from rayflow.engine import runtime
+
+    settings = _settings(home=home)
+    out.print("stopped" if runtime.stop_detached_server(settings.home) else "no server was running")
+
+
+@server_app.command("status")
+def server_status(home: HomeOpt = None) -> None:
+    """Print the long-lived server's URL, if one is running."""
+    from rayflow.engine import runtime
+
+    settings = _settings(home=home)
+    running = runtime.running_server(settings.home)
+    if running is None:
+        out.print("not running (ingest starts one per run)")
+        raise typer.Exit(EXIT_FAILED)
+    out.print(f"PREFECT_API_URL={running.url}", markup=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

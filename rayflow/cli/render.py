@@ -1,0 +1,172 @@
+"""Rich rendering for the CLI. File names and metadata are untrusted text: they are
+always wrapped in ``rich.text.Text`` (never parsed as markup) and control
+characters are made visible."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from rayflow.engine.doctor import Check
+from rayflow.engine.progress import STAGES, Snapshot
+from rayflow.record import ClipRecord, RunSummary
+
+STATUS_STYLE = {"ingested": "green", "duplicate": "cyan", "skipped": "yellow", "failed": "red"}
+
+
+def safe(text: object, limit: int = 120) -> Text:
+    """Untrusted text for display: control characters escaped, never markup."""
+    raw = str(text)
+    cleaned = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in raw)
+    if len(cleaned) > limit:
+        cleaned = "…" + cleaned[-(limit - 1):]
+    return Text(cleaned)
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def live_view(snap: Snapshot) -> Group:
+    bar = ProgressBar(total=max(snap.total, 1), completed=snap.finished, width=40)
+    head = Text.assemble(
+        ("ingest ", "bold"), f"{snap.finished}/{snap.total} files  ",
+        f"{snap.files_per_s:.2f} files/s  elapsed {_fmt_s(snap.elapsed_s)}  ETA {_fmt_s(snap.eta_s)}",
+    )
+    stages = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+    stages.add_column("stage")
+    stages.add_column("running", justify="right")
+    stages.add_column("done", justify="right", style="green")
+    stages.add_column("failed", justify="right", style="red")
+    for name in STAGES:
+        c = snap.stages[name]
+        stages.add_row(name, str(c.running), str(c.done), str(c.failed))
+    statuses = Text("  ".join(f"{k}: {v}" for k, v in sorted(snap.statuses.items())) or "—")
+    current = Text("now: ", style="dim")
+    for i, path in enumerate(snap.current[:4]):
+        if i:
+            current.append(", ")
+        current.append(safe(path.rsplit("/", 1)[-1], 50))
+    return Group(head, bar, stages, statuses, current)
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"run {summary.run_id}", show_lines=False)
+    table.add_column("status")
+    table.add_column("file", overflow="fold")
+    table.add_column("clip_id")
+    table.add_column("detail", overflow="fold")
+    for res in summary.files:
+        detail = Text()
+        if res.duplicate_of:
+            detail.append("same content as ")
+            detail.append(safe(res.duplicate_of, 80))
+        for stage, msg in res.errors.items():
+            if detail:
+                detail.append("\n")
+            detail.append(f"{stage}: ", style="bold")
+            detail.append(safe(msg, 300))
+        table.add_row(Text(res.status, style=STATUS_STYLE[res.status]), safe(res.path, 80),
+                      (res.clip_id or "—")[:8], detail)
+    return table
+
+
+def counts_line(summary: RunSummary) -> Text:
+    line = Text()
+    for status in ("ingested", "duplicate", "skipped", "failed"):
+        line.append(f"{status} {summary.counts.get(status, 0)}  ", style=STATUS_STYLE[status])
+    return line
+
+
+def _res(r: ClipRecord) -> str:
+    v = r.video
+    if v is None or v.width is None:
+        return "—"
+    return f"{v.display_width or v.width}x{v.display_height or v.height}"
+
+
+def records_table(records: list[ClipRecord]) -> Table:
+    table = Table()
+    for col in ("clip_id", "file", "status", "duration", "res", "codec", "fps", "hdr", "audio",
+                "camera"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        v = r.video
+        camera = " ".join(x for x in (r.camera.make, r.camera.model) if x) or "—"
+        table.add_row(
+            r.clip_id[:8], safe(r.file.name, 40), Text(r.status, style=STATUS_STYLE[r.status]),
+            f"{v.duration_s:.2f}s" if v and v.duration_s else "—", _res(r),
+            v.codec or "—" if v else "—", f"{v.fps:.3f}" if v and v.fps else "—",
+            (v.hdr.format or "HDR") if v and v.hdr.is_hdr else "SDR" if v else "—",
+            str(len(r.audio_tracks)), safe(camera, 30),
+        )
+    return table
+
+
+def _kv(table: Table, key: str, value: Any) -> None:
+    if value is None or value == "" or value == [] or value == {}:
+        return
+    table.add_row(key, safe(value, 200))
+
+
+def record_view(r: ClipRecord) -> Table:
+    t = Table(show_header=False, box=None)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    _kv(t, "clip_id", r.clip_id)
+    _kv(t, "status", r.status)
+    _kv(t, "path", r.file.path)
+    _kv(t, "size", f"{r.file.size_bytes:,} bytes")
+    _kv(t, "checksum", f"blake3:{r.file.checksum}")
+    if r.container:
+        c = r.container
+        _kv(t, "container", f"{c.format} · {c.duration_s} s · {c.bitrate_bps} bps")
+    if v := r.video:
+        _kv(t, "video", f"{v.codec} {v.profile or ''} {v.level or ''} · {v.pix_fmt} · "
+                        f"{v.bit_depth}-bit · {v.chroma_subsampling}")
+        _kv(t, "frame", f"{v.width}x{v.height} (display {v.display_width}x{v.display_height}, "
+                        f"rotation {v.rotation}) · {v.fps} fps{' VFR' if v.is_vfr else ''} · "
+                        f"{v.duration_s} s")
+        _kv(t, "color", f"{v.color.primaries}/{v.color.transfer}/{v.color.space} {v.color.range}")
+        _kv(t, "hdr", f"{v.hdr.format or 'HDR'} maxCLL={v.hdr.max_cll_nits} "
+                      f"maxFALL={v.hdr.max_fall_nits}" if v.hdr.is_hdr else "SDR")
+    for a in r.audio_tracks:
+        _kv(t, f"audio #{a.index}", f"{a.codec} {a.channels}ch {a.channel_layout or ''} "
+                                    f"{a.sample_rate} Hz {a.language or ''} {a.title or ''}")
+    for s in r.subtitle_tracks:
+        _kv(t, f"subtitle #{s.index}", f"{s.codec} {s.language or ''}"
+                                       f"{' forced' if s.forced else ''}{' default' if s.default else ''}")
+    cam = r.camera
+    _kv(t, "camera", " ".join(x for x in (cam.make, cam.model, cam.lens) if x))
+    if cam.focal_length_mm or cam.focal_length_35mm:
+        _kv(t, "focal", f"{cam.focal_length_mm} mm ({cam.focal_length_35mm} mm eq, {cam.focal_category})")
+    _kv(t, "captured", r.capture.created_at)
+    if g := r.capture.gps:
+        _kv(t, "gps", f"{g.lat:.5f}, {g.lon:.5f}" + (f", {g.alt} m" if g.alt is not None else ""))
+    if e := r.exposure:
+        _kv(t, "exposure", f"mean {e.mean_luma:.1f} median {e.median_luma:.1f} · "
+                           f"clipped {e.clipped_highlights_pct:.1f}% crushed {e.crushed_shadows_pct:.1f}% · "
+                           f"{e.stop_offset_ev:+.2f} EV" + (f" · WARNING {e.reason}" if e.warning else ""))
+    for th in r.thumbnails:
+        _kv(t, f"thumb {th.timestamp_s:.2f}s", th.path)
+    for stage, msg in r.errors.items():
+        t.add_row(Text(f"error {stage}", style="red"), safe(msg, 400))
+    return t
+
+
+def doctor_table(checks: list[Check]) -> Table:
+    table = Table(title="rayflow doctor")
+    for col in ("", "group", "check", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        mark = Text("ok", style="green") if c.ok else Text(
+            "MISSING" if c.required else "warn", style="red" if c.required else "yellow")
+        table.add_row(mark, c.group, c.name, safe(c.detail, 200), safe(c.fix, 120))
+    return table

@@ -1,0 +1,160 @@
+"""``rayflow doctor``: is everything rayflow needs present and reachable?
+
+Each check is data (name, ok, required, detail, fix) so the CLI renders a table
+and exits non-zero when a required check fails.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+from rayflow.config import Settings
+from rayflow.engine import resources, runtime
+from rayflow.media.tools import ToolError, ToolMissing, run_tool
+
+
+@dataclass(frozen=True)
+class Check:
+    group: str
+    name: str
+    ok: bool
+    required: bool
+    detail: str
+    fix: str = ""
+
+
+_SETUP_FIX = "run scripts/setup.sh (installs it with apt-get / pip)"
+
+TOOLS: dict[str, tuple[list[str], str]] = {
+    "ffmpeg": (["ffmpeg", "-hide_banner", "-version"], r"ffmpeg version (\S+)"),
+    "ffprobe": (["ffprobe", "-hide_banner", "-version"], r"ffprobe version (\S+)"),
+    "mediainfo": (["mediainfo", "--Version"], r"v(\d[\d.]*)"),
+    "exiftool": (["exiftool", "-ver"], r"(\d[\d.]*)"),
+}
+APT_PACKAGE = {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "mediainfo": "mediainfo",
+               "exiftool": "libimage-exiftool-perl"}
+
+PACKAGES: dict[str, tuple[str, bool]] = {
+    # import name -> (distribution, required)
+    "ray": ("ray", True),
+    "prefect": ("prefect", True),
+    "prefect_ray": ("prefect-ray", True),
+    "qdrant_client": ("qdrant-client", True),
+    "decord": ("decord", True),
+    "blake3": ("blake3", True),
+    "numpy": ("numpy", True),
+    "PIL": ("pillow", True),
+    "pydantic": ("pydantic", True),
+    "pynvml": ("nvidia-ml-py", True),
+}
+
+
+def tool_version(tool: str) -> str:
+    argv, pattern = TOOLS[tool]
+    out = run_tool(argv, timeout_s=20)
+    match = re.search(pattern, out.text)
+    return match.group(1) if match else out.text.strip().splitlines()[0][:40]
+
+
+def check_tools() -> list[Check]:
+    checks = []
+    for tool in TOOLS:
+        try:
+            checks.append(Check("tools", tool, True, True, tool_version(tool)))
+        except (ToolMissing, ToolError) as exc:
+            checks.append(Check("tools", tool, False, True, str(exc),
+                                f"apt-get install {APT_PACKAGE[tool]}  (or {_SETUP_FIX})"))
+    return checks
+
+
+def check_packages() -> list[Check]:
+    checks = []
+    for module, (dist, required) in PACKAGES.items():
+        try:
+            importlib.import_module(module)
+            version = importlib.metadata.version(dist)
+            checks.append(Check("python", dist, True, required, version))
+        except Exception as exc:  # ImportError or a broken native extension
+            checks.append(Check("python", dist, False, required, f"cannot import: {exc}",
+                                f"pip install -c constraints.txt {dist}  (or {_SETUP_FIX})"))
+    return checks
+
+
+def _endpoint_warning(url: str, *, has_key: bool) -> str:
+    parsed = urllib.parse.urlparse(url)
+    notes = []
+    loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+    if parsed.scheme == "http" and not loopback:
+        notes.append("plain HTTP to a remote host")
+    if not has_key and not loopback:
+        notes.append("no API key set")
+    return "; ".join(notes)
+
+
+def check_services(settings: Settings) -> list[Check]:
+    checks = []
+    if settings.prefect_api_url:
+        ok = runtime.api_healthy(settings.prefect_api_url, timeout_s=5)
+        warn = _endpoint_warning(settings.prefect_api_url, has_key=False)
+        checks.append(Check("services", "prefect api", ok, True,
+                            f"{settings.prefect_api_url} {'answers' if ok else 'does not answer'}"
+                            + (f" (warning: {warn})" if warn else ""),
+                            "" if ok else "start it, or unset PREFECT_API_URL to use the local server"))
+    else:
+        running = runtime.running_server(settings.home)
+        detail = (f"long-lived local server at {running.url}" if running else
+                  "local server under the home, started per run (rayflow server start keeps one up)")
+        checks.append(Check("services", "prefect api", True, True, detail))
+    if settings.address:
+        checks.append(Check("services", "ray", True, True,
+                            f"cluster at {settings.address} (joined at ingest; not probed here)"))
+    else:
+        checks.append(Check("services", "ray", True, True,
+                            f"embedded on 127.0.0.1, temp dir {runtime.ray_temp_dir(settings.home)}"))
+    if settings.qdrant_url:
+        try:
+            from qdrant_client import QdrantClient
+
+            QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key,
+                         timeout=5).get_collections()
+            ok, detail = True, f"{settings.qdrant_url} answers"
+        except Exception as exc:
+            ok, detail = False, f"{settings.qdrant_url}: {exc}"
+        warn = _endpoint_warning(settings.qdrant_url, has_key=bool(settings.qdrant_api_key))
+        checks.append(Check("services", "qdrant", ok, True,
+                            detail + (f" (warning: {warn})" if warn else ""),
+                            "" if ok else "start the server or drop --qdrant-url"))
+    else:
+        checks.append(Check("services", "qdrant", True, True,
+                            f"embedded local mode at {settings.catalog_dir}"))
+    return checks
+
+
+def check_gpus() -> list[Check]:
+    gpus, why = resources.detect_gpus()
+    checks = [Check("gpu", "nvml", True, False,
+                    ", ".join(f"{g.name} ({g.memory_mib} MiB)" for g in gpus) if gpus
+                    else f"no GPU: {why}; CPU paths are used")]
+    nvenc = sorted(e for e in resources.ffmpeg_encoders() if e.endswith("_nvenc"))
+    if gpus and nvenc:
+        detail = f"ffmpeg has {', '.join(nvenc)}; usable if the GPU has NVENC (A100/H100/H200 do not)"
+    elif nvenc:
+        detail = f"ffmpeg has {', '.join(nvenc)} but there is no GPU: CPU encoder is used"
+    else:
+        detail = "ffmpeg has no NVENC encoders: CPU encoder is used"
+    checks.append(Check("gpu", "nvenc", True, False, detail))
+    return checks
+
+
+def check_models() -> list[Check]:
+    return [Check("models", "ingest spine", True, False,
+                  "the enabled steps (probe, sample, thumbnails, exposure) need no model weights")]
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    return [*check_tools(), *check_packages(), *check_services(settings), *check_gpus(),
+            *check_models()]

@@ -1,0 +1,470 @@
+"""The ``ingest`` Prefect flow on prefect-ray's RayTaskRunner.
+
+Prefect tasks are coarse on purpose (each costs ~0.1 s of orchestration here):
+one ``fingerprint`` task per small batch of files, then two chained tasks per
+file — ``probe`` and ``sample`` (decode once; thumbnails and exposure from the
+same frames) — and the record goes to the single ``CatalogWriter`` actor. Frames
+stay in the Ray object store as a ref; they never pass through the flow process.
+
+Errors are values: a deterministic failure (a corrupt file) is recorded in the
+file's ``errors`` and never retried; a transient one (a tool timing out under
+load, a lost worker) raises ``TransientError`` so Prefect's ``retries`` apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ray
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect_ray import RayTaskRunner
+from prefect_ray.context import remote_options
+
+from rayflow import __version__
+from rayflow.config import Settings
+from rayflow.engine.progress import Progress
+from rayflow.media.tools import ToolError, ToolTimeout
+from rayflow.record import (
+    ClipRecord,
+    ExposureInfo,
+    FileResult,
+    RunSummary,
+    SampleInfo,
+    StageTiming,
+    Thumbnail,
+)
+from rayflow.stages.discover import discover
+from rayflow.stages.fingerprint import Fingerprint, FingerprintError, fingerprint
+from rayflow.stages.steps import plan_steps
+
+log = logging.getLogger(__name__)
+
+
+class TransientError(RuntimeError):
+    """A failure that may not repeat (timeout under load); Prefect retries these."""
+
+
+def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry timeouts and lost workers, nothing else."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, TransientError | TimeoutError | ray.exceptions.RayError)
+
+
+# ---------------------------------------------------------------- task outcomes
+
+
+@dataclass
+class FingerprintOutcome:
+    path: str
+    fingerprint: Fingerprint | None
+    error: str | None
+    seconds: float
+
+
+@dataclass
+class ProbeOutcome:
+    result: Any | None  # rayflow.stages.probe.ProbeResult
+    error: str | None
+    seconds: float
+
+
+@dataclass
+class SampleOutcome:
+    sample: SampleInfo | None = None
+    thumbnails: list[Thumbnail] = field(default_factory=list)
+    exposure: ExposureInfo | None = None
+    frames_ref: Any | None = None
+    """ObjectRef of the decoded frames for later stages (analysis); not stored."""
+    errors: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) < 500 else text[:497] + "..."
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@task(name="fingerprint", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+def fingerprint_batch(paths: list[str]) -> list[FingerprintOutcome]:
+    """Hash a small batch of files (one Prefect task for many cheap hashes)."""
+    out: list[FingerprintOutcome] = []
+    for path in paths:
+        started = time.perf_counter()
+        try:
+            fp = fingerprint(Path(path))
+            out.append(FingerprintOutcome(path, fp, None, time.perf_counter() - started))
+        except FingerprintError as exc:
+            out.append(FingerprintOutcome(path, None, str(exc), time.perf_counter() - started))
+    return out
+
+
+@task(name="probe", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+def probe_file(path: str, settings: Settings) -> ProbeOutcome:
+    """ffprobe, mediainfo and exiftool once each, consolidated."""
+    from rayflow.stages.probe import probe
+
+    started = time.perf_counter()
+    try:
+        result = probe(Path(path), timeouts=settings.timeouts)
+    except ToolTimeout as exc:
+        raise TransientError(str(exc)) from exc
+    except (ToolError, OSError) as exc:
+        return ProbeOutcome(None, _describe(exc), time.perf_counter() - started)
+    return ProbeOutcome(result, None, time.perf_counter() - started)
+
+
+@task(name="sample", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+def sample_file(
+    path: str, clip_id: str, probed: ProbeOutcome, settings: Settings, steps: frozenset[str]
+) -> SampleOutcome:
+    """Decode frames once; thumbnails and exposure from the same frames."""
+    from rayflow.stages.exposure import measure_exposure
+    from rayflow.stages.frames import sample_frames
+    from rayflow.stages.thumbnails import write_thumbnails
+
+    result = probed.result
+    if result is None:
+        return SampleOutcome(skipped="probe failed")
+    if result.kind != "video" or result.video is None:
+        return SampleOutcome(skipped=f"no video stream ({result.kind})")
+    outcome = SampleOutcome()
+    started = time.perf_counter()
+    try:
+        frames, info = sample_frames(
+            Path(path), rotation=result.video.rotation, settings=settings.sample,
+            timeout_s=settings.timeouts.decode_s,
+        )
+    except ToolTimeout as exc:
+        raise TransientError(str(exc)) from exc
+    except Exception as exc:  # decoder errors are per-file values, not crashes of the batch
+        outcome.errors["sample"] = _describe(exc)
+        return outcome
+    outcome.sample = info
+    outcome.timings["sample"] = time.perf_counter() - started
+    if "thumbnails" in steps:
+        started = time.perf_counter()
+        try:
+            outcome.thumbnails = write_thumbnails(
+                frames, settings.clip_dir(clip_id), settings.thumbnails
+            )
+        except Exception as exc:
+            outcome.errors["thumbnails"] = _describe(exc)
+        outcome.timings["thumbnails"] = time.perf_counter() - started
+    if "exposure" in steps:
+        started = time.perf_counter()
+        try:
+            outcome.exposure = measure_exposure(frames)
+        except Exception as exc:
+            outcome.errors["exposure"] = _describe(exc)
+        outcome.timings["exposure"] = time.perf_counter() - started
+    outcome.frames_ref = ray.put(frames)
+    return outcome
+
+
+# ---------------------------------------------------------------- record assembly
+
+
+def build_record(
+    *,
+    fp: Fingerprint,
+    probed: ProbeOutcome | None,
+    sampled: SampleOutcome | None,
+    errors: dict[str, str],
+    run_id: str,
+    fingerprint_s: float,
+) -> ClipRecord:
+    """Assemble the record from stage outcomes; failed stages leave their part None."""
+    errors = dict(errors)
+    timings = [StageTiming(stage="fingerprint", seconds=round(fingerprint_s, 4))]
+    record = ClipRecord(clip_id=fp.clip_id, file=fp.file, run_id=run_id,
+                        ingested_at=datetime.now(UTC), rayflow_version=__version__)
+    if probed is not None:
+        timings.append(StageTiming(stage="probe", seconds=round(probed.seconds, 4)))
+        if probed.error:
+            errors["probe"] = probed.error
+        elif probed.result is not None:
+            r = probed.result
+            record.kind = r.kind
+            record.container = r.container
+            record.video = r.video
+            record.audio_tracks = list(r.audio_tracks)
+            record.subtitle_tracks = list(r.subtitle_tracks)
+            record.camera = r.camera
+            record.capture = r.capture
+            record.tools = dict(r.tools)
+            if r.kind != "video":
+                errors["probe"] = _not_video_message(r)
+    if sampled is not None:
+        record.sample = sampled.sample
+        record.thumbnails = sampled.thumbnails
+        record.exposure = sampled.exposure
+        errors.update(sampled.errors)
+        timings += [StageTiming(stage=k, seconds=round(v, 4)) for k, v in sampled.timings.items()]
+    record.errors = errors
+    record.timings = timings
+    required_failed = "probe" in errors or "sample" in errors or record.kind != "video"
+    record.status = "failed" if (probed is not None and required_failed) else "ingested"
+    return record
+
+
+def _not_video_message(result: Any) -> str:
+    container = result.container.format if result.container else None
+    match result.kind:
+        case "audio":
+            codecs = ", ".join(t.codec or "?" for t in result.audio_tracks) or "?"
+            return f"not a video: audio only ({codecs}; {len(result.audio_tracks)} track(s))"
+        case "image":
+            return f"not a video: still image ({container or 'image'})"
+        case _:
+            return f"not a video: no decodable video stream (container {container or 'unknown'})"
+
+
+# ---------------------------------------------------------------- the flow
+
+_PROGRESS: Progress | None = None
+
+
+@dataclass
+class _InFlight:
+    path: str
+    fp: Fingerprint
+    fingerprint_s: float
+    started: float
+    probe_future: Any
+    sample_future: Any | None
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _future_value(future: Any) -> tuple[Any, str | None]:
+    """(result, None) or (None, error text) for a finished Prefect future."""
+    try:
+        return future.result(raise_on_failure=True), None
+    except Exception as exc:
+        if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.RayTaskError):
+            return None, f"worker crashed or was lost (native decoder crash?): {_describe(exc)}"
+        return None, _describe(exc)
+
+
+@flow(name="ingest", validate_parameters=False, log_prints=False, persist_result=False)
+def ingest_flow(paths: list[str], run_id: str, settings: Settings, writer: Any) -> RunSummary:
+    """Discover, fingerprint, de-duplicate, probe, sample and store every file."""
+    progress = _PROGRESS or Progress()
+    summary = RunSummary(
+        run_id=run_id, started_at=datetime.now(UTC), home=str(settings.home),
+        output=str(settings.output_dir), records_dir=str(settings.records_dir),
+        catalog=settings.qdrant_url or str(settings.catalog_dir),
+    )
+    try:
+        summary.flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    except Exception:  # context shape differs across Prefect versions; id is informational
+        summary.flow_run_id = None
+    plan = plan_steps(skip=settings.skip, only=settings.only)
+    steps = plan.enabled
+    found = discover([Path(p) for p in paths], extensions=settings.extensions,
+                     limit=settings.limit)
+    results: dict[str, FileResult] = {}
+    order: list[str] = [str(p) for p in found.files]
+    for missing in found.missing:
+        key = str(missing)
+        order.append(key)
+        results[key] = FileResult(path=key, status="failed",
+                                  errors={"discover": f"path does not exist: {missing}"})
+    progress.set_total(len(order))
+    for key in results:
+        progress.file_finished(key, "failed")
+
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    in_flight_cap = settings.concurrency or 2 * cpus
+    chunk = max(1, min(16, len(found.files) // (2 * cpus) or 1))
+    fp_futures = []
+    fp_batches: dict[Any, list[str]] = {}
+    with remote_options(num_cpus=1, max_retries=settings.retries):
+        for batch in _chunks([str(p) for p in found.files], chunk):
+            future = fingerprint_batch.with_options(retries=settings.retries).submit(batch)
+            fp_futures.append(future)
+            fp_batches[future.wrapped_future] = batch
+            progress.stage_started("fingerprint", len(batch))
+
+    seen_checksums: dict[str, str] = {}
+    queue: list[tuple[FingerprintOutcome]] = []
+    pending_fp = list(fp_futures)
+    in_flight: dict[Any, _InFlight] = {}
+    write_refs: list[tuple[Any, list[ClipRecord]]] = []
+    probe_task = probe_file.with_options(retries=settings.retries)
+    sample_task = sample_file.with_options(retries=settings.retries)
+
+    def finish(path: str, result: FileResult) -> None:
+        results[path] = result
+        progress.file_finished(path, result.status)
+
+    def write(records: list[ClipRecord]) -> None:
+        progress.stage_started("store", len(records))
+        write_refs.append((writer.write.remote(records), records))
+
+    def launch() -> None:
+        while queue and len(in_flight) < in_flight_cap:
+            (outcome,) = queue.pop(0)
+            fp = outcome.fingerprint
+            assert fp is not None
+            progress.file_started(outcome.path)
+            probe_future = None
+            sample_future = None
+            if "probe" in steps:
+                with remote_options(num_cpus=1, max_retries=settings.retries):
+                    probe_future = probe_task.submit(outcome.path, settings)
+                progress.stage_started("probe")
+                if "sample" in steps:
+                    # One retry of a crashed worker: a decoder that segfaults twice on the
+                    # same file is hostile input, not bad luck.
+                    with remote_options(num_cpus=1, max_retries=1):
+                        sample_future = sample_task.submit(
+                            outcome.path, fp.clip_id, probe_future, settings, steps
+                        )
+            item = _InFlight(outcome.path, fp, outcome.seconds, time.monotonic(),
+                             probe_future, sample_future)
+            if probe_future is None:
+                record = build_record(fp=fp, probed=None, sampled=None, errors={},
+                                      run_id=run_id, fingerprint_s=outcome.seconds)
+                write([record])
+                finish(outcome.path, FileResult(path=outcome.path, clip_id=fp.clip_id,
+                                                status="ingested"))
+                continue
+            last = sample_future or probe_future
+            in_flight[last.wrapped_future] = item
+
+    def on_fingerprints(outcomes: list[FingerprintOutcome]) -> None:
+        fresh: list[FingerprintOutcome] = []
+        for o in outcomes:
+            progress.stage_finished("fingerprint", ok=o.error is None)
+            if o.fingerprint is None:
+                finish(o.path, FileResult(path=o.path, status="failed",
+                                          errors={"fingerprint": o.error or "unknown error"},
+                                          seconds=o.seconds))
+                continue
+            checksum = o.fingerprint.file.checksum
+            if checksum in seen_checksums:
+                finish(o.path, FileResult(path=o.path, clip_id=o.fingerprint.clip_id,
+                                          status="duplicate", duplicate_of=seen_checksums[checksum]))
+                continue
+            seen_checksums[checksum] = o.path
+            fresh.append(o)
+        if not fresh:
+            return
+        stored = ray.get(writer.statuses.remote([o.fingerprint.clip_id for o in fresh if o.fingerprint]))
+        for o in fresh:
+            assert o.fingerprint is not None
+            known = stored.get(o.fingerprint.clip_id)
+            if known and known["status"] == "ingested" and not settings.force:
+                finish(o.path, FileResult(path=o.path, clip_id=o.fingerprint.clip_id,
+                                          status="duplicate", duplicate_of=known["path"]))
+            else:
+                queue.append((o,))
+
+    def on_file_done(item: _InFlight) -> None:
+        probed, probe_err = _future_value(item.probe_future)
+        progress.stage_finished("probe", ok=probe_err is None and probed is not None
+                                and probed.error is None)
+        errors: dict[str, str] = {}
+        if probe_err:
+            errors["probe"] = probe_err
+            probed = None
+        sampled = None
+        if item.sample_future is not None:
+            sampled, sample_err = _future_value(item.sample_future)
+            if sample_err and not probe_err:
+                errors["sample"] = sample_err
+            if sampled is not None and sampled.skipped:
+                sampled = None
+            else:
+                progress.stage_finished("sample", ok=sampled is not None and not sampled.errors)
+        record = build_record(fp=item.fp, probed=probed, sampled=sampled, errors=errors,
+                              run_id=run_id, fingerprint_s=item.fingerprint_s)
+        if probe_err and probed is None:
+            record.status = "failed"
+        write([record])
+        finish(item.path, FileResult(
+            path=item.path, clip_id=record.clip_id,
+            status="failed" if record.status == "failed" else "ingested",
+            errors=record.errors, seconds=round(time.monotonic() - item.started, 3)))
+
+    while pending_fp or in_flight or queue:
+        launch()
+        if item_refs := [f.wrapped_future for f in pending_fp]:
+            ready, _ = ray.wait(item_refs, num_returns=1, timeout=0)
+            for ref in ready:
+                fut = next(f for f in pending_fp if f.wrapped_future == ref)
+                pending_fp.remove(fut)
+                outcomes, err = _future_value(fut)
+                if err is not None:
+                    # The whole batch failed transiently past its retries: report each file.
+                    for p in fp_batches[ref]:
+                        progress.stage_finished("fingerprint", ok=False)
+                        finish(p, FileResult(path=p, status="failed",
+                                             errors={"fingerprint": err}))
+                else:
+                    on_fingerprints(outcomes)
+            if ready:
+                continue
+        refs = list(in_flight) + [f.wrapped_future for f in pending_fp]
+        if not refs:
+            continue
+        ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+        for ref in ready:
+            if ref in in_flight:
+                on_file_done(in_flight.pop(ref))
+
+    for ref, records in write_refs:
+        try:
+            ray.get(ref)
+            progress.stage_finished("store", ok=True, n=len(records))
+        except Exception as exc:
+            progress.stage_finished("store", ok=False, n=len(records))
+            for record in records:
+                res = results[record.file.path]
+                res.status = "failed"
+                res.errors["store"] = _describe(exc)
+    summary.files = [results[p] for p in order if p in results]
+    counts: dict[str, int] = {s: 0 for s in ("ingested", "duplicate", "skipped", "failed")}
+    for res in summary.files:
+        counts[res.status] += 1
+    summary.counts = counts
+    summary.finished_at = datetime.now(UTC)
+    return summary
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def run_ingest_flow(
+    paths: list[str], settings: Settings, writer: Any, progress: Progress | None = None,
+    run_id: str | None = None,
+) -> RunSummary:
+    """Run the flow on the Ray cluster already started by the caller."""
+    global _PROGRESS
+    _PROGRESS = progress
+    try:
+        flow_fn = ingest_flow.with_options(task_runner=RayTaskRunner())
+        return flow_fn(paths=paths, run_id=run_id or new_run_id(), settings=settings,
+                       writer=writer)
+    except Exception:
+        log.error("ingest flow failed:\n%s", traceback.format_exc())
+        raise
+    finally:
+        _PROGRESS = None

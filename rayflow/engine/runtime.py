@@ -1,0 +1,279 @@
+"""Starting or joining Ray and the one Prefect API every process reports to.
+
+Embedded defaults need no server set up by hand:
+
+* Ray: a local cluster bound to 127.0.0.1 with its temp dir under the home, no
+  usage stats, no dashboard. ``address`` joins an existing cluster instead.
+* Prefect: a ``prefect server`` subprocess on a free loopback port with its SQLite
+  database under ``<home>/prefect``, started for the run and stopped after it —
+  unless one started by ``rayflow server start`` is already running (then it is
+  reused), or ``PREFECT_API_URL`` points elsewhere. The URL is exported to the
+  flow process and, through Ray's runtime env, to every Ray worker, so no worker
+  ever starts its own ephemeral server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Environment every rayflow process (flow and Ray workers) runs with.
+QUIET_ENV: dict[str, str] = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_UI_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_ENABLED": "true",
+    # Keep the CLI's stdout for our own rendering; Prefect logs go to the API.
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_CLIENT_ENABLE_METRICS": "false",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+}
+
+#: Server-side services a catalogue run never needs (schedules, late-run marking, …).
+_SERVER_ENV: dict[str, str] = {
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "true",
+    "PREFECT_API_DATABASE_TIMEOUT": "30",
+}
+
+_SERVER_STATE = "server.json"
+_SOCKET_PATH_LIMIT = 60  # Ray appends ~45 chars of session/socket names; AF_UNIX allows 107.
+
+
+def apply_quiet_env() -> None:
+    """Set the environment rayflow needs before ray or prefect are imported."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def prefect_home(home: Path) -> Path:
+    return home / "prefect"
+
+
+def ray_temp_dir(home: Path) -> Path:
+    """Ray's temp dir under the home, unless that path is too long for Unix sockets.
+
+    Ray puts sockets under ``<temp>/session_<date>_<pid>/sockets/``; a long home
+    (deep pytest tmp dirs) would overflow the 107-byte AF_UNIX limit, so those
+    homes get a short ``/tmp/rayflow-<hash>`` dir instead, named in the log.
+    """
+    wanted = home / "ray"
+    if len(str(wanted)) <= _SOCKET_PATH_LIMIT:
+        return wanted
+    digest = hashlib.blake2s(str(home).encode(), digest_size=6).hexdigest()
+    short = Path(tempfile.gettempdir()) / f"rayflow-{digest}"
+    log.info("home path too long for Ray's sockets; Ray temp dir is %s", short)
+    return short
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def api_healthy(url: str, timeout_s: float = 2.0) -> bool:
+    """True when the Prefect API at ``url`` answers its health check."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout_s) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class PrefectServer:
+    """A ``prefect server`` process rayflow started (or found running) under a home."""
+
+    url: str
+    pid: int | None
+    owned: bool
+    """True when this process started it and must stop it."""
+    startup_s: float = 0.0
+    _proc: subprocess.Popen[bytes] | None = None
+    _started: float = 0.0
+    _log: Path | None = None
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Block until the API answers; raise with the log's path if it never does."""
+        if self._proc is None:
+            return
+        deadline = self._started + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"prefect server exited with {self._proc.returncode}; see {self._log}"
+                )
+            if api_healthy(self.url, timeout_s=1.0):
+                self.startup_s = time.monotonic() - self._started
+                log.info("Prefect server at %s (ready in %.1f s)", self.url, self.startup_s)
+                return
+            time.sleep(0.2)
+        self.owned = True
+        self.stop()
+        raise RuntimeError(f"prefect server did not answer within {timeout_s:g} s; see {self._log}")
+
+    def stop(self) -> None:
+        if not self.owned or self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                break
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+
+def running_server(home: Path) -> PrefectServer | None:
+    """The long-lived server recorded under the home, when it is alive."""
+    state = prefect_home(home) / _SERVER_STATE
+    if not state.is_file():
+        return None
+    try:
+        info = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return None
+    url = str(info.get("url", ""))
+    if url and api_healthy(url):
+        return PrefectServer(url=url, pid=info.get("pid"), owned=False)
+    return None
+
+
+def start_prefect_server(home: Path, *, detach: bool = False, wait: bool = True,
+                         timeout_s: float = 90.0) -> PrefectServer:
+    """Start ``prefect server start`` on 127.0.0.1 with its database under the home.
+
+    ``detach`` keeps it running after this process exits (``rayflow server start``)
+    and records its URL and pid in ``<home>/prefect/server.json`` for reuse. With
+    ``wait=False`` it returns at once (the URL is already known) so Ray can start
+    while the server migrates its database; call ``wait_ready()`` before use.
+    """
+    phome = prefect_home(home)
+    phome.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, **QUIET_ENV, **_SERVER_ENV, "PREFECT_HOME": str(phome)}
+    env.pop("PREFECT_API_URL", None)
+    env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{phome / 'prefect.db'}"
+    prefect_exe = Path(sys.executable).with_name("prefect")
+    argv = [str(prefect_exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    log_path = phome / "server.log"
+    with log_path.open("ab") as log_fh:
+        proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = PrefectServer(url=url, pid=proc.pid, owned=not detach, _proc=proc,
+                           _started=time.monotonic(), _log=log_path)
+    if wait:
+        server.wait_ready(timeout_s)
+    if detach:
+        (phome / _SERVER_STATE).write_text(json.dumps({"url": url, "pid": proc.pid}))
+    return server
+
+
+def stop_detached_server(home: Path) -> bool:
+    """Stop the server ``rayflow server start`` left running; False when none was."""
+    server = running_server(home)
+    state = prefect_home(home) / _SERVER_STATE
+    if server is None:
+        state.unlink(missing_ok=True)
+        return False
+    server.owned = True
+    server.stop()
+    state.unlink(missing_ok=True)
+    return True
+
+
+def worker_env(prefect_api_url: str) -> dict[str, str]:
+    """Environment every Ray worker gets: the one Prefect API and the quiet flags."""
+    env = {**QUIET_ENV, "PREFECT_API_URL": prefect_api_url}
+    for key in ("PREFECT_API_KEY", "RAYFLOW_QDRANT_API_KEY"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    return env
+
+
+@dataclass(frozen=True)
+class RayInfo:
+    address: str
+    embedded: bool
+    num_cpus: float
+    num_gpus: float
+    nodes: int
+    startup_s: float
+
+
+def start_ray(
+    home: Path, *, address: str | None, prefect_api_url: str, num_cpus: int | None = None
+) -> RayInfo:
+    """Start an embedded loopback Ray cluster, or connect to ``address``."""
+    apply_quiet_env()
+    import ray
+
+    started = time.monotonic()
+    runtime_env = {"env_vars": worker_env(prefect_api_url)}
+    if ray.is_initialized():
+        ray.shutdown()
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
+                 logging_level=logging.WARNING)
+        embedded = False
+    else:
+        temp = ray_temp_dir(home)
+        temp.mkdir(parents=True, exist_ok=True)
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=str(temp),
+            runtime_env=runtime_env,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+        embedded = True
+    resources = ray.cluster_resources()
+    return RayInfo(
+        address=address or "embedded (127.0.0.1)",
+        embedded=embedded,
+        num_cpus=float(resources.get("CPU", 0)),
+        num_gpus=float(resources.get("GPU", 0)),
+        nodes=len([n for n in ray.nodes() if n.get("Alive")]),
+        startup_s=time.monotonic() - started,
+    )
+
+
+def stop_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

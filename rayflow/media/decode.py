@@ -1,0 +1,350 @@
+"""Decode a few exact frames of a video, once, small, in display orientation.
+
+Primary decoder: decord (in-process, one thread, frames picked by index with
+``get_batch`` — exact frames, not the nearest keyframes). Fallback: one ffmpeg
+subprocess that seeks accurately to each chosen frame (AV1 and anything else decord
+cannot open). Both decoders resize inside the decoder to at most ``max_side`` pixels
+and both apply the container's display matrix (decord 0.6.0 does too, contrary to
+its reputation; ``tests/stages/test_frames.py`` pins that), so frames come out as a
+player shows them.
+
+Timestamps are seconds from the **first frame of the video stream**, not from the
+container's ``start_time``: ``bbb_2500ms.ts`` starts at 1.514 s (its video at
+1.525 s) and its first frame is reported at 0.0 by both decoders.
+
+Example::
+
+    frames = decode_frames("clip.mp4", timestamps_s=None, count=12, max_side=512,
+                           rotation=0, timeout_s=120)
+    frames          # Frames(images=uint8[12, 288, 512, 3], timestamps_s=float64[12], ...)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rayflow.media.tools import ToolError, ToolTimeout, run_tool
+
+log = logging.getLogger(__name__)
+
+Decoder = Literal["decord", "ffmpeg"]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Frames:
+    """Frames decoded from one file; arrays are read-only (they travel as Ray refs)."""
+
+    images: np.ndarray
+    """(N, H, W, 3) uint8 RGB in display orientation."""
+    timestamps_s: np.ndarray
+    """(N,) float64 ascending seconds from the first frame of the video stream."""
+    decoder: Decoder
+    """Which decoder produced the frames."""
+
+    def __post_init__(self) -> None:
+        images = np.asarray(self.images)
+        stamps = np.asarray(self.timestamps_s, dtype=np.float64)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+        if stamps.shape != (images.shape[0],):
+            raise ValueError(f"timestamps_s shape {stamps.shape} != ({images.shape[0]},)")
+        images.flags.writeable = False
+        stamps.flags.writeable = False
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "timestamps_s", stamps)
+
+    @property
+    def count(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.images.shape[2])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        shape = ", ".join(str(d) for d in self.images.shape)
+        return (
+            f"Frames(images=uint8[{shape}], timestamps_s=float64[{self.timestamps_s.shape[0]}], "
+            f"decoder={self.decoder!r})"
+        )
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    """The facts about the first video stream that frame decoding needs (from ffprobe)."""
+
+    width: int
+    """Coded width in pixels, before rotation and sample aspect ratio."""
+    height: int
+    sample_aspect: float
+    """Pixel width / pixel height; 1.0 when unknown."""
+    rotation: int
+    """Clockwise display rotation from the display matrix: 0, 90, 180 or 270."""
+    fps: float | None
+    frame_count: int | None
+    """From the header, else estimated as duration x fps (may be off by a frame or two)."""
+    start_s: float
+    """Raw timestamp of the stream's first frame (1.525 s in ``bbb_2500ms.ts``)."""
+    format_start_s: float
+    """The container's start_time, the origin of ffmpeg's input ``-ss``."""
+
+    def display_size(self, max_side: int) -> tuple[int, int]:
+        """(width, height) as displayed (SAR and rotation applied), longest side <= max_side.
+
+        Never upscales; rounds to whole pixels (odd sizes are fine for RGB).
+        """
+        width, height = self.width * self.sample_aspect, float(self.height)
+        if self.rotation in (90, 270):
+            width, height = height, width
+        scale = min(1.0, max_side / max(width, height))
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def even_indices(total: int, count: int) -> np.ndarray:
+    """Indices of the centres of ``count`` equal segments of ``range(total)``, unique.
+
+    A 1-frame video gives ``[0]``; ``count > total`` gives every index once.
+    """
+    if total <= 0 or count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    picks = np.floor((np.arange(count) + 0.5) * total / count).astype(np.int64)
+    return np.unique(np.clip(picks, 0, total - 1))
+
+
+def decode_frames(
+    path: str | Path,
+    *,
+    timestamps_s: list[float] | None,
+    count: int,
+    max_side: int,
+    rotation: int,
+    timeout_s: float,
+) -> Frames:
+    """Decode exact frames of ``path`` once, downscaled, in display orientation.
+
+    With ``timestamps_s`` None, ``count`` frames evenly spaced by index (centre of
+    each of ``count`` equal segments; fewer when the video has fewer frames). With
+    ``timestamps_s`` (seconds from the first frame), the frame nearest each one,
+    duplicates dropped; ``count`` is then ignored.
+
+    ``rotation`` is the clockwise rotation the probe stage read (``VideoInfo.rotation``).
+    Both decoders apply the file's own display matrix, so it only cross-checks: a
+    disagreement is logged and the file wins (a second rotation would be wrong).
+
+    ``timeout_s`` bounds the whole call. ffprobe and ffmpeg are killed at the deadline;
+    decord runs in-process and cannot be interrupted (the engine contains it in a Ray
+    task), but its time counts against the deadline left for the fallback.
+
+    Raises ``ToolError`` naming the decoders and the file when nothing decodes,
+    ``ToolTimeout`` when the deadline passes.
+    """
+    if count <= 0 and timestamps_s is None:
+        raise ValueError(f"count must be positive, got {count}")
+    if max_side <= 0:
+        raise ValueError(f"max_side must be positive, got {max_side}")
+    deadline = time.monotonic() + timeout_s
+    stream = probe_video_stream(path, timeout_s=_left(deadline, path, "ffprobe"))
+    if rotation % 360 != stream.rotation:
+        log.warning(
+            "%s: caller says rotation %d but the display matrix says %d; using the file's",
+            path, rotation, stream.rotation,
+        )
+    try:
+        return _decode_decord(path, stream, timestamps_s=timestamps_s, count=count,
+                              max_side=max_side)
+    except Exception as exc:  # any decord failure (DECORDError, RuntimeError, ...) -> fallback
+        decord_error = f"{type(exc).__name__}: {_first_line(str(exc))}"
+    log.info("decord failed on %s (%s); falling back to ffmpeg", path, decord_error)
+    try:
+        return _decode_ffmpeg(path, stream, timestamps_s=timestamps_s, count=count,
+                              max_side=max_side, deadline=deadline)
+    except ToolTimeout as exc:
+        raise ToolTimeout("ffmpeg", path, f"{exc.args[0]} (decord failed first: {decord_error})"
+                          ) from exc
+    except ToolError as exc:
+        raise ToolError("decord+ffmpeg", path,
+                        f"no frames decoded; decord: {decord_error}; ffmpeg: {exc}") from exc
+
+
+def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
+    """ffprobe the first video stream (attached pictures excluded) for decoding facts."""
+    argv = [
+        "ffprobe", "-v", "error", "-select_streams", "V:0",
+        "-show_entries",
+        "stream=width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,nb_frames,"
+        "start_time,duration:stream_side_data=rotation:format=start_time,duration",
+        "-of", "json", "-i", _ffmpeg_input(path),
+    ]
+    data = json.loads(run_tool(argv, timeout_s=timeout_s, path=path).text or "{}")
+    streams = data.get("streams") or []
+    if not streams or not streams[0].get("width"):
+        raise ToolError("ffprobe", path, "no video stream")
+    st, fmt = streams[0], data.get("format") or {}
+    fps = _ratio(st.get("avg_frame_rate")) or _ratio(st.get("r_frame_rate"))
+    format_start = _number(fmt.get("start_time")) or 0.0
+    start = _number(st.get("start_time"))
+    start = format_start if start is None else start
+    frame_count = _number(st.get("nb_frames"))
+    if not frame_count:
+        duration = _number(st.get("duration"))
+        if duration is None and _number(fmt.get("duration")) is not None:
+            duration = _number(fmt.get("duration")) - (start - format_start)  # type: ignore[operator]
+        frame_count = max(1, round(duration * fps)) if duration and fps else None
+    matrix = next((sd.get("rotation") for sd in st.get("side_data_list") or []
+                   if "rotation" in sd), 0)
+    return VideoStream(
+        width=int(st["width"]),
+        height=int(st["height"]),
+        sample_aspect=_ratio(st.get("sample_aspect_ratio"), sep=":") or 1.0,
+        rotation=int(-round(float(matrix))) % 360,  # ffprobe's matrix angle is counter-clockwise
+        fps=fps,
+        frame_count=int(frame_count) if frame_count else None,
+        start_s=start,
+        format_start_s=format_start,
+    )
+
+
+def _decode_decord(
+    path: str | Path, stream: VideoStream, *, timestamps_s: list[float] | None, count: int,
+    max_side: int,
+) -> Frames:
+    import decord  # lazy: a platform without decord wheels still decodes via ffmpeg
+
+    width, height = stream.display_size(max_side)
+    # decord takes the size in display orientation (it applies the display matrix).
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=width, height=height,
+                                num_threads=1)
+    total = len(reader)
+    pts = reader.get_frame_timestamp(list(range(total)))[:, 0].astype(np.float64)
+    relative = pts - pts[0]
+    if timestamps_s is None:
+        indices = even_indices(total, count)
+    else:
+        indices = np.unique([_nearest(relative, t) for t in timestamps_s]).astype(np.int64)
+    images = reader.get_batch(indices.tolist()).asnumpy()
+    if images.shape[1:3] != (height, width):
+        raise RuntimeError(f"decord returned {images.shape[1:3]}, asked for {(height, width)}")
+    return Frames(images=np.ascontiguousarray(images), timestamps_s=relative[indices],
+                  decoder="decord")
+
+
+_SHOWINFO = re.compile(r"\[showinfo@f(\d+) @ [^\]]*\]\s*n:\s*0\s+pts:\s*-?\d+\s+pts_time:(\S+)")
+
+
+def _decode_ffmpeg(
+    path: str | Path, stream: VideoStream, *, timestamps_s: list[float] | None, count: int,
+    max_side: int, deadline: float,
+) -> Frames:
+    """One ffmpeg process, one accurately-seeking input per frame, concatenated.
+
+    Cost is ~``count`` x (keyframe distance) decoded frames, not the whole stream
+    (2 min of 720p: 0.6 s against 4 s for a full decode). Targets are frame times
+    ``index / fps`` (exact for constant frame rate; the nearest frame for variable),
+    sought half a frame early so rounding never skips the wanted frame. ``-copyts``
+    keeps raw timestamps, which showinfo reports per input.
+    """
+    fps = stream.fps
+    if not fps:
+        raise ToolError("ffmpeg", path, "no frame rate to place frames by")
+    if timestamps_s is None:
+        if not stream.frame_count:
+            raise ToolError("ffmpeg", path, "no frame count or duration to place frames by")
+        targets = even_indices(stream.frame_count, count) / fps
+    else:
+        targets = np.unique(np.maximum(np.asarray(timestamps_s, dtype=np.float64), 0.0))
+    width, height = stream.display_size(max_side)
+    source = _ffmpeg_input(path)
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-copyts"]
+    graph: list[str] = []
+    for i, target in enumerate(targets):
+        seek = stream.start_s - stream.format_start_s + float(target) - 0.5 / fps
+        argv += ["-threads", "1"]
+        if seek > 0:
+            argv += ["-ss", f"{seek:.6f}"]
+        argv += ["-i", source]
+        graph.append(f"[{i}:V:0]trim=end_frame=1,showinfo@f{i},"
+                     f"scale={width}:{height}:flags=area,setsar=1[v{i}]")
+    graph.append("".join(f"[v{i}]" for i in range(len(targets)))
+                 + f"concat=n={len(targets)}:v=1:a=0[out]")
+    argv += ["-filter_complex", ";".join(graph), "-map", "[out]", "-fps_mode", "passthrough",
+             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
+    out = run_tool(argv, timeout_s=_left(deadline, path, "ffmpeg"), path=path)
+    found = {int(m[1]): float(m[2]) for m in _SHOWINFO.finditer(out.stderr.decode(errors="replace"))}
+    frame_bytes = width * height * 3
+    if not found or len(out.stdout) != len(found) * frame_bytes:
+        raise ToolError("ffmpeg", path, f"expected {len(found)} frames of {width}x{height}, "
+                        f"got {len(out.stdout)} bytes")
+    images = np.frombuffer(out.stdout, dtype=np.uint8).reshape(len(found), height, width, 3)
+    stamps = np.array([found[i] for i in sorted(found)]) - stream.start_s
+    # Two targets can land on one frame (timestamps closer than a frame): keep it once.
+    stamps, keep = np.unique(np.round(stamps, 6), return_index=True)
+    if len(found) < len(targets):
+        log.info("ffmpeg found %d of %d frames in %s", len(found), len(targets), path)
+    return Frames(images=images[keep].copy(), timestamps_s=stamps, decoder="ffmpeg")
+
+
+def _ffmpeg_input(path: str | Path) -> str:
+    """``file:`` + absolute path, so a name like ``concat:x`` or ``-y`` is never an option or protocol."""
+    return "file:" + str(Path(path).resolve())
+
+
+def _left(deadline: float, path: str | Path, tool: str) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ToolTimeout(tool, path, "decode deadline passed before it could start")
+    return left
+
+
+def _nearest(sorted_values: np.ndarray, value: float) -> int:
+    i = int(np.searchsorted(sorted_values, value))
+    if i == 0:
+        return 0
+    if i >= len(sorted_values):
+        return len(sorted_values) - 1
+    return i if sorted_values[i] - value < value - sorted_values[i - 1] else i - 1
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _ratio(value: Any, sep: str = "/") -> float | None:
+    """'30000/1001' -> 29.97; None for missing, 'N/A', '0/0' or '0:1'."""
+    if not isinstance(value, str) or sep not in value:
+        return None
+    num, _, den = value.partition(sep)
+    try:
+        ratio = Fraction(int(num), int(den))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return float(ratio) if ratio > 0 else None
+
+
+_DMLC_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of an error, without decord's '[time] file.cc:123: ' prefix."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return _DMLC_PREFIX.sub("", lines[0] if lines else "no message")[:limit]

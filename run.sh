@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Quickstart 1: set up what is missing, ingest sample footage on the embedded
+# defaults (Ray on 127.0.0.1, a local Prefect server, embedded Qdrant), then show
+# the catalog. State goes to $RAYFLOW_HOME (default .rayflow-demo/ here).
+set -euo pipefail
+cd "$(dirname "$0")"
+./scripts/setup.sh
+export RAYFLOW_HOME="${RAYFLOW_HOME:-$PWD/.rayflow-demo}"
+footage="$RAYFLOW_HOME/sample-footage"
+.venv/bin/python -m tests.media "$footage"
+inputs=("$footage")
+[ -d ../shared/media ] && inputs+=(../shared/media)
+set +e
+.venv/bin/rayflow ingest "${inputs[@]}"
+rc=$?
+set -e
+.venv/bin/rayflow list --limit 8
+exit $rc

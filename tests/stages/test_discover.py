@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rayflow.config import DEFAULT_VIDEO_EXTENSIONS
+from rayflow.stages.discover import discover
+
+
+def _touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_walks_recursively_in_stable_order_and_skips_hidden(tmp_path: Path) -> None:
+    b = _touch(tmp_path / "b" / "clip.MOV")
+    a = _touch(tmp_path / "a.mp4")
+    _touch(tmp_path / ".hidden.mp4")
+    _touch(tmp_path / ".cache" / "inside.mp4")
+    _touch(tmp_path / "Thumbs.db")
+    _touch(tmp_path / "notes.txt")
+    found = discover([tmp_path], extensions=DEFAULT_VIDEO_EXTENSIONS)
+    assert found.files == [a, b]
+    assert found.skipped >= 4
+
+
+def test_symlink_loop_is_walked_once(tmp_path: Path) -> None:
+    clip = _touch(tmp_path / "root" / "x.mp4")
+    os.symlink(tmp_path / "root", tmp_path / "root" / "loop")
+    found = discover([tmp_path / "root"], extensions=(".mp4",))
+    assert found.files == [clip]
+
+
+def test_explicit_file_is_taken_whatever_its_extension_and_missing_is_reported(tmp_path: Path) -> None:
+    odd = _touch(tmp_path / "clip.weird")
+    found = discover([odd, tmp_path / "nope.mp4"], extensions=(".mp4",))
+    assert found.files == [odd]
+    assert found.missing == [tmp_path / "nope.mp4"]
+
+
+def test_directory_named_like_a_video_is_walked_not_taken(tmp_path: Path) -> None:
+    inner = _touch(tmp_path / "x.mov" / "real.mp4")
+    found = discover([tmp_path], extensions=(".mp4", ".mov"))
+    assert found.files == [inner]
+
+
+def test_broken_symlink_is_kept_so_it_gets_reported_and_limit_applies(tmp_path: Path) -> None:
+    os.symlink(tmp_path / "gone.mp4", tmp_path / "a_link.mp4")
+    _touch(tmp_path / "b.mp4")
+    _touch(tmp_path / "c.mp4")
+    found = discover([tmp_path], extensions=(".mp4",), limit=2)
+    assert [p.name for p in found.files] == ["a_link.mp4", "b.mp4"]
