@@ -31,7 +31,8 @@ server_app = typer.Typer(help="A long-lived local Prefect server under the home 
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")
 
-out = Console(highlight=False, soft_wrap=False)
+# Pipes and CI logs get a wide, fixed layout instead of 80 columns.
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3

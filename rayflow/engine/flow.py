@@ -234,7 +234,10 @@ def _not_video_message(result: Any) -> str:
 
 # ---------------------------------------------------------------- the flow
 
+# Process-local handles for the flow body; flow parameters must stay plain data
+# (Prefect serialises them into every task's context).
 _PROGRESS: Progress | None = None
+_WRITER: Any = None
 
 
 @dataclass
@@ -262,9 +265,17 @@ def _future_value(future: Any) -> tuple[Any, str | None]:
 
 
 @flow(name="ingest", validate_parameters=False, log_prints=False, persist_result=False)
-def ingest_flow(paths: list[str], run_id: str, settings: Settings, writer: Any) -> RunSummary:
+def ingest_flow(paths: list[str], run_id: str, settings: Settings) -> RunSummary:
     """Discover, fingerprint, de-duplicate, probe, sample and store every file."""
+    # The flow object is serialised into every task's context and its function is
+    # pickled by value: keep the body in a plain module function (pickled by name).
+    return _ingest_body(paths, run_id, settings)
+
+
+def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummary:
     progress = _PROGRESS or Progress()
+    writer = _WRITER
+    assert writer is not None, "run_ingest_flow() sets the catalog writer"
     summary = RunSummary(
         run_id=run_id, started_at=datetime.now(UTC), home=str(settings.home),
         output=str(settings.output_dir), records_dir=str(settings.records_dir),
@@ -457,14 +468,13 @@ def run_ingest_flow(
     run_id: str | None = None,
 ) -> RunSummary:
     """Run the flow on the Ray cluster already started by the caller."""
-    global _PROGRESS
-    _PROGRESS = progress
+    global _PROGRESS, _WRITER
+    _PROGRESS, _WRITER = progress, writer
     try:
         flow_fn = ingest_flow.with_options(task_runner=RayTaskRunner())
-        return flow_fn(paths=paths, run_id=run_id or new_run_id(), settings=settings,
-                       writer=writer)
+        return flow_fn(paths=paths, run_id=run_id or new_run_id(), settings=settings)
     except Exception:
         log.error("ingest flow failed:\n%s", traceback.format_exc())
         raise
     finally:
-        _PROGRESS = None
+        _PROGRESS, _WRITER = None, None

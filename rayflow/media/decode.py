@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 Decoder = Literal["decord", "ffmpeg"]
 
+SEEKABLE_FORMATS: frozenset[str] = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
+"""ffprobe format names whose index makes frame-exact seeking reliable (checked on
+../shared/media against a full sequential decode)."""
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Frames:
@@ -104,6 +108,18 @@ class VideoStream:
     """Raw timestamp of the stream's first frame (1.525 s in ``bbb_2500ms.ts``)."""
     format_start_s: float
     """The container's start_time, the origin of ffmpeg's input ``-ss``."""
+    format_name: str
+    """ffprobe's container name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2' or 'mpegts'."""
+
+    @property
+    def seekable(self) -> bool:
+        """Whether the container has a frame index that exact seeking can trust.
+
+        decord maps indices to the wrong frames in MPEG-TS (``bbb_2500ms.ts``: index
+        18 of 58 decodes frame 28) and ffmpeg's seeks there can land past the target,
+        so only containers with an index are sought; the rest are decoded in order.
+        """
+        return self.format_name in SEEKABLE_FORMATS
 
     def display_size(self, max_side: int) -> tuple[int, int]:
         """(width, height) as displayed (SAR and rotation applied), longest side <= max_side.
@@ -155,8 +171,10 @@ def decode_frames(
     Raises ``ToolError`` naming the decoders and the file when nothing decodes,
     ``ToolTimeout`` when the deadline passes.
     """
-    if count <= 0 and timestamps_s is None:
+    if timestamps_s is None and count <= 0:
         raise ValueError(f"count must be positive, got {count}")
+    if timestamps_s is not None and not timestamps_s:
+        raise ValueError("timestamps_s is empty; pass None to sample evenly")
     if max_side <= 0:
         raise ValueError(f"max_side must be positive, got {max_side}")
     deadline = time.monotonic() + timeout_s
@@ -166,21 +184,23 @@ def decode_frames(
             "%s: caller says rotation %d but the display matrix says %d; using the file's",
             path, rotation, stream.rotation,
         )
-    try:
-        return _decode_decord(path, stream, timestamps_s=timestamps_s, count=count,
-                              max_side=max_side)
-    except Exception as exc:  # any decord failure (DECORDError, RuntimeError, ...) -> fallback
-        decord_error = f"{type(exc).__name__}: {_first_line(str(exc))}"
-    log.info("decord failed on %s (%s); falling back to ffmpeg", path, decord_error)
+    if stream.seekable:
+        try:
+            return _decode_decord(path, stream, timestamps_s=timestamps_s, count=count,
+                                  max_side=max_side)
+        except Exception as exc:  # any decord failure (DECORDError, RuntimeError, ...)
+            why_not_decord = f"decord failed: {type(exc).__name__}: {_first_line(str(exc))}"
+        log.info("%s on %s; falling back to ffmpeg", why_not_decord, path)
+    else:
+        why_not_decord = f"decord not used for {stream.format_name!r} (unreliable index)"
     try:
         return _decode_ffmpeg(path, stream, timestamps_s=timestamps_s, count=count,
                               max_side=max_side, deadline=deadline)
-    except ToolTimeout as exc:
-        raise ToolTimeout("ffmpeg", path, f"{exc.args[0]} (decord failed first: {decord_error})"
-                          ) from exc
+    except ToolTimeout:
+        raise  # transient: names ffmpeg and the file already; the engine may retry
     except ToolError as exc:
         raise ToolError("decord+ffmpeg", path,
-                        f"no frames decoded; decord: {decord_error}; ffmpeg: {exc}") from exc
+                        f"no frames decoded; {why_not_decord}; ffmpeg: {_message(exc)}") from exc
 
 
 def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
@@ -189,7 +209,7 @@ def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
         "ffprobe", "-v", "error", "-select_streams", "V:0",
         "-show_entries",
         "stream=width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,nb_frames,"
-        "start_time,duration:stream_side_data=rotation:format=start_time,duration",
+        "start_time,duration:stream_side_data=rotation:format=format_name,start_time,duration",
         "-of", "json", "-i", _ffmpeg_input(path),
     ]
     data = json.loads(run_tool(argv, timeout_s=timeout_s, path=path).text or "{}")
@@ -204,8 +224,9 @@ def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
     frame_count = _number(st.get("nb_frames"))
     if not frame_count:
         duration = _number(st.get("duration"))
-        if duration is None and _number(fmt.get("duration")) is not None:
-            duration = _number(fmt.get("duration")) - (start - format_start)  # type: ignore[operator]
+        format_duration = _number(fmt.get("duration"))
+        if duration is None and format_duration is not None:
+            duration = format_duration - (start - format_start)
         frame_count = max(1, round(duration * fps)) if duration and fps else None
     matrix = next((sd.get("rotation") for sd in st.get("side_data_list") or []
                    if "rotation" in sd), 0)
@@ -218,6 +239,7 @@ def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
         frame_count=int(frame_count) if frame_count else None,
         start_s=start,
         format_start_s=format_start,
+        format_name=str(fmt.get("format_name") or ""),
     )
 
 
@@ -245,20 +267,27 @@ def _decode_decord(
                   decoder="decord")
 
 
-_SHOWINFO = re.compile(r"\[showinfo@f(\d+) @ [^\]]*\]\s*n:\s*0\s+pts:\s*-?\d+\s+pts_time:(\S+)")
+_SHOWINFO = re.compile(
+    r"\[showinfo@f(\d+) @ [^\]]*\]\s*n:\s*(\d+)\s+pts:\s*-?\d+\s+pts_time:(\S+)"
+)
 
 
 def _decode_ffmpeg(
     path: str | Path, stream: VideoStream, *, timestamps_s: list[float] | None, count: int,
     max_side: int, deadline: float,
 ) -> Frames:
-    """One ffmpeg process, one accurately-seeking input per frame, concatenated.
+    """One ffmpeg process; picks, for each target time, the first frame at or after it.
 
-    Cost is ~``count`` x (keyframe distance) decoded frames, not the whole stream
-    (2 min of 720p: 0.6 s against 4 s for a full decode). Targets are frame times
-    ``index / fps`` (exact for constant frame rate; the nearest frame for variable),
-    sought half a frame early so rounding never skips the wanted frame. ``-copyts``
-    keeps raw timestamps, which showinfo reports per input.
+    Targets are frame times ``index / fps`` (the exact frames for constant frame rate,
+    the nearest for variable), lowered by half a frame so rounding never skips the
+    wanted frame. ``-copyts`` keeps raw timestamps; ``select`` compares them, so
+    ffmpeg's own accurate-seek trimming (which mis-rounds coarse time bases such as
+    AVI's 1/15 s) is not relied on; showinfo reports each chosen frame's time.
+
+    Seekable containers get one input per target, fast-seeking to the keyframe before
+    it: cost ~ ``count`` x keyframe distance, not the stream (2 min of 720p: 0.6 s
+    against 4 s for a full decode). Others (MPEG-TS/PS, elementary streams, images)
+    are decoded start to end, because their seeks can land past the target.
     """
     fps = stream.fps
     if not fps:
@@ -269,35 +298,51 @@ def _decode_ffmpeg(
         targets = even_indices(stream.frame_count, count) / fps
     else:
         targets = np.unique(np.maximum(np.asarray(timestamps_s, dtype=np.float64), 0.0))
+    lows = [stream.start_s + float(t) - 0.5 / fps for t in targets]  # raw seconds
     width, height = stream.display_size(max_side)
+    resize = f"scale={width}:{height}:flags=area,setsar=1"
     source = _ffmpeg_input(path)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-copyts"]
-    graph: list[str] = []
-    for i, target in enumerate(targets):
-        seek = stream.start_s - stream.format_start_s + float(target) - 0.5 / fps
-        argv += ["-threads", "1"]
-        if seek > 0:
-            argv += ["-ss", f"{seek:.6f}"]
+    if stream.seekable:
+        graph = []
+        for i, low in enumerate(lows):
+            argv += ["-threads", "1", "-noaccurate_seek"]
+            if low - stream.format_start_s > 0:
+                argv += ["-ss", f"{low - stream.format_start_s:.6f}"]
+            argv += ["-i", source]
+            graph.append(f"[{i}:V:0]select='gte(t,{low:.6f})',trim=end_frame=1,"
+                         f"showinfo@f{i},{resize}[v{i}]")
+        graph.append("".join(f"[v{i}]" for i in range(len(lows)))
+                     + f"concat=n={len(lows)}:v=1:a=0[out]")
+        filters = ";".join(graph)
+    else:
+        # A frame is chosen when it is the first at or after some target.
+        expr = "+".join(f"gte(t,{low:.6f})*(isnan(prev_t)+lt(prev_t,{low:.6f}))" for low in lows)
         argv += ["-i", source]
-        graph.append(f"[{i}:V:0]trim=end_frame=1,showinfo@f{i},"
-                     f"scale={width}:{height}:flags=area,setsar=1[v{i}]")
-    graph.append("".join(f"[v{i}]" for i in range(len(targets)))
-                 + f"concat=n={len(targets)}:v=1:a=0[out]")
-    argv += ["-filter_complex", ";".join(graph), "-map", "[out]", "-fps_mode", "passthrough",
+        filters = f"[0:V:0]select='{expr}',showinfo@f0,{resize}[out]"
+    argv += ["-filter_complex", filters, "-map", "[out]", "-fps_mode", "passthrough",
              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
     out = run_tool(argv, timeout_s=_left(deadline, path, "ffmpeg"), path=path)
-    found = {int(m[1]): float(m[2]) for m in _SHOWINFO.finditer(out.stderr.decode(errors="replace"))}
+    found = sorted((int(m[1]), int(m[2]), float(m[3]))
+                   for m in _SHOWINFO.finditer(out.stderr.decode(errors="replace")))
     frame_bytes = width * height * 3
     if not found or len(out.stdout) != len(found) * frame_bytes:
         raise ToolError("ffmpeg", path, f"expected {len(found)} frames of {width}x{height}, "
                         f"got {len(out.stdout)} bytes")
+    if len(found) < len(lows):
+        log.info("ffmpeg found %d of %d frames in %s", len(found), len(lows), path)
     images = np.frombuffer(out.stdout, dtype=np.uint8).reshape(len(found), height, width, 3)
-    stamps = np.array([found[i] for i in sorted(found)]) - stream.start_s
+    stamps = np.array([pts for _, _, pts in found]) - stream.start_s
     # Two targets can land on one frame (timestamps closer than a frame): keep it once.
     stamps, keep = np.unique(np.round(stamps, 6), return_index=True)
-    if len(found) < len(targets):
-        log.info("ffmpeg found %d of %d frames in %s", len(found), len(targets), path)
     return Frames(images=images[keep].copy(), timestamps_s=stamps, decoder="ffmpeg")
+
+
+def _message(exc: ToolError) -> str:
+    """A ToolError's message without its 'tool on path: ' prefix."""
+    prefix = exc.tool + (f" on {exc.path!r}" if exc.path else "") + ": "
+    text = str(exc)
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def _ffmpeg_input(path: str | Path) -> str:

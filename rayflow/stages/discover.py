@@ -69,12 +69,12 @@ def discover(paths: list[Path], *, extensions: tuple[str, ...], limit: int | Non
             if is_dir:
                 walk(path)
             elif entry.name.lower().endswith(exts):
-                found.setdefault(str(path.absolute()), path.absolute())
+                found.setdefault(str(path), path)
             else:
                 result.skipped += 1
 
     for raw in paths:
-        path = Path(raw).absolute()
+        path = Path(os.path.abspath(raw))
         if path.is_dir():
             walk(path)
         elif path.exists() or path.is_symlink():

@@ -1,0 +1,44 @@
+"""Sample stage: decode a file's frames once; thumbnails and exposure reuse them.
+
+The frames are the large output (12 x 512x288x3 = 5 MB by default) and travel as a
+Ray object ref; the small ``SampleInfo`` goes into the record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rayflow.config import SampleSettings
+from rayflow.media.decode import Frames, decode_frames
+from rayflow.record import SampleInfo
+
+
+def sample_frames(
+    path: str | Path,
+    *,
+    rotation: int,
+    settings: SampleSettings,
+    timeout_s: float,
+) -> tuple[Frames, SampleInfo]:
+    """Decode ``settings.count`` evenly spaced exact frames, longest side ``settings.max_side``.
+
+    ``rotation`` is ``VideoInfo.rotation`` (clockwise degrees), a cross-check only:
+    both decoders apply the file's display matrix. Raises ``ToolError`` (record it)
+    or ``ToolTimeout`` (retry) from ``decode_frames``.
+    """
+    frames = decode_frames(
+        path,
+        timestamps_s=None,
+        count=settings.count,
+        max_side=settings.max_side,
+        rotation=rotation,
+        timeout_s=timeout_s,
+    )
+    info = SampleInfo(
+        decoder=frames.decoder,
+        count=frames.count,
+        timestamps_s=[round(float(t), 6) for t in frames.timestamps_s],
+        width=frames.width,
+        height=frames.height,
+    )
+    return frames, info
