@@ -2,15 +2,20 @@
 
 Primary decoder: decord (in-process, one thread, frames picked by index with
 ``get_batch`` — exact frames, not the nearest keyframes). Fallback: one ffmpeg
-subprocess that seeks accurately to each chosen frame (AV1 and anything else decord
-cannot open). Both decoders resize inside the decoder to at most ``max_side`` pixels
-and both apply the container's display matrix (decord 0.6.0 does too, contrary to
-its reputation; ``tests/stages/test_frames.py`` pins that), so frames come out as a
-player shows them.
+subprocess that picks the frame at each target time (AV1, which decord 0.6.0 cannot
+open, and anything else decord fails on). Containers without a trustworthy index
+(MPEG-TS/PS, elementary streams, images) skip decord: its index there maps to the
+wrong frames, so ffmpeg decodes them in order. A file's stream facts come from one
+ffprobe call first.
+
+Both decoders resize inside the decoder to at most ``max_side`` pixels, correct
+non-square pixels, and apply the container's display matrix (decord 0.6.0 does too,
+contrary to its reputation; ``tests/stages/test_frames.py`` pins that), so frames
+come out as a player shows them.
 
 Timestamps are seconds from the **first frame of the video stream**, not from the
 container's ``start_time``: ``bbb_2500ms.ts`` starts at 1.514 s (its video at
-1.525 s) and its first frame is reported at 0.0 by both decoders.
+1.525 s) and its first frame is reported at 0.0.
 
 Example::
 
@@ -42,6 +47,10 @@ Decoder = Literal["decord", "ffmpeg"]
 SEEKABLE_FORMATS: frozenset[str] = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 """ffprobe format names whose index makes frame-exact seeking reliable (checked on
 ../shared/media against a full sequential decode)."""
+
+SEEK_MIN_FRAMES_PER_TARGET = 25
+"""The ffmpeg fallback seeks only when there are more frames than this per target;
+below it a decode in order is cheaper (measured on ../shared/media)."""
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -116,7 +125,7 @@ class VideoStream:
         """Whether the container has a frame index that exact seeking can trust.
 
         decord maps indices to the wrong frames in MPEG-TS (``bbb_2500ms.ts``: index
-        18 of 58 decodes frame 28) and ffmpeg's seeks there can land past the target,
+        16 of 58 decodes frame 28) and ffmpeg's seeks there can land past the target,
         so only containers with an index are sought; the rest are decoded in order.
         """
         return self.format_name in SEEKABLE_FORMATS
@@ -234,7 +243,8 @@ def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
         width=int(st["width"]),
         height=int(st["height"]),
         sample_aspect=_ratio(st.get("sample_aspect_ratio"), sep=":") or 1.0,
-        rotation=int(-round(float(matrix))) % 360,  # ffprobe's matrix angle is counter-clockwise
+        # ffprobe gives counter-clockwise degrees; decoders only honour quarter turns.
+        rotation=round(-float(matrix) / 90) * 90 % 360,
         fps=fps,
         frame_count=int(frame_count) if frame_count else None,
         start_s=start,
@@ -284,10 +294,14 @@ def _decode_ffmpeg(
     ffmpeg's own accurate-seek trimming (which mis-rounds coarse time bases such as
     AVI's 1/15 s) is not relied on; showinfo reports each chosen frame's time.
 
-    Seekable containers get one input per target, fast-seeking to the keyframe before
-    it: cost ~ ``count`` x keyframe distance, not the stream (2 min of 720p: 0.6 s
-    against 4 s for a full decode). Others (MPEG-TS/PS, elementary streams, images)
-    are decoded start to end, because their seeks can land past the target.
+    Long files in seekable containers get one input per target, fast-seeking to the
+    keyframe before it: cost ~ targets x keyframe distance, not the stream (2 min of
+    720p: 0.6 s against 4 s for a full decode); one decoder thread each, as decord.
+    Short files (under ``SEEK_MIN_FRAMES_PER_TARGET`` frames per target: each seek
+    would decode most of a GOP anyway; bigbuckbunny.mp4 took 2.0 s sought, 0.37 s in
+    order) and containers whose seeks can land past the target (MPEG-TS/PS,
+    elementary streams, images) are decoded start to end with ffmpeg's automatic
+    threads: cost grows with duration there.
     """
     fps = stream.fps
     if not fps:
@@ -303,7 +317,7 @@ def _decode_ffmpeg(
     resize = f"scale={width}:{height}:flags=area,setsar=1"
     source = _ffmpeg_input(path)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-copyts"]
-    if stream.seekable:
+    if stream.seekable and (stream.frame_count or math.inf) > SEEK_MIN_FRAMES_PER_TARGET * len(lows):
         graph = []
         for i, low in enumerate(lows):
             argv += ["-threads", "1", "-noaccurate_seek"]
@@ -325,8 +339,9 @@ def _decode_ffmpeg(
     out = run_tool(argv, timeout_s=_left(deadline, path, "ffmpeg"), path=path)
     found = sorted((int(m[1]), int(m[2]), float(m[3]))
                    for m in _SHOWINFO.finditer(out.stderr.decode(errors="replace")))
-    frame_bytes = width * height * 3
-    if not found or len(out.stdout) != len(found) * frame_bytes:
+    if not found:
+        raise ToolError("ffmpeg", path, f"no frame decoded at {len(lows)} target time(s)")
+    if len(out.stdout) != len(found) * width * height * 3:
         raise ToolError("ffmpeg", path, f"expected {len(found)} frames of {width}x{height}, "
                         f"got {len(out.stdout)} bytes")
     if len(found) < len(lows):
