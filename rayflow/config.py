@@ -37,11 +37,36 @@ class ThumbnailSettings:
 
 
 @dataclass(frozen=True)
+class ProxySettings:
+    """The review copy: small, fast to upload, frame-accurate."""
+
+    max_side: int = 854
+    """Longest side in pixels (aspect ratio and rotation preserved; never upscaled)."""
+    fps_cap: float = 30.0
+    """Frame rate ceiling; slower sources keep their rate."""
+    crf: int = 28
+    """Quality for libx264/libx265 (CRF) and NVENC (CQ): higher is smaller."""
+    preset: str = "veryfast"
+    """libx264 preset; NVENC uses p4."""
+    audio_bitrate_bps: int = 96_000
+    """AAC mono; the first (default) audio track only."""
+    encoders: tuple[str, ...] = ("hevc_nvenc", "h264_nvenc", "libx264")
+    """Preference order; the first that passes a one-frame trial on this node is used."""
+    nvenc_sessions: int = 0
+    """Concurrent NVENC sessions per node; 0 = from the GPU's capability."""
+    encode_workers: int = 0
+    """Concurrent CPU encodes; 0 = CPUs / 2 (each encode uses 2 threads)."""
+    hwaccel_decode: bool = True
+    """Use NVDEC (-hwaccel cuda) when available and the codec is supported."""
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """Seconds before an external tool call is killed and counted as a (transient) failure."""
 
     probe_s: float = 60.0
     decode_s: float = 120.0
+    proxy_s: float = 1800.0
     hash_s: float = 600.0
 
 
@@ -71,6 +96,7 @@ class Settings:
     """Process at most this many discovered files (after sorting)."""
     sample: SampleSettings = field(default_factory=SampleSettings)
     thumbnails: ThumbnailSettings = field(default_factory=ThumbnailSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     @property
@@ -90,7 +116,8 @@ class Settings:
         return self.output_dir / "clips" / clip_id
 
 
-_NESTED = {"sample": SampleSettings, "thumbnails": ThumbnailSettings, "timeouts": Timeouts}
+_NESTED = {"sample": SampleSettings, "thumbnails": ThumbnailSettings, "proxy": ProxySettings,
+           "timeouts": Timeouts}
 
 
 def _coerce(name: str, value: Any) -> Any:

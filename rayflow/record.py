@@ -195,6 +195,26 @@ class SampleInfo(_Part):
     height: int
 
 
+class ProxyInfo(_Part):
+    """The small review copy made by the proxy step."""
+
+    path: str = Field(description="<output>/clips/<clip_id>/proxy.mp4")
+    encoder: str = Field(description="ffmpeg encoder used, e.g. hevc_nvenc, h264_nvenc, libx264.")
+    hardware: bool = Field(description="True when a GPU encoder (NVENC) made it.")
+    decoder: str = Field("cpu", description="cpu or cuda (NVDEC).")
+    width: int
+    height: int
+    fps: float | None = None
+    duration_s: float | None = None
+    size_bytes: int
+    bitrate_bps: int | None = None
+    audio: bool = Field(description="True when the proxy carries an audio track.")
+    hdr_handling: str | None = Field(None, description="How HDR was handled: tone-mapped to SDR BT.709, or None for SDR.")
+    settings_key: str = Field(description="Hash of the settings that made it; an equal key is reused.")
+    encode_s: float | None = None
+    fallback_from: str | None = Field(None, description="Encoder that failed before this one was used.")
+
+
 class StageTiming(_Part):
     stage: str
     seconds: float
@@ -217,6 +237,7 @@ class ClipRecord(_Part):
     sample: SampleInfo | None = None
     exposure: ExposureInfo | None = None
     thumbnails: list[Thumbnail] = Field(default_factory=list)
+    proxy: ProxyInfo | None = None
     errors: dict[str, str] = Field(default_factory=dict, description="Stage name -> error message.")
     timings: list[StageTiming] = Field(default_factory=list)
     tools: dict[str, str] = Field(default_factory=dict, description="Tool -> version used.")
