@@ -4,7 +4,7 @@ Each tool runs exactly once per file. ffprobe and mediainfo start together;
 exiftool starts as soon as ffprobe has answered, because whether it reads
 embedded telemetry (``-ee``, whose cost grows with duration) depends on the
 clip's duration and tracks. On this project's 2-core box a whole probe takes
-0.2-0.5 s per file.
+0.15-0.4 s per file (0.36 s for 10 s of GoPro footage with telemetry).
 
 Precedence (first source that knows wins; unknown stays ``None``):
 
