@@ -275,9 +275,12 @@ def still_png(out: Path) -> None:
 
 
 def _plain_clip(out: Path) -> None:
-    # The odd-name assets: a valid 0.5 s clip; only the name is hard.
+    # The odd-name assets: a valid 0.5 s clip; only the name is hard. Each name gets its
+    # own content (the colour source varies with the name) so none is a duplicate.
+    hue = 60 * ODD_NAMES.index(out.name)
     _run([*FFMPEG,
           "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=0.5",
+          "-vf", f"hue=h={hue}",
           "-c:v", "libx264", "-preset", "ultrafast",
           str(out)])
 
