@@ -624,3 +624,27 @@ def matches(actual: Any, expected: Any) -> bool:
 def describe(known: dict[str, Any]) -> str:
     """The truth table as JSON-ish text, for failure messages."""
     return json.dumps({k: repr(v) for k, v in known.items()}, indent=1, ensure_ascii=False)
+
+
+DEMO: tuple[str, ...] = (
+    "h264_aac.mp4", "hevc.mp4", "hdr10.mp4", "hlg.mp4", "vfr.mp4", "rotate90.mp4",
+    "multi_audio.mkv", "subs.mp4", "no_audio.mkv", "camera.mov", "interlaced.mp4",
+)
+"""The valid assets ``run.sh`` ingests as its sample footage."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.media DIR [NAME...]``: build the demo footage (or the named assets)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write("usage: python -m tests.media DIR [ASSET ...]\n")
+        return 2
+    paths = make_corpus(Path(args[0]), args[1:] or DEMO)
+    sys.stderr.write(f"sample footage: {len(paths)} clips in {Path(args[0]).absolute()}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

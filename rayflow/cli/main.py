@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -181,8 +182,12 @@ def show(
     try:
         record = None
         candidate = Path(clip)
-        if candidate.exists():
-            record = catalog.find_by_path(str(candidate.absolute()))
+        if candidate.is_file():
+            record = catalog.find_by_path(os.path.abspath(candidate))
+            if record is None:  # moved or renamed since: find it by content
+                from rayflow.stages.fingerprint import fingerprint
+
+                record = catalog.get(fingerprint(candidate).clip_id)
         if record is None and len(clip) == 36:
             record = catalog.get(clip)
         if record is None and len(clip) >= 8:
