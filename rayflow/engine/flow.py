@@ -111,9 +111,8 @@ def fingerprint_batch(paths: list[str]) -> list[FingerprintOutcome]:
     return out
 
 
-@task(name="probe", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def probe_file(path: str, settings: Settings) -> ProbeOutcome:
-    """ffprobe, mediainfo and exiftool once each, consolidated."""
+def run_probe(path: str, settings: Settings) -> ProbeOutcome:
+    """ffprobe, mediainfo and exiftool once each, consolidated; tool errors are values."""
     from rayflow.stages.probe import probe
 
     started = time.perf_counter()
@@ -126,8 +125,7 @@ def probe_file(path: str, settings: Settings) -> ProbeOutcome:
     return ProbeOutcome(result, None, time.perf_counter() - started)
 
 
-@task(name="sample", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def sample_file(
+def run_sample(
     path: str, clip_id: str, probed: ProbeOutcome, settings: Settings, steps: frozenset[str]
 ) -> SampleOutcome:
     """Decode frames once; thumbnails and exposure from the same frames."""
@@ -172,6 +170,39 @@ def sample_file(
         outcome.timings["exposure"] = time.perf_counter() - started
     outcome.frames_ref = ray.put(frames)
     return outcome
+
+
+@dataclass
+class InspectOutcome:
+    probe: ProbeOutcome | None
+    sample: SampleOutcome | None
+
+
+@task(name="inspect", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+def inspect_file(path: str, clip_id: str, settings: Settings, steps: frozenset[str]) -> InspectOutcome:
+    """probe -> sample -> thumbnails, exposure for one file: ONE Prefect task per file.
+
+    Each Prefect task costs ~0.1 s of orchestration on a small box, so the per-file
+    stages run as plain functions inside it (idempotent: a retry redoes them all).
+    """
+    if "probe" not in steps:
+        return InspectOutcome(None, None)
+    probed = run_probe(path, settings)
+    sampled = run_sample(path, clip_id, probed, settings, steps) if "sample" in steps else None
+    return InspectOutcome(probed, sampled)
+
+
+def warm_worker() -> float:
+    """Import what tasks need (prefect, stages, decord) in a Ray worker; seconds taken."""
+    started = time.perf_counter()
+    import prefect.task_engine  # noqa: F401
+
+    import rayflow.stages.exposure  # noqa: F401
+    import rayflow.stages.frames  # noqa: F401
+    import rayflow.stages.probe  # noqa: F401
+    import rayflow.stages.thumbnails  # noqa: F401
+
+    return time.perf_counter() - started
 
 
 # ---------------------------------------------------------------- record assembly
@@ -246,8 +277,7 @@ class _InFlight:
     fp: Fingerprint
     fingerprint_s: float
     started: float
-    probe_future: Any
-    sample_future: Any | None
+    future: Any
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -317,8 +347,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
     pending_fp = list(fp_futures)
     in_flight: dict[Any, _InFlight] = {}
     write_refs: list[tuple[Any, list[ClipRecord]]] = []
-    probe_task = probe_file.with_options(retries=settings.retries)
-    sample_task = sample_file.with_options(retries=settings.retries)
+    inspect_task = inspect_file.with_options(retries=settings.retries)
 
     def finish(path: str, result: FileResult) -> None:
         results[path] = result
@@ -334,30 +363,20 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
             fp = outcome.fingerprint
             assert fp is not None
             progress.file_started(outcome.path)
-            probe_future = None
-            sample_future = None
-            if "probe" in steps:
-                with remote_options(num_cpus=1, max_retries=settings.retries):
-                    probe_future = probe_task.submit(outcome.path, settings)
-                progress.stage_started("probe")
-                if "sample" in steps:
-                    # One retry of a crashed worker: a decoder that segfaults twice on the
-                    # same file is hostile input, not bad luck.
-                    with remote_options(num_cpus=1, max_retries=1):
-                        sample_future = sample_task.submit(
-                            outcome.path, fp.clip_id, probe_future, settings, steps
-                        )
-            item = _InFlight(outcome.path, fp, outcome.seconds, time.monotonic(),
-                             probe_future, sample_future)
-            if probe_future is None:
+            if "probe" not in steps:
                 record = build_record(fp=fp, probed=None, sampled=None, errors={},
                                       run_id=run_id, fingerprint_s=outcome.seconds)
                 write([record])
                 finish(outcome.path, FileResult(path=outcome.path, clip_id=fp.clip_id,
                                                 status="ingested"))
                 continue
-            last = sample_future or probe_future
-            in_flight[last.wrapped_future] = item
+            # One Ray-level retry of a crashed worker: a decoder that segfaults twice on
+            # the same file is hostile input, not bad luck. Prefect retries transient errors.
+            with remote_options(num_cpus=1, max_retries=1):
+                future = inspect_task.submit(outcome.path, fp.clip_id, settings, steps)
+            progress.stage_started("inspect")
+            in_flight[future.wrapped_future] = _InFlight(
+                outcome.path, fp, outcome.seconds, time.monotonic(), future)
 
     def on_fingerprints(outcomes: list[FingerprintOutcome]) -> None:
         fresh: list[FingerprintOutcome] = []
@@ -388,25 +407,25 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                 queue.append((o,))
 
     def on_file_done(item: _InFlight) -> None:
-        probed, probe_err = _future_value(item.probe_future)
-        progress.stage_finished("probe", ok=probe_err is None and probed is not None
-                                and probed.error is None)
+        inspected, err = _future_value(item.future)
         errors: dict[str, str] = {}
-        if probe_err:
-            errors["probe"] = probe_err
-            probed = None
-        sampled = None
-        if item.sample_future is not None:
-            sampled, sample_err = _future_value(item.sample_future)
-            if sample_err and not probe_err:
-                errors["sample"] = sample_err
+        probed = sampled = None
+        if err is not None or inspected is None:
+            errors["probe"] = err or "inspect returned nothing"
+        else:
+            probed, sampled = inspected.probe, inspected.sample
             if sampled is not None and sampled.skipped:
                 sampled = None
-            else:
-                progress.stage_finished("sample", ok=sampled is not None and not sampled.errors)
+        progress.stage_finished("inspect", ok=err is None)
+        if probed is not None:
+            progress.stage_finished("probe", ok=probed.error is None)
+        if sampled is not None:
+            for stage in ("sample", "thumbnails", "exposure"):
+                if stage in sampled.timings or stage in sampled.errors:
+                    progress.stage_finished(stage, ok=stage not in sampled.errors)
         record = build_record(fp=item.fp, probed=probed, sampled=sampled, errors=errors,
                               run_id=run_id, fingerprint_s=item.fingerprint_s)
-        if probe_err and probed is None:
+        if err is not None:
             record.status = "failed"
         write([record])
         finish(item.path, FileResult(

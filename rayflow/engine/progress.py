@@ -12,8 +12,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-STAGES: tuple[str, ...] = ("fingerprint", "probe", "sample", "store")
-"""Stages shown in the live display, in pipeline order."""
+STAGES: tuple[str, ...] = (
+    "fingerprint", "inspect", "probe", "sample", "thumbnails", "exposure", "store",
+)
+"""Stages shown in the live display, in pipeline order. ``inspect`` is the one Prefect
+task per file that runs probe, sample, thumbnails and exposure inside it."""
 
 
 @dataclass(frozen=True)

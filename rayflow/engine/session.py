@@ -85,10 +85,17 @@ def ingest(
             records_dir=settings.records_dir,
         )
         timings.writer_s = time.monotonic() - t
+        # Warm every worker (imports of prefect, stages, decord: ~2 s each) while the
+        # Prefect server migrates its database; tasks then reuse these workers.
+        from rayflow.engine.flow import warm_worker
+
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        warm_refs = [ray.remote(warm_worker).options(num_cpus=1).remote() for _ in range(cpus)]
         if server is not None:
             t = time.monotonic()
             server.wait_ready()
             timings.prefect_s = time.monotonic() - t
+        ray.get(warm_refs)
         try:
             t = time.monotonic()
             summary = run_ingest_flow(paths, settings, writer, progress=progress,

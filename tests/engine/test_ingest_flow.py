@@ -131,9 +131,10 @@ def test_flow_and_task_runs_are_in_the_one_prefect_api(engine, first_run) -> Non
         assert run.state is not None and run.state.is_completed()
         tasks = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
-    names = {t.task_key.split("-")[0] if t.task_key else t.name for t in tasks}
-    assert {"fingerprint", "probe", "sample"} <= {n.split("-")[0] for n in names} | {
-        t.name.split("-")[0] for t in tasks}
+    names = {t.name.split("-")[0] for t in tasks}
+    assert names == {"fingerprint", "inspect"}
+    ingested = [f for f in summary.files if f.status == "ingested"]
+    assert len([t for t in tasks if t.name.startswith("inspect")]) >= len(ingested)
     assert all(t.state is not None and t.state.is_completed() for t in tasks)
 
 
@@ -170,7 +171,7 @@ def test_transient_timeouts_are_retried_then_reported(engine, corpus, tmp_path) 
     with get_client(sync_client=True) as client:
         tasks = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[summary.flow_run_id])))
-    probe_runs = [t for t in tasks if t.name.startswith("probe")]
+    probe_runs = [t for t in tasks if t.name.startswith("inspect")]
     assert probe_runs and probe_runs[0].run_count == 2  # first try + one Prefect retry
 
 
