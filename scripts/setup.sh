@@ -47,5 +47,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
   echo "$want" > "$stamp"
 fi
+.venv/bin/python -m rayflow.engine.runtime --prepare >/dev/null
 .venv/bin/rayflow doctor >/dev/null || { .venv/bin/rayflow doctor; exit 1; }
 echo "setup: ready (.venv/bin/rayflow)"

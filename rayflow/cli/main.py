@@ -103,6 +103,7 @@ def ingest(
 
     from rayflow.catalog.store import CatalogBusy
     from rayflow.cli import render
+    from rayflow.engine.session import HomeBusy
     from rayflow.engine.session import ingest as run
 
     progress = Progress()
@@ -117,7 +118,7 @@ def ingest(
                 summary = run([str(p) for p in paths], settings, progress=progress)
         else:
             summary = run([str(p) for p in paths], settings, progress=progress)
-    except CatalogBusy as exc:
+    except (CatalogBusy, HomeBusy) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ENV) from exc
     except Exception as exc:

@@ -49,8 +49,11 @@ class CatalogWriter:
 
 
 def start_catalog_writer(*, catalog_dir: Path | None, qdrant_url: str | None,
-                         api_key: str | None, records_dir: Path) -> Any:
-    """Start the writer on this (the driver's) node; retried calls are safe (upserts)."""
+                         api_key: str | None, records_dir: Path) -> tuple[Any, Any]:
+    """Start the writer on this (the driver's) node; retried calls are safe (upserts).
+
+    Returns the actor and a ref that resolves once the catalog is open (``ray.get``
+    it to surface ``CatalogBusy`` or a bad URL before the first file)."""
     node_id = ray.get_runtime_context().get_node_id()
     actor_cls = ray.remote(CatalogWriter).options(
         num_cpus=0,
@@ -61,8 +64,7 @@ def start_catalog_writer(*, catalog_dir: Path | None, qdrant_url: str | None,
     writer = actor_cls.remote(
         str(catalog_dir) if catalog_dir else None, qdrant_url, api_key, str(records_dir)
     )
-    ray.get(writer.count.remote())  # surface CatalogBusy and bad URLs now, not mid-run
-    return writer
+    return writer, writer.count.remote()
 
 
 def stop_catalog_writer(writer: Any) -> None:

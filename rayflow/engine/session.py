@@ -6,13 +6,17 @@ Prefect server migrates its database while Ray starts.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rayflow.catalog.store import CatalogBusy
 from rayflow.config import Settings
 from rayflow.engine import runtime
 from rayflow.engine.progress import Progress
@@ -48,11 +52,55 @@ def save_summary(summary: RunSummary, home: Path) -> Path:
     return target
 
 
+class HomeBusy(RuntimeError):
+    """Another ingest is running on the same home."""
+
+
+@contextlib.contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Hold ``<home>/ingest.lock`` for a run: a second ingest on the same home is
+    refused at once with a clear message instead of fighting over the catalog."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "ingest.lock"
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise HomeBusy(
+                f"another rayflow ingest is running on {home} ({holder}); wait for it, or use "
+                "a different --home"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ingest(
     paths: list[str], settings: Settings, *, progress: Progress | None = None,
     run_id: str | None = None, timings: RunTimings | None = None,
 ) -> RunSummary:
-    """Run the ingest flow over ``paths`` with ``settings``; returns the run summary."""
+    """Run the ingest flow over ``paths`` with ``settings``; returns the run summary.
+
+    Raises ``HomeBusy`` when another ingest holds the home, ``CatalogBusy`` when the
+    embedded catalog is open elsewhere.
+    """
+    with home_lock(settings.home):
+        return _ingest(paths, settings, progress=progress, run_id=run_id, timings=timings)
+
+
+def _ingest(
+    paths: list[str], settings: Settings, *, progress: Progress | None,
+    run_id: str | None, timings: RunTimings | None,
+) -> RunSummary:
     runtime.apply_quiet_env()
     timings = timings or RunTimings()
     started = time.monotonic()
@@ -79,7 +127,7 @@ def ingest(
         from rayflow.engine.flow import new_run_id, run_ingest_flow
 
         t = time.monotonic()
-        writer = start_catalog_writer(
+        writer, writer_ready = start_catalog_writer(
             catalog_dir=None if settings.qdrant_url else settings.catalog_dir,
             qdrant_url=settings.qdrant_url, api_key=settings.qdrant_api_key,
             records_dir=settings.records_dir,
@@ -95,23 +143,41 @@ def ingest(
             t = time.monotonic()
             server.wait_ready()
             timings.prefect_s = time.monotonic() - t
+        t = time.monotonic()
+        try:
+            ray.get(writer_ready)
+        except ray.exceptions.RayError as exc:
+            ray.kill(writer, no_restart=True)
+            if "already accessed" in str(exc):
+                raise CatalogBusy(
+                    f"the catalog at {settings.catalog_dir} is open in another process "
+                    "(embedded Qdrant allows one at a time); close it, or use --qdrant-url"
+                ) from None
+            raise RuntimeError(f"cannot open the catalog: {exc}") from None
         ray.get(warm_refs)
+        timings.extra["warm_s"] = time.monotonic() - t
         try:
             t = time.monotonic()
             summary = run_ingest_flow(paths, settings, writer, progress=progress,
                                       run_id=run_id or new_run_id())
             timings.flow_s = time.monotonic() - t
         finally:
+            t = time.monotonic()
             stop_catalog_writer(writer)
+            timings.extra["writer_stop_s"] = time.monotonic() - t
     finally:
+        t = time.monotonic()
         if owns_ray:
             runtime.stop_ray()
+        timings.extra["ray_stop_s"] = time.monotonic() - t
         if previous_api is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous_api
+        t = time.monotonic()
         if server is not None:
             server.stop()
+        timings.extra["prefect_stop_s"] = time.monotonic() - t
     summary.prefect_api_url = api_url
     timings.total_s = time.monotonic() - started
     save_summary(summary, settings.home)
