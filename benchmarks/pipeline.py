@@ -17,6 +17,7 @@ Prints a table, writes benchmarks/results/pipeline.json and pipeline.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -85,10 +86,8 @@ class PeakRss:
                 procs = [root, *root.children(recursive=True)]
                 total = 0
                 for p in procs:
-                    try:
+                    with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
                 self.peak_bytes = max(self.peak_bytes, total)
             except psutil.Error:
                 pass
