@@ -209,7 +209,9 @@ class ProxyInfo(_Part):
     size_bytes: int
     bitrate_bps: int | None = None
     audio: bool = Field(description="True when the proxy carries an audio track.")
-    hdr_handling: str | None = Field(None, description="How HDR was handled: tone-mapped to SDR BT.709, or None for SDR.")
+    hdr_handling: str | None = Field(
+        None, description="How HDR was handled: tone-mapped to SDR BT.709, or None for SDR."
+    )
     settings_key: str = Field(description="Hash of the settings that made it; an equal key is reused.")
     encode_s: float | None = None
     fallback_from: str | None = Field(None, description="Encoder that failed before this one was used.")
