@@ -237,7 +237,8 @@ def plot(result: dict[str, Any], out: Path) -> None:
     ax.set_yticks(list(ys), [r["input"] for r in over])
     ax.axvline(1.05, color="tab:red", linestyle="--", label="target 1.05")
     ax.axvline(1.0, color="grey", linewidth=0.8)
-    ax.set_xlim(0.8, max(1.15, max(max(r["ratio"], r["cpu_ratio"]) for r in over) + 0.05))
+    ax.set_xlim(min(0.8, min(min(r["ratio"], r["cpu_ratio"]) for r in over) - 0.05),
+                max(1.15, max(max(r["ratio"], r["cpu_ratio"]) for r in over) + 0.05))
     ax.set_xlabel("make_proxy time / bare ffmpeg time")
     ax.set_title("Stage overhead")
     ax.legend(loc="lower right")
@@ -254,6 +255,7 @@ def plot(result: dict[str, Any], out: Path) -> None:
     ax.set_xlabel("concurrent encodes (threads each = CPUs / workers)")
     ax.set_ylabel("input frames / s, all encodes")
     ax.set_xticks([r["workers"] for r in par])
+    ax.set_ylim(0, max(r["input_frames_per_s"] for r in par) * 1.15)
     ax.set_title(f"Parallel encodes, {result['machine']['cpus']} CPUs")
     fig.suptitle(f"rayflow proxy encode - {result['machine']['note']}", fontsize=10)
     fig.tight_layout()

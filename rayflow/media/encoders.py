@@ -370,16 +370,22 @@ def _detect_tone_mapper(*, timeout_s: float) -> ToneMapper:
     filters = ffmpeg_capabilities("-filters", timeout_s=timeout_s)
     if {"zscale", "tonemap"} <= filters:
         return "zscale"
-    if "libplacebo" in filters:
-        argv = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", *LIBPLACEBO_INPUT_ARGS,
-                "-f", "lavfi", "-i", TRIAL_SOURCE, "-frames:v", "1",
-                "-vf", libplacebo_filter(64, 64), "-f", "null", "-"]
-        try:
-            if run_tool(argv, timeout_s=timeout_s, check=False).returncode == 0:
-                return "libplacebo"
-        except ToolError as exc:
-            log.info("libplacebo trial failed: %s", exc)
+    if "libplacebo" in filters and libplacebo_usable(timeout_s=timeout_s):
+        return "libplacebo"
     return "none"
+
+
+def libplacebo_usable(*, timeout_s: float = 30.0) -> bool:
+    """One-frame libplacebo trial: needs a Vulkan device (a GPU, or Mesa's software lavapipe,
+    which works but takes seconds per HD frame: a fallback, not a fast path)."""
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", *LIBPLACEBO_INPUT_ARGS,
+            "-f", "lavfi", "-i", TRIAL_SOURCE, "-frames:v", "1",
+            "-vf", libplacebo_filter(64, 64), "-f", "null", "-"]
+    try:
+        return run_tool(argv, timeout_s=timeout_s, check=False).returncode == 0
+    except ToolError as exc:
+        log.info("libplacebo trial failed: %s", exc)
+        return False
 
 
 LIBPLACEBO_INPUT_ARGS: tuple[str, ...] = ("-init_hw_device", "vulkan=vk", "-filter_hw_device", "vk")
@@ -405,6 +411,6 @@ def _encoder_message(stderr: bytes, name: str, limit: int = 300) -> str:
 __all__ = [
     "CONSUMER_NVENC_SESSIONS", "SESSIONS_PER_NVENC_ENGINE", "EncoderPlan", "ToneMapper",
     "clear_cache", "cpu_encode_threads", "cpu_encode_workers", "detect_encoders", "encoder_args",
-    "ffmpeg_capabilities", "is_hardware_encoder", "libplacebo_filter", "list_gpus",
+    "ffmpeg_capabilities", "is_hardware_encoder", "libplacebo_filter", "libplacebo_usable", "list_gpus",
     "nvdec_supports", "nvenc_session_capacity",
 ]

@@ -208,7 +208,7 @@ def _check_regular_file(path: Path) -> None:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise ToolError("probe", path, "file not found") from None
+        raise ToolError("probe", path, "file not found (vanished since it was listed?)") from None
     except OSError as exc:
         raise ToolError("probe", path, f"cannot stat ({exc.strerror})") from exc
     if path.is_dir():

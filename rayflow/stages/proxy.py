@@ -290,6 +290,9 @@ def make_proxy(
     ``timeout_s`` bounds the whole call, fallback included (``Timeouts.proxy_s``).
     ``on_progress(fraction)`` gets 0..1 about twice a second from ffmpeg's ``out_time``
     (only when ``source.duration_s`` is known), then 1.0; it restarts from 0 on a fallback.
+    ``encode_s`` in the result is the whole call (a failed first attempt included).
+    A reused proxy is returned as recorded, even if this node would now pick another
+    encoder (the key is about the look of the output, not the node).
     Raises ``ToolError`` when no encoder in the plan makes a valid proxy (after one
     fallback), ``ToolTimeout`` at the deadline; neither leaves a partial file.
     """

@@ -47,7 +47,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("proxy_src")
     p = {name: out / name for name in (
         "base.mp4", "rot90.mp4", "vfr.mp4", "hdr_pq.mp4", "odd.mp4", "noaudio.mp4",
-        "three_audio.mkv", "fps60.mp4", "anamorphic.mp4", "-dash.mp4",
+        "three_audio.mkv", "fps60.mp4", "anamorphic.mp4", "-dash.mp4", "interlaced.mp4",
     )}
     # 320x240 25 fps 2 s + 440 Hz stereo AAC; ultrafast, so bigger than a CRF 28 proxy.
     _ffmpeg("-f", "lavfi", "-i", TESTSRC, "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
@@ -89,6 +89,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=0.4", "-vf", "setsar=4/3",
             "-c:v", "libx264", "-preset", "ultrafast", str(p["anamorphic.mp4"]))
     _ffmpeg("-i", str(p["noaudio.mp4"]), "-c", "copy", str(p["-dash.mp4"]))
+    # Interlaced H.264 (MBAFF, top field first), 320x240 25 fps, 0.4 s.
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=0.4",
+            "-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme", "-x264-params", "tff=1",
+            str(p["interlaced.mp4"]))
     return p
 
 
@@ -373,6 +377,32 @@ def test_anamorphic_becomes_square_pixels(clips: dict[str, Path], tmp_path: Path
     v = _video(assert_plays(tmp_path / "proxy.mp4"))
     assert (info.width, info.height) == (426, 240)
     assert v.get("sample_aspect_ratio", "1:1") in ("1:1", "N/A")
+
+
+def test_interlaced_is_deinterlaced_frame_for_frame(clips: dict[str, Path], tmp_path: Path) -> None:
+    src = replace(source_of(clips["interlaced.mp4"]), interlaced=True)  # as the probe reports it
+    argv = build_argv(clips["interlaced.mp4"], out_path=tmp_path / "x", source=src, settings=SETTINGS,
+                      encoder="libx264", threads=1)
+    assert argv[argv.index("-vf") + 1].startswith("bwdif=mode=send_frame")
+    _encode(clips["interlaced.mp4"], tmp_path, source=src)
+    assert_plays(tmp_path / "proxy.mp4")
+    assert _frames(tmp_path / "proxy.mp4") == _frames(clips["interlaced.mp4"]) == 10
+
+
+def test_libplacebo_tone_map_path(clips: dict[str, Path], tmp_path: Path) -> None:
+    """The path used where zscale is missing; runs where a Vulkan device (even lavapipe) exists."""
+    from rayflow.media.encoders import libplacebo_usable
+
+    if not libplacebo_usable(timeout_s=30):
+        pytest.skip("no Vulkan device for libplacebo in this ffmpeg")
+    plan = EncoderPlan(encoders=("libx264",), tone_mapper="libplacebo")
+    info = _encode(clips["hdr_pq.mp4"], tmp_path, plan=plan)
+    v = _video(assert_plays(tmp_path / "proxy.mp4"))
+    assert info.hdr_handling is not None and "libplacebo" in info.hdr_handling
+    assert (v["color_transfer"], v["width"], v["height"]) == ("bt709", 320, 240)
+    ref = _rgb_lavfi("testsrc2=size=320x240:rate=25:duration=1")
+    mapped, naive = _rgb(tmp_path / "proxy.mp4"), _rgb(clips["hdr_pq.mp4"])
+    assert np.abs(mapped - ref).mean() < np.abs(naive - ref).mean()
 
 
 def test_no_audio_makes_silent_proxy(clips: dict[str, Path], tmp_path: Path) -> None:
