@@ -271,3 +271,4 @@ class RunSummary(_Part):
     catalog: str | None = None
     prefect_api_url: str | None = None
     flow_run_id: str | None = None
+    notes: list[str] = Field(default_factory=list, description="Run-wide facts, e.g. which encoder made proxies.")

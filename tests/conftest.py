@@ -11,6 +11,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Point Prefect at the session's server before anything imports prefect.
+
+    Prefect reads PREFECT_API_URL when it is imported; the engine fixture starts the
+    server on this port later. (Subprocess tests drop the variable on purpose.)"""
+    from rayflow.engine.runtime import free_port
+
+    port = free_port()
+    os.environ["RAYFLOW_TEST_PREFECT_PORT"] = str(port)
+    os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU tests skip without CUDA, but fail loudly when FAIL_WITHOUT_CUDA=1."""
     try:

@@ -131,6 +131,8 @@ def ingest(
     else:
         out.print(render.summary_table(summary))
         out.print(render.counts_line(summary))
+        for note in summary.notes:
+            out.print(render.safe(note, 600))
         out.print(f"records: {summary.records_dir}   catalog: {summary.catalog}", markup=False)
     raise typer.Exit(EXIT_FAILED if summary.counts.get("failed") else EXIT_OK)
 

@@ -54,7 +54,16 @@ def live_view(snap: Snapshot) -> Group:
         if i:
             current.append(", ")
         current.append(safe(path.rsplit("/", 1)[-1], 50))
-    return Group(head, bar, stages, statuses, current)
+    parts = [head, bar, stages, statuses, current]
+    if snap.encodes:
+        encodes = Text("encoding: ", style="dim")
+        for i, (path, fraction) in enumerate(sorted(snap.encodes.items())[:4]):
+            if i:
+                encodes.append(", ")
+            encodes.append(safe(path.rsplit("/", 1)[-1], 40))
+            encodes.append(f" {fraction:.0%}")
+        parts.append(encodes)
+    return Group(*parts)
 
 
 def summary_table(summary: RunSummary) -> Table:
@@ -154,6 +163,9 @@ def record_view(r: ClipRecord) -> Table:
         _kv(t, "exposure", f"mean {e.mean_luma:.1f} median {e.median_luma:.1f} · "
                            f"clipped {e.clipped_highlights_pct:.1f}% crushed {e.crushed_shadows_pct:.1f}% · "
                            f"{e.stop_offset_ev:+.2f} EV" + (f" · WARNING {e.reason}" if e.warning else ""))
+    if p := r.proxy:
+        _kv(t, "proxy", f"{p.path} · {p.encoder} ({'GPU' if p.hardware else 'CPU'}) · {p.width}x{p.height} · "
+                        f"{p.size_bytes:,} bytes" + (f" · {p.hdr_handling}" if p.hdr_handling else ""))
     for th in r.thumbnails:
         _kv(t, f"thumb {th.timestamp_s:.2f}s", th.path)
     for stage, msg in r.errors.items():
@@ -168,5 +180,5 @@ def doctor_table(checks: list[Check]) -> Table:
     for c in checks:
         mark = Text("ok", style="green") if c.ok else Text(
             "MISSING" if c.required else "warn", style="red" if c.required else "yellow")
-        table.add_row(mark, c.group, c.name, safe(c.detail, 200), safe(c.fix, 120))
+        table.add_row(mark, c.group, c.name, safe(c.detail, 600), safe(c.fix, 200))
     return table

@@ -13,7 +13,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from rayflow.config import Settings
-from rayflow.engine import resources, runtime
+from rayflow.engine import runtime
 from rayflow.media.tools import ToolError, ToolMissing, run_tool
 
 
@@ -134,19 +134,20 @@ def check_services(settings: Settings) -> list[Check]:
     return checks
 
 
-def check_gpus() -> list[Check]:
-    gpus, why = resources.detect_gpus()
+def check_gpus(settings: Settings) -> list[Check]:
+    from rayflow.media.encoders import detect_encoders, list_gpus
+
+    gpus, why = list_gpus()
     checks = [Check("gpu", "nvml", True, False,
-                    ", ".join(f"{g.name} ({g.memory_mib} MiB)" for g in gpus) if gpus
-                    else f"no GPU: {why}; CPU paths are used")]
-    nvenc = sorted(e for e in resources.ffmpeg_encoders() if e.endswith("_nvenc"))
-    if gpus and nvenc:
-        detail = f"ffmpeg has {', '.join(nvenc)}; usable if the GPU has NVENC (A100/H100/H200 do not)"
-    elif nvenc:
-        detail = f"ffmpeg has {', '.join(nvenc)} but there is no GPU: CPU encoder is used"
-    else:
-        detail = "ffmpeg has no NVENC encoders: CPU encoder is used"
-    checks.append(Check("gpu", "nvenc", True, False, detail))
+                    ", ".join(gpus) if gpus else f"no GPU: {why}; CPU paths are used")]
+    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    chosen = plan.encoders[0] if plan.encoders else None
+    rejected = "; ".join(f"{name}: {reason}" for name, reason in plan.rejected)
+    detail = f"proxies use {chosen} ({'GPU' if plan.hardware else 'CPU'})" if chosen else "no usable encoder"
+    if rejected:
+        detail += f" — not used: {rejected}"
+    checks.append(Check("gpu", "encoder", chosen is not None, True, detail,
+                        "" if chosen else "install an ffmpeg with libx264 (apt-get install ffmpeg)"))
     return checks
 
 
@@ -156,5 +157,5 @@ def check_models() -> list[Check]:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    return [*check_tools(), *check_packages(), *check_services(settings), *check_gpus(),
+    return [*check_tools(), *check_packages(), *check_services(settings), *check_gpus(settings),
             *check_models()]

@@ -37,6 +37,7 @@ from rayflow.record import (
     ClipRecord,
     ExposureInfo,
     FileResult,
+    ProxyInfo,
     RunSummary,
     SampleInfo,
     StageTiming,
@@ -192,11 +193,70 @@ def inspect_file(path: str, clip_id: str, settings: Settings, steps: frozenset[s
     return InspectOutcome(probed, sampled)
 
 
+@dataclass
+class ProxyOutcome:
+    proxy: ProxyInfo | None
+    error: str | None
+
+
+class ProgressBoard:
+    """Tiny actor workers report encode progress to; the flow polls it for the display."""
+
+    def __init__(self) -> None:
+        self.fractions: dict[str, float] = {}
+
+    def report(self, key: str, fraction: float) -> None:
+        self.fractions[key] = fraction
+
+    def done(self, key: str) -> None:
+        self.fractions.pop(key, None)
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.fractions)
+
+
+@task(name="proxy", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+def proxy_file(path: str, clip_id: str, source: Any, settings: Settings, threads: int,
+               board_name: str | None) -> ProxyOutcome:
+    """Encode (or reuse) the clip's proxy with the best encoder this node has."""
+    from rayflow.media.encoders import detect_encoders
+    from rayflow.stages.proxy import make_proxy
+
+    board = None
+    if board_name:
+        try:
+            board = ray.get_actor(board_name)
+        except ValueError:
+            board = None
+    last = [0.0]
+
+    def on_progress(fraction: float) -> None:
+        now = time.monotonic()
+        if board is not None and (now - last[0] > 0.5 or fraction >= 1.0):
+            last[0] = now
+            board.report.remote(path, fraction)
+
+    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    try:
+        info = make_proxy(Path(path), out_dir=settings.clip_dir(clip_id), source=source,
+                          settings=settings.proxy, plan=plan, threads=threads,
+                          timeout_s=settings.timeouts.proxy_s, on_progress=on_progress)
+    except ToolTimeout as exc:
+        raise TransientError(str(exc)) from exc
+    except (ToolError, OSError, ValueError) as exc:
+        return ProxyOutcome(None, _describe(exc))
+    finally:
+        if board is not None:
+            board.done.remote(path)
+    return ProxyOutcome(info, None)
+
+
 def warm_worker() -> float:
     """Import what tasks need (prefect, stages, decord) in a Ray worker; seconds taken."""
     started = time.perf_counter()
     import prefect.task_engine  # noqa: F401
 
+    import rayflow.media.encoders  # noqa: F401
     import rayflow.stages.exposure  # noqa: F401
     import rayflow.stages.frames  # noqa: F401
     import rayflow.stages.probe  # noqa: F401
@@ -267,8 +327,18 @@ def _not_video_message(result: Any) -> str:
 
 # Process-local handles for the flow body; flow parameters must stay plain data
 # (Prefect serialises them into every task's context).
-_PROGRESS: Progress | None = None
-_WRITER: Any = None
+@dataclass
+class RunHandles:
+    """What the flow body needs beyond plain parameters: live objects of this process."""
+
+    writer: Any
+    progress: Progress | None = None
+    encode: Any = None
+    """rayflow.engine.resources.EncodeResources, or None to skip scheduling hints."""
+    encoder_note: str | None = None
+
+
+_HANDLES: RunHandles | None = None
 
 
 @dataclass
@@ -303,9 +373,10 @@ def ingest_flow(paths: list[str], run_id: str, settings: Settings) -> RunSummary
 
 
 def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummary:
-    progress = _PROGRESS or Progress()
-    writer = _WRITER
-    assert writer is not None, "run_ingest_flow() sets the catalog writer"
+    handles = _HANDLES
+    assert handles is not None, "run_ingest_flow() sets the run handles"
+    progress = handles.progress or Progress()
+    writer = handles.writer
     summary = RunSummary(
         run_id=run_id, started_at=datetime.now(UTC), home=str(settings.home),
         output=str(settings.output_dir), records_dir=str(settings.records_dir),
@@ -348,6 +419,25 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
     in_flight: dict[Any, _InFlight] = {}
     write_refs: list[tuple[Any, list[ClipRecord]]] = []
     inspect_task = inspect_file.with_options(retries=settings.retries)
+    proxy_task = proxy_file.with_options(retries=settings.retries)
+    proxy_pending: dict[Any, tuple[_InFlight, ClipRecord, Any]] = {}
+    encoders_used: dict[str, int] = {}
+    board = None
+    board_name: str | None = None
+    if "proxy" in steps:
+        board_name = f"rayflow-progress-{run_id}"
+        board = ray.remote(ProgressBoard).options(name=board_name, num_cpus=0).remote()
+    last_poll = [0.0]
+
+    def poll_board() -> None:
+        now = time.monotonic()
+        if board is None or now - last_poll[0] < 0.5:
+            return
+        last_poll[0] = now
+        try:
+            progress.set_encodes(ray.get(board.snapshot.remote(), timeout=5))
+        except ray.exceptions.RayError:
+            log.debug("progress board unavailable", exc_info=True)
 
     def finish(path: str, result: FileResult) -> None:
         results[path] = result
@@ -427,19 +517,53 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                               run_id=run_id, fingerprint_s=item.fingerprint_s)
         if err is not None:
             record.status = "failed"
+        if "proxy" in steps and record.status != "failed" and record.video is not None:
+            from rayflow.stages.proxy import ProxySource
+
+            try:
+                source = ProxySource.from_record(
+                    record.video, record.audio_tracks,
+                    duration_s=record.container.duration_s if record.container else None)
+            except (ValueError, TypeError) as exc:
+                record.errors["proxy"] = f"cannot plan a proxy: {_describe(exc)}"
+            else:
+                options = handles.encode.task_options() if handles.encode else {"num_cpus": 1}
+                threads = handles.encode.threads if handles.encode else 1
+                with remote_options(**options, max_retries=1):
+                    future = proxy_task.submit(item.path, record.clip_id, source, settings, threads,
+                                               board_name)
+                progress.stage_started("proxy")
+                proxy_pending[future.wrapped_future] = (item, record, future)
+                return
+        finalize(item, record)
+
+    def finalize(item: _InFlight, record: ClipRecord) -> None:
         write([record])
         finish(item.path, FileResult(
             path=item.path, clip_id=record.clip_id,
             status="failed" if record.status == "failed" else "ingested",
             errors=record.errors, seconds=round(time.monotonic() - item.started, 3)))
 
-    while pending_fp or in_flight or queue:
+    def on_proxy_done(item: _InFlight, record: ClipRecord, future: Any) -> None:
+        outcome, err = _future_value(future)
+        if outcome is not None and outcome.proxy is not None:
+            record.proxy = outcome.proxy
+            encoders_used[outcome.proxy.encoder] = encoders_used.get(outcome.proxy.encoder, 0) + 1
+            record.timings.append(StageTiming(stage="proxy", seconds=round(outcome.proxy.encode_s or 0, 4)))
+        else:
+            record.errors["proxy"] = err or (outcome.error if outcome else None) or "proxy failed"
+        progress.stage_finished("proxy", ok=record.proxy is not None)
+        finalize(item, record)
+
+    while pending_fp or in_flight or queue or proxy_pending:
+        poll_board()
         launch()
-        if item_refs := [f.wrapped_future for f in pending_fp]:
-            ready, _ = ray.wait(item_refs, num_returns=1, timeout=0)
+        # Fingerprint batches are consumed in path order, so the first copy of some content
+        # in sorted order is the one processed and later copies are its duplicates.
+        if pending_fp:
+            ready, _ = ray.wait([pending_fp[0].wrapped_future], num_returns=1, timeout=0)
             for ref in ready:
-                fut = next(f for f in pending_fp if f.wrapped_future == ref)
-                pending_fp.remove(fut)
+                fut = pending_fp.pop(0)
                 outcomes, err = _future_value(fut)
                 if err is not None:
                     # The whole batch failed transiently past its retries: report each file.
@@ -451,13 +575,15 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                     on_fingerprints(outcomes)
             if ready:
                 continue
-        refs = list(in_flight) + [f.wrapped_future for f in pending_fp]
+        refs = list(in_flight) + list(proxy_pending) + [f.wrapped_future for f in pending_fp[:1]]
         if not refs:
             continue
         ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
         for ref in ready:
             if ref in in_flight:
                 on_file_done(in_flight.pop(ref))
+            elif ref in proxy_pending:
+                on_proxy_done(*proxy_pending.pop(ref))
 
     for ref, records in write_refs:
         try:
@@ -475,6 +601,11 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         counts[res.status] += 1
     summary.counts = counts
     summary.finished_at = datetime.now(UTC)
+    if encoders_used:
+        used = ", ".join(f"{name} x{n}" for name, n in sorted(encoders_used.items()))
+        summary.notes.append(f"proxies: {used}" + (f" ({handles.encoder_note})" if handles.encoder_note else ""))
+    if board is not None:
+        ray.kill(board)
     return summary
 
 
@@ -482,13 +613,11 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-def run_ingest_flow(
-    paths: list[str], settings: Settings, writer: Any, progress: Progress | None = None,
-    run_id: str | None = None,
-) -> RunSummary:
+def run_ingest_flow(paths: list[str], settings: Settings, handles: RunHandles,
+                    run_id: str | None = None) -> RunSummary:
     """Run the flow on the Ray cluster already started by the caller."""
-    global _PROGRESS, _WRITER
-    _PROGRESS, _WRITER = progress, writer
+    global _HANDLES
+    _HANDLES = handles
     try:
         flow_fn = ingest_flow.with_options(task_runner=RayTaskRunner())
         return flow_fn(paths=paths, run_id=run_id or new_run_id(), settings=settings)
@@ -496,4 +625,4 @@ def run_ingest_flow(
         log.error("ingest flow failed:\n%s", traceback.format_exc())
         raise
     finally:
-        _PROGRESS, _WRITER = None, None
+        _HANDLES = None

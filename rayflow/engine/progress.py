@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 STAGES: tuple[str, ...] = (
-    "fingerprint", "inspect", "probe", "sample", "thumbnails", "exposure", "store",
+    "fingerprint", "inspect", "probe", "sample", "thumbnails", "exposure", "proxy", "store",
 )
 """Stages shown in the live display, in pipeline order. ``inspect`` is the one Prefect
 task per file that runs probe, sample, thumbnails and exposure inside it."""
@@ -34,6 +34,8 @@ class Snapshot:
     stages: dict[str, StageCounts]
     current: list[str]
     elapsed_s: float
+    encodes: dict[str, float] = field(default_factory=dict)
+    """Proxy encodes in progress: path -> fraction done (from ffmpeg -progress)."""
 
     @property
     def files_per_s(self) -> float:
@@ -57,6 +59,11 @@ class Progress:
     _failed: Counter[str] = field(default_factory=Counter)
     _statuses: Counter[str] = field(default_factory=Counter)
     _current: dict[str, float] = field(default_factory=dict)
+    _encodes: dict[str, float] = field(default_factory=dict)
+
+    def set_encodes(self, encodes: dict[str, float]) -> None:
+        with self._lock:
+            self._encodes = {k: v for k, v in encodes.items() if k in self._current}
 
     def set_total(self, total: int) -> None:
         with self._lock:
@@ -93,4 +100,5 @@ class Progress:
                 stages=stages,
                 current=current,
                 elapsed_s=time.monotonic() - self._started,
+                encodes=dict(self._encodes),
             )

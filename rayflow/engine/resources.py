@@ -1,7 +1,8 @@
-"""What compute this node has: GPUs through NVML and NVENC through ffmpeg.
+"""Compute resources as Ray sees them: custom resources that cap concurrent encodes
+(CPU encode slots, NVENC sessions) and the options a proxy task asks for.
 
-pynvml raises ``NVMLError`` at init on machines without a driver; that is the
-"no GPU" answer, not a crash.
+Detection itself (NVML, ``ffmpeg -encoders``, one-frame trials) lives in
+``rayflow.media.encoders``; this module turns its answer into Ray resources.
 """
 
 from __future__ import annotations
@@ -9,51 +10,37 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from rayflow.media.tools import ToolError, ToolMissing, run_tool
+from rayflow.config import ProxySettings
+from rayflow.media.encoders import EncoderPlan, cpu_encode_threads, cpu_encode_workers
 
-log = logging.getLogger(__name__)
+ENCODE_SLOT = "rayflow_encode"
+"""Ray custom resource: concurrent CPU encodes a node allows (``--encode-workers``)."""
+NVENC = "nvenc"
+"""Ray custom resource: concurrent NVENC sessions a node allows; hardware encodes take one."""
 
 
 @dataclass(frozen=True)
-class GpuInfo:
-    index: int
-    name: str
-    memory_mib: int
+class EncodeResources:
+    """How proxies are scheduled on a node: custom resources and ffmpeg threads."""
+
+    node_resources: dict[str, float]
+    threads: int
+    hardware: bool
+
+    def task_options(self) -> dict[str, object]:
+        """Ray options for one proxy task."""
+        if self.hardware:
+            return {"num_cpus": 1, "resources": {NVENC: 1}}
+        return {"num_cpus": 1, "resources": {ENCODE_SLOT: 1}}
 
 
-def detect_gpus() -> tuple[list[GpuInfo], str | None]:
-    """GPUs visible to NVML, and why there are none when the list is empty."""
-    try:
-        import pynvml
-    except ImportError:
-        return [], "nvidia-ml-py is not installed"
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return [], f"no NVIDIA driver ({exc})"
-    try:
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(GpuInfo(i, name if isinstance(name, str) else name.decode(),
-                                int(mem.total // (1024 * 1024))))
-        return gpus, None if gpus else "NVML reports 0 GPUs"
-    finally:
-        pynvml.nvmlShutdown()
+def encode_resources(plan: EncoderPlan, settings: ProxySettings, cpus: int) -> EncodeResources:
+    """Resources this node advertises for proxies, from its encoder plan and CPUs."""
+    workers = cpu_encode_workers(cpus, settings.encode_workers)
+    resources: dict[str, float] = {ENCODE_SLOT: float(workers)}
+    sessions = plan.nvenc_sessions(settings.nvenc_sessions)
+    if sessions:
+        resources[NVENC] = float(sessions)
+    return EncodeResources(resources, cpu_encode_threads(cpus, workers), hardware=bool(sessions))
 
-
-def ffmpeg_encoders() -> set[str]:
-    """Video encoders compiled into this ffmpeg (``ffmpeg -encoders``)."""
-    try:
-        out = run_tool(["ffmpeg", "-hide_banner", "-encoders"], timeout_s=20)
-    except (ToolError, ToolMissing) as exc:
-        log.warning("cannot list ffmpeg encoders: %s", exc)
-        return set()
-    names = set()
-    for line in out.text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] == "V":
-            names.add(parts[1])
-    return names
+log = logging.getLogger(__name__)

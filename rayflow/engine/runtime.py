@@ -95,7 +95,8 @@ def ray_temp_dir(home: Path) -> Path:
     return short
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -177,7 +178,7 @@ def running_server(home: Path) -> PrefectServer | None:
 
 
 def start_prefect_server(home: Path, *, detach: bool = False, wait: bool = True,
-                         timeout_s: float = 90.0) -> PrefectServer:
+                         timeout_s: float = 90.0, port: int | None = None) -> PrefectServer:
     """Start ``prefect server start`` on 127.0.0.1 with its database under the home.
 
     ``detach`` keeps it running after this process exits (``rayflow server start``)
@@ -187,7 +188,7 @@ def start_prefect_server(home: Path, *, detach: bool = False, wait: bool = True,
     """
     phome = prefect_home(home)
     phome.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, **QUIET_ENV, **_SERVER_ENV, "PREFECT_HOME": str(phome)}
     env.pop("PREFECT_API_URL", None)
@@ -285,7 +286,8 @@ class RayInfo:
 
 
 def start_ray(
-    home: Path, *, address: str | None, prefect_api_url: str, num_cpus: int | None = None
+    home: Path, *, address: str | None, prefect_api_url: str, num_cpus: int | None = None,
+    resources: dict[str, float] | None = None,
 ) -> RayInfo:
     """Start an embedded loopback Ray cluster, or connect to ``address``."""
     apply_quiet_env()
@@ -308,6 +310,7 @@ def start_ray(
             _node_ip_address="127.0.0.1",
             _temp_dir=str(temp),
             runtime_env=runtime_env,
+            resources=resources or {},
             log_to_driver=False,
             logging_level=logging.WARNING,
             configure_logging=True,

@@ -117,12 +117,30 @@ def _ingest(
     os.environ["PREFECT_API_URL"] = api_url
     import ray
 
+    from rayflow.engine.flow import RunHandles
+    from rayflow.stages.steps import plan_steps
+
+    steps = plan_steps(skip=settings.skip, only=settings.only).enabled
+    encode = plan = None
+    if "proxy" in steps:
+        from rayflow.engine.resources import encode_resources
+        from rayflow.media.encoders import detect_encoders
+
+        plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+        encode = encode_resources(plan, settings.proxy, os.cpu_count() or 1)
     owns_ray = not ray.is_initialized()  # tests and benchmarks may keep one cluster warm
     try:
         t = time.monotonic()
         if owns_ray:
-            runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url)
+            runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
+                              resources=encode.node_resources if encode and not settings.address else None)
         timings.ray_s = time.monotonic() - t
+        if encode is not None and not _cluster_has(ray, encode.node_resources):
+            # A cluster (or a warm test cluster) without rayflow's encode resources: a task
+            # asking for them would pend forever, so schedule encodes on CPUs alone.
+            log.warning("Ray cluster advertises no %s resources; proxy encodes are capped by CPUs only",
+                        ", ".join(encode.node_resources))
+            encode = None
         from rayflow.engine.actors import start_catalog_writer, stop_catalog_writer
         from rayflow.engine.flow import new_run_id, run_ingest_flow
 
@@ -158,8 +176,13 @@ def _ingest(
         timings.extra["warm_s"] = time.monotonic() - t
         try:
             t = time.monotonic()
-            summary = run_ingest_flow(paths, settings, writer, progress=progress,
-                                      run_id=run_id or new_run_id())
+            note = None
+            if plan is not None:
+                chosen = plan.encoders[0] if plan.encoders else "none"
+                note = f"encoder {chosen}: {'GPU' if plan.hardware else 'CPU'}" + "".join(
+                    f"; {name} not used: {reason}" for name, reason in plan.rejected)
+            handles = RunHandles(writer=writer, progress=progress, encode=encode, encoder_note=note)
+            summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
             timings.flow_s = time.monotonic() - t
         finally:
             t = time.monotonic()
@@ -182,6 +205,11 @@ def _ingest(
     timings.total_s = time.monotonic() - started
     save_summary(summary, settings.home)
     return summary
+
+
+def _cluster_has(ray_module: object, wanted: dict[str, float]) -> bool:
+    available = ray_module.cluster_resources()  # type: ignore[attr-defined]
+    return all(available.get(name, 0) >= 1 for name in wanted)
 
 
 def last_summaries(home: Path, limit: int = 10) -> list[RunSummary]:

@@ -26,6 +26,8 @@ STEPS: tuple[Step, ...] = (
          "decode evenly spaced exact frames once (decord, ffmpeg fallback) into the object store"),
     Step("thumbnails", ("sample",), True, False, "JPEG/WebP thumbnails from the sampled frames"),
     Step("exposure", ("sample",), True, False, "clipped highlights, crushed shadows, luma, stop offset"),
+    Step("proxy", ("probe",), True, False,
+         "small review copy (proxy.mp4): NVENC where the GPU has it, libx264 otherwise"),
     Step("store", ("fingerprint",), True, True, "JSON sidecar + Qdrant point, written last and atomically"),
 )
 BY_NAME = {s.name: s for s in STEPS}

@@ -22,16 +22,20 @@ class Engine:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     runtime.apply_quiet_env()
     home = tmp_path_factory.mktemp("engine")
-    server = runtime.start_prefect_server(home)
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.url
+    server = runtime.start_prefect_server(home, port=int(os.environ["RAYFLOW_TEST_PREFECT_PORT"]))
+    assert os.environ["PREFECT_API_URL"] == server.url
     try:
-        runtime.start_ray(home, address=None, prefect_api_url=server.url)
+        from rayflow.config import ProxySettings
+        from rayflow.engine.resources import encode_resources
+        from rayflow.media.encoders import detect_encoders
+
+        settings = ProxySettings()
+        encode = encode_resources(detect_encoders(settings.encoders), settings, os.cpu_count() or 1)
+        runtime.start_ray(home, address=None, prefect_api_url=server.url,
+                          resources=encode.node_resources)
         yield Engine(home=home, prefect_url=server.url)
     finally:
         runtime.stop_ray()
         server.stop()
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous
+        # PREFECT_API_URL stays set: Prefect flushes its API log handler at exit, and without
+        # the variable it would start a throwaway ephemeral server just to fail there.
