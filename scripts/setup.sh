@@ -6,12 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-APT_PACKAGES=(ffmpeg mediainfo libimage-exiftool-perl espeak-ng)
 need_apt=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 command -v mediainfo >/dev/null || need_apt+=(mediainfo)
 command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+# opencv-python (rapidocr's requirement) needs the GL and GLib runtime libraries.
+ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need_apt+=(libgl1)
+ldconfig -p 2>/dev/null | grep -q 'libglib-2.0.so.0' || need_apt+=(libglib2.0-0)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   SUDO=""
@@ -23,7 +25,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-: "${APT_PACKAGES[@]}"
 
 PY=""
 for cand in python3.11 python3; do
