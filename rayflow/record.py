@@ -217,12 +217,24 @@ class ProxyInfo(_Part):
     fallback_from: str | None = Field(None, description="Encoder that failed before this one was used.")
 
 
+class SpeechWord(_Part):
+    """One word with its time in the clip (only when word timestamps were asked for)."""
+
+    start_s: float
+    end_s: float
+    word: str
+    probability: float | None = None
+
+
 class SpeechSegment(_Part):
     start_s: float
     end_s: float
     text: str
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    words: list[SpeechWord] | None = Field(
+        None, description="Word timings; None unless word timestamps were enabled (they cost time and space)."
+    )
 
 
 class Speech(_Part):

@@ -52,6 +52,11 @@ def _settings(**flags: object) -> Settings:
         raise typer.Exit(EXIT_USAGE) from exc
 
 
+def _nested(**values: object) -> dict[str, object] | None:
+    given = {k: v for k, v in values.items() if v is not None}
+    return given or None
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -80,6 +85,10 @@ def ingest(
     retries: Annotated[int | None, typer.Option(help="Retries for transient failures (default 2).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: embedded).")] = None,
     qdrant_url: QdrantOpt = None,
+    ai_workers: Annotated[int | None, typer.Option(help="Analyzer actors (default: 1 per GPU, else 1).")] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per analyzer when the cluster has GPUs.")] = None,
+    require_gpu: Annotated[bool, typer.Option("--require-gpu", help="Fail fast if the cluster has no GPU.")] = False,
+    encode_workers: Annotated[int | None, typer.Option(help="Concurrent CPU proxy encodes (default CPUs/2).")] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -89,6 +98,8 @@ def ingest(
         config_file=config, home=home, output=output, concurrency=concurrency,
         skip=tuple(skip) if skip else None, only=tuple(only) if only else None,
         force=force or None, limit=limit, retries=retries, address=address, qdrant_url=qdrant_url,
+        analysis=_nested(workers=ai_workers, gpus_per_worker=gpus_per_worker, require_gpu=require_gpu or None),
+        proxy=_nested(encode_workers=encode_workers),
     )
     from rayflow.engine.progress import Progress
     from rayflow.stages.steps import plan_steps
@@ -103,6 +114,7 @@ def ingest(
 
     from rayflow.catalog.store import CatalogBusy
     from rayflow.cli import render
+    from rayflow.engine.pools import NoGpuError
     from rayflow.engine.session import HomeBusy
     from rayflow.engine.session import ingest as run
 
@@ -118,7 +130,7 @@ def ingest(
                 summary = run([str(p) for p in paths], settings, progress=progress)
         else:
             summary = run([str(p) for p in paths], settings, progress=progress)
-    except (CatalogBusy, HomeBusy) as exc:
+    except (CatalogBusy, HomeBusy, NoGpuError) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ENV) from exc
     except Exception as exc:

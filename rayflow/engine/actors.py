@@ -34,12 +34,14 @@ class CatalogWriter:
             out[clip_id] = {"status": status, "path": self.catalog.stored_path(clip_id)}
         return out
 
-    def write(self, records: list[ClipRecord]) -> int:
-        """Sidecar first, then the catalog point: a killed write leaves no point, so a
-        re-run redoes the file; a sidecar without a point is simply overwritten."""
+    def write(self, records: list[ClipRecord], vectors: list[Any] | None = None) -> int:
+        """Sidecar first, then the catalog point (and its moments): a killed write leaves
+        no point, so a re-run redoes the file; a sidecar without a point is overwritten."""
         for record in records:
             write_sidecar(record, self.records_dir)
-        return self.catalog.upsert(records)
+        if vectors is None:
+            return self.catalog.upsert(records)
+        return self.catalog.upsert(records, vectors=vectors)
 
     def count(self) -> int:
         return self.catalog.count()

@@ -140,7 +140,12 @@ def check_gpus(settings: Settings) -> list[Check]:
     gpus, why = list_gpus()
     checks = [Check("gpu", "nvml", True, False,
                     ", ".join(gpus) if gpus else f"no GPU: {why}; CPU paths are used")]
-    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    try:
+        plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    except ToolMissing as exc:
+        checks.append(Check("gpu", "encoder", False, True, f"cannot detect encoders: {exc}",
+                            "apt-get install ffmpeg  (or run scripts/setup.sh)"))
+        return checks
     chosen = plan.encoders[0] if plan.encoders else None
     rejected = "; ".join(f"{name}: {reason}" for name, reason in plan.rejected)
     detail = f"proxies use {chosen} ({'GPU' if plan.hardware else 'CPU'})" if chosen else "no usable encoder"

@@ -335,6 +335,10 @@ class RunHandles:
     progress: Progress | None = None
     encode: Any = None
     """rayflow.engine.resources.EncodeResources, or None to skip scheduling hints."""
+    analyzers: Any = None
+    """rayflow.engine.pools.AnalyzerPool, or None when the analyze step is off."""
+    embedder: Any = None
+    """EmbedderActor handle, or None when the embed step is off."""
     encoder_note: str | None = None
 
 
@@ -445,10 +449,12 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
 
     def write(records: list[ClipRecord]) -> None:
         progress.stage_started("store", len(records))
-        write_refs.append((writer.write.remote(records), records))
+        write_refs.append((writer.write.remote(records, None), records))
 
     def launch() -> None:
-        while queue and len(in_flight) < in_flight_cap:
+        # Files in flight include those waiting on analysis/proxy/embed, so decoded frames
+        # in the object store stay bounded by --concurrency, whatever the batch size.
+        while queue and len(in_flight) + len(joined) + len(to_embed) < in_flight_cap:
             (outcome,) = queue.pop(0)
             fp = outcome.fingerprint
             assert fp is not None
@@ -496,6 +502,16 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
             else:
                 queue.append((o,))
 
+    # Per-file join: after inspect, the analysis (warm actors) and the proxy (a Prefect
+    # task) run side by side; when both are back the record waits for a batched embed,
+    # then goes to the writer.
+    waiting: dict[str, set[str]] = {}
+    joined: dict[str, tuple[_InFlight, ClipRecord]] = {}
+    analysis_pending: dict[Any, tuple[str, int, Any]] = {}
+    to_embed: list[tuple[_InFlight, ClipRecord]] = []
+    embed_pending: dict[Any, list[tuple[_InFlight, ClipRecord]]] = {}
+    first_queued = [0.0]
+
     def on_file_done(item: _InFlight) -> None:
         inspected, err = _future_value(item.future)
         errors: dict[str, str] = {}
@@ -517,28 +533,99 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                               run_id=run_id, fingerprint_s=item.fingerprint_s)
         if err is not None:
             record.status = "failed"
-        if "proxy" in steps and record.status != "failed" and record.video is not None:
-            from rayflow.stages.proxy import ProxySource
+        key = item.path
+        waiting[key] = set()
+        joined[key] = (item, record)
+        usable = record.status != "failed" and record.video is not None
+        if usable and "analyze" in steps and handles.analyzers is not None and sampled is not None \
+                and sampled.frames_ref is not None:
+            ref, index = handles.analyzers.submit(item.path, record.clip_id, sampled.frames_ref, record)
+            analysis_pending[ref] = (key, index, time.monotonic())
+            waiting[key].add("analyze")
+            progress.stage_started("analyze")
+        if usable and "proxy" in steps:
+            submit_proxy(item, record)
+        if not waiting[key]:
+            ready(key)
 
-            try:
-                source = ProxySource.from_record(
-                    record.video, record.audio_tracks,
-                    duration_s=record.container.duration_s if record.container else None)
-            except (ValueError, TypeError) as exc:
-                record.errors["proxy"] = f"cannot plan a proxy: {_describe(exc)}"
-            else:
-                options = handles.encode.task_options() if handles.encode else {"num_cpus": 1}
-                threads = handles.encode.threads if handles.encode else 1
-                with remote_options(**options, max_retries=1):
-                    future = proxy_task.submit(item.path, record.clip_id, source, settings, threads,
-                                               board_name)
-                progress.stage_started("proxy")
-                proxy_pending[future.wrapped_future] = (item, record, future)
-                return
-        finalize(item, record)
+    def submit_proxy(item: _InFlight, record: ClipRecord) -> None:
+        from rayflow.stages.proxy import ProxySource
 
-    def finalize(item: _InFlight, record: ClipRecord) -> None:
-        write([record])
+        try:
+            source = ProxySource.from_record(
+                record.video, record.audio_tracks,
+                duration_s=record.container.duration_s if record.container else None)
+        except (ValueError, TypeError) as exc:
+            record.errors["proxy"] = f"cannot plan a proxy: {_describe(exc)}"
+            return
+        options = handles.encode.task_options() if handles.encode else {"num_cpus": 1}
+        threads = handles.encode.threads if handles.encode else 1
+        with remote_options(**options, max_retries=1):
+            future = proxy_task.submit(item.path, record.clip_id, source, settings, threads, board_name)
+        progress.stage_started("proxy")
+        proxy_pending[future.wrapped_future] = (item, record, future)
+        waiting[item.path].add("proxy")
+
+    def part_done(key: str, part: str) -> None:
+        waiting[key].discard(part)
+        if not waiting[key]:
+            ready(key)
+
+    def ready(key: str) -> None:
+        waiting.pop(key, None)
+        item, record = joined.pop(key)
+        if "embed" in steps and handles.embedder is not None and record.status != "failed":
+            if not to_embed:
+                first_queued[0] = time.monotonic()
+            to_embed.append((item, record))
+        else:
+            finalize(item, record, None)
+
+    def flush_embeds(force: bool = False) -> None:
+        if not to_embed:
+            return
+        idle = not (in_flight or proxy_pending or analysis_pending or queue or pending_fp)
+        due = time.monotonic() - first_queued[0] > 2.0
+        if not (force or idle or due or len(to_embed) >= settings.embed.batch_records):
+            return
+        batch = to_embed[:]
+        to_embed.clear()
+        progress.stage_started("embed", len(batch))
+        embed_pending[handles.embedder.embed.remote([r for _, r in batch])] = batch
+
+    def on_embed_done(ref: Any, batch: list[tuple[_InFlight, ClipRecord]]) -> None:
+        try:
+            vectors = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            for _, record in batch:
+                record.errors["embed"] = f"embedder failed: {_describe(exc)}"
+            vectors = [None] * len(batch)
+        progress.stage_finished("embed", ok=all(v is not None for v in vectors), n=len(batch))
+        for (item, record), vec in zip(batch, vectors, strict=True):
+            finalize(item, record, vec)
+
+    def on_analysis_done(ref: Any) -> None:
+        key, index, _ = analysis_pending.pop(ref)
+        handles.analyzers.done(index)
+        _, record = joined[key]
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            attempts = settings.analysis.max_attempts
+            record.errors["analyze"] = (
+                f"analyzer crashed or was lost after {attempts} attempt(s): {_describe(exc)}")
+            result = None
+        if result is not None:
+            record.analysis = result.analysis
+            record.errors.update(result.errors)
+            record.timings += [StageTiming(stage=k, seconds=round(v, 4)) for k, v in result.timings.items()]
+        progress.stage_finished("analyze", ok=result is not None and not result.errors)
+        part_done(key, "analyze")
+
+    def finalize(item: _InFlight, record: ClipRecord, vectors: Any) -> None:
+        progress.stage_started("store")
+        write_refs.append((writer.write.remote([record], [vectors] if vectors is not None else None),
+                           [record]))
         finish(item.path, FileResult(
             path=item.path, clip_id=record.clip_id,
             status="failed" if record.status == "failed" else "ingested",
@@ -553,37 +640,43 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         else:
             record.errors["proxy"] = err or (outcome.error if outcome else None) or "proxy failed"
         progress.stage_finished("proxy", ok=record.proxy is not None)
-        finalize(item, record)
+        part_done(item.path, "proxy")
 
-    while pending_fp or in_flight or queue or proxy_pending:
+    while pending_fp or in_flight or queue or proxy_pending or analysis_pending or to_embed or embed_pending:
         poll_board()
         launch()
+        flush_embeds()
         # Fingerprint batches are consumed in path order, so the first copy of some content
         # in sorted order is the one processed and later copies are its duplicates.
         if pending_fp:
-            ready, _ = ray.wait([pending_fp[0].wrapped_future], num_returns=1, timeout=0)
-            for ref in ready:
+            ready_fp, _ = ray.wait([pending_fp[0].wrapped_future], num_returns=1, timeout=0)
+            for ref in ready_fp:
                 fut = pending_fp.pop(0)
                 outcomes, err = _future_value(fut)
                 if err is not None:
                     # The whole batch failed transiently past its retries: report each file.
                     for p in fp_batches[ref]:
                         progress.stage_finished("fingerprint", ok=False)
-                        finish(p, FileResult(path=p, status="failed",
-                                             errors={"fingerprint": err}))
+                        finish(p, FileResult(path=p, status="failed", errors={"fingerprint": err}))
                 else:
                     on_fingerprints(outcomes)
-            if ready:
+            if ready_fp:
                 continue
-        refs = list(in_flight) + list(proxy_pending) + [f.wrapped_future for f in pending_fp[:1]]
+        refs = [*in_flight, *proxy_pending, *analysis_pending, *embed_pending,
+                *[f.wrapped_future for f in pending_fp[:1]]]
         if not refs:
+            flush_embeds(force=True)
             continue
-        ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
-        for ref in ready:
+        done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+        for ref in done:
             if ref in in_flight:
                 on_file_done(in_flight.pop(ref))
             elif ref in proxy_pending:
                 on_proxy_done(*proxy_pending.pop(ref))
+            elif ref in analysis_pending:
+                on_analysis_done(ref)
+            elif ref in embed_pending:
+                on_embed_done(ref, embed_pending.pop(ref))
 
     for ref, records in write_refs:
         try:

@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 STAGES: tuple[str, ...] = (
-    "fingerprint", "inspect", "probe", "sample", "thumbnails", "exposure", "proxy", "store",
+    "fingerprint", "inspect", "probe", "sample", "thumbnails", "exposure", "analyze", "proxy",
+    "embed", "store",
 )
 """Stages shown in the live display, in pipeline order. ``inspect`` is the one Prefect
 task per file that runs probe, sample, thumbnails and exposure inside it."""

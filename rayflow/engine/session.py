@@ -151,6 +151,11 @@ def _ingest(
             records_dir=settings.records_dir,
         )
         timings.writer_s = time.monotonic() - t
+        # Model actors load their weights while the Prefect server finishes starting.
+        from rayflow.engine.pools import AnalyzerPool, start_embedder
+
+        analyzers = AnalyzerPool.start(settings) if "analyze" in steps else None
+        embedder = start_embedder(settings.embed) if "embed" in steps else None
         # Warm every worker (imports of prefect, stages, decord: ~2 s each) while the
         # Prefect server migrates its database; tasks then reuse these workers.
         from rayflow.engine.flow import warm_worker
@@ -181,11 +186,22 @@ def _ingest(
                 chosen = plan.encoders[0] if plan.encoders else "none"
                 note = f"encoder {chosen}: {'GPU' if plan.hardware else 'CPU'}" + "".join(
                     f"; {name} not used: {reason}" for name, reason in plan.rejected)
-            handles = RunHandles(writer=writer, progress=progress, encode=encode, encoder_note=note)
+            handles = RunHandles(writer=writer, progress=progress, encode=encode, encoder_note=note,
+                                 analyzers=analyzers, embedder=embedder)
             summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
+            if analyzers is not None:
+                stats = analyzers.stats()
+                summary.notes.append(
+                    f"analysis: {analyzers.plan.reason}; model loads {sum(x['loads'] for x in stats)} "
+                    f"for {sum(x['files'] for x in stats)} file(s)")
+                timings.extra["analyzer_load_s"] = max(x["load_s"] for x in stats)
             timings.flow_s = time.monotonic() - t
         finally:
             t = time.monotonic()
+            if analyzers is not None:
+                analyzers.stop()
+            if embedder is not None:
+                ray.kill(embedder, no_restart=True)
             stop_catalog_writer(writer)
             timings.extra["writer_stop_s"] = time.monotonic() - t
     finally:

@@ -26,8 +26,12 @@ STEPS: tuple[Step, ...] = (
          "decode evenly spaced exact frames once (decord, ffmpeg fallback) into the object store"),
     Step("thumbnails", ("sample",), True, False, "JPEG/WebP thumbnails from the sampled frames"),
     Step("exposure", ("sample",), True, False, "clipped highlights, crushed shadows, luma, stop offset"),
+    Step("analyze", ("sample",), False, False,
+         "warm model actors: shots, speech, on-screen text, faces/shot scale, description, best thumbnails"),
     Step("proxy", ("probe",), True, False,
          "small review copy (proxy.mp4): NVENC where the GPU has it, libx264 otherwise"),
+    Step("embed", ("probe",), False, False,
+         "text vectors (summary, transcript, technical, moments) for search, batched across files"),
     Step("store", ("fingerprint",), True, True, "JSON sidecar + Qdrant point, written last and atomically"),
 )
 BY_NAME = {s.name: s for s in STEPS}

@@ -1,0 +1,161 @@
+"""Warm model actors: the AnalyzerPool and the EmbedderPool.
+
+Each actor builds its holder once (``setup()`` loads every model) and keeps it
+warm across files. Resources are data until here: GPUs are requested only when
+the cluster reports them, and a GPU request that can never be met fails at once
+with a clear message instead of pending forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from rayflow.config import AnalysisSettings, EmbedSettings
+
+log = logging.getLogger(__name__)
+
+
+class NoGpuError(RuntimeError):
+    """GPUs were required but the Ray cluster has none."""
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """How many analyzer actors, and what each asks Ray for."""
+
+    workers: int
+    num_gpus: float
+    num_cpus: float
+    reason: str
+
+
+def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> PoolPlan:
+    """Size the pool from the cluster's resources (pure; tested without Ray)."""
+    gpus = float(cluster.get("GPU", 0))
+    cpus = float(cluster.get("CPU", 1))
+    if gpus <= 0:
+        if settings.require_gpu:
+            raise NoGpuError(
+                "analysis requires a GPU (--require-gpu) but the Ray cluster reports none; "
+                "drop --require-gpu to run the models on CPU, or join a cluster with GPUs (--address)"
+            )
+        workers = settings.workers or 1
+        # A CPU actor that reserved a whole core would hold it while idle; on a small box
+        # that starves the per-file tasks, so there it shares the cores instead.
+        num_cpus = 1.0 if cpus > 4 else 0.0
+        return PoolPlan(workers, 0.0, num_cpus, f"no GPU in the cluster: {workers} CPU actor(s)")
+    per = settings.gpus_per_worker
+    if per <= 0:
+        raise ValueError("--gpus-per-worker must be > 0 on a cluster with GPUs")
+    fit = int(gpus // per) if per <= gpus else 0
+    if fit == 0:
+        raise NoGpuError(
+            f"each analyzer asks for {per:g} GPU but the cluster has {gpus:g}; lower --gpus-per-worker"
+        )
+    workers = settings.workers or fit
+    if workers > fit:
+        raise NoGpuError(
+            f"{workers} analyzers x {per:g} GPU exceed the cluster's {gpus:g} GPU(s); "
+            "lower --ai-workers or --gpus-per-worker"
+        )
+    return PoolPlan(workers, per, min(1.0, cpus), f"{workers} GPU actor(s) x {per:g} GPU")
+
+
+class AnalyzerActor:
+    """Hosts one warm ``ClipAnalyzer``; the device is chosen inside (CUDA when visible)."""
+
+    def __init__(self, settings: Any) -> None:
+        from rayflow.ml.analyzer import ClipAnalyzer
+
+        self.analyzer = ClipAnalyzer(settings)
+        started = time.perf_counter()
+        self.analyzer.setup()
+        self.load_s = time.perf_counter() - started
+        self.files = 0
+
+    def analyze(self, path: str, clip_id: str, frames: Any, record: Any) -> Any:
+        """Analysis for one file; a failing model is recorded in the result, never raised."""
+        self.files += 1
+        return self.analyzer.process(path, clip_id, frames, record)
+
+    def stats(self) -> dict[str, Any]:
+        return {"loads": self.analyzer.loads, "load_s": self.load_s, "files": self.files,
+                "device": self.analyzer.device, "models": self.analyzer.models}
+
+
+class EmbedderActor:
+    """Hosts one warm text encoder; embeds many records per call (texts batched across files)."""
+
+    def __init__(self, settings: EmbedSettings) -> None:
+        from rayflow.ml.text_encoder import TextEncoder
+
+        self.encoder = TextEncoder(model_path=settings.text_model)
+        self.encoder.setup(device=_device())
+        self.calls = 0
+
+    def embed(self, records: list[Any]) -> list[Any]:
+        from rayflow.stages.embed import embed_records
+
+        self.calls += 1
+        return embed_records(records, self.encoder)
+
+    def model(self) -> dict[str, Any]:
+        return {"model_id": self.encoder.model_id, "dim": self.encoder.dim}
+
+
+def _device() -> str:
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+@dataclass
+class AnalyzerPool:
+    """Round-robin dispatch over warm analyzer actors, least-loaded first."""
+
+    actors: list[Any]
+    plan: PoolPlan
+    in_flight: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Any) -> AnalyzerPool:
+        plan = plan_analyzers(settings.analysis, ray.cluster_resources())
+        options: dict[str, Any] = {
+            "num_cpus": plan.num_cpus,
+            "max_restarts": max(0, settings.analysis.max_attempts - 1),
+            "max_task_retries": max(0, settings.analysis.max_attempts - 1),
+        }
+        if plan.num_gpus:
+            options["num_gpus"] = plan.num_gpus
+        cls_remote = ray.remote(AnalyzerActor).options(**options)
+        actors = [cls_remote.remote(settings) for _ in range(plan.workers)]
+        log.info("AnalyzerPool: %s", plan.reason)
+        return cls(actors, plan, {i: 0 for i in range(len(actors))})
+
+    def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any) -> tuple[Any, int]:
+        index = min(self.in_flight, key=self.in_flight.__getitem__)
+        self.in_flight[index] += 1
+        return self.actors[index].analyze.remote(path, clip_id, frames_ref, record), index
+
+    def done(self, index: int) -> None:
+        self.in_flight[index] = max(0, self.in_flight[index] - 1)
+
+    def stats(self) -> list[dict[str, Any]]:
+        return ray.get([a.stats.remote() for a in self.actors])
+
+    def stop(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+
+
+def start_embedder(settings: EmbedSettings) -> Any:
+    # num_cpus=0: mostly idle between batches; reserving a core would starve per-file tasks.
+    return ray.remote(EmbedderActor).options(num_cpus=0, max_restarts=1, max_task_retries=1).remote(settings)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from rayflow.config import AnalysisSettings
+from rayflow.engine.pools import NoGpuError, plan_analyzers
+
+
+def test_cpu_cluster_gets_cpu_actors_without_gpu_requests() -> None:
+    plan = plan_analyzers(AnalysisSettings(), {"CPU": 2})
+    assert plan.workers == 1 and plan.num_gpus == 0
+
+
+def test_gpu_required_on_cpu_cluster_fails_fast_with_the_fix() -> None:
+    with pytest.raises(NoGpuError, match="drop --require-gpu"):
+        plan_analyzers(AnalysisSettings(require_gpu=True), {"CPU": 8})
+
+
+def test_gpu_cluster_sizes_by_gpus_and_fractions() -> None:
+    assert plan_analyzers(AnalysisSettings(), {"CPU": 16, "GPU": 2}).workers == 2
+    half = plan_analyzers(AnalysisSettings(gpus_per_worker=0.5), {"CPU": 16, "GPU": 1})
+    assert (half.workers, half.num_gpus) == (2, 0.5)
+
+
+def test_requests_that_can_never_be_met_are_refused() -> None:
+    with pytest.raises(NoGpuError, match="exceed"):
+        plan_analyzers(AnalysisSettings(workers=3), {"CPU": 16, "GPU": 2})
+    with pytest.raises(NoGpuError, match="lower --gpus-per-worker"):
+        plan_analyzers(AnalysisSettings(gpus_per_worker=2), {"CPU": 16, "GPU": 1})
