@@ -125,6 +125,9 @@ class Settings:
     """External Prefect API; None means the local server rayflow manages under the home."""
     skip: tuple[str, ...] = ()
     only: tuple[str, ...] = ()
+    prefect_retention_days: int = 30
+    """Flow runs older than this are deleted from the managed local Prefect database after
+    each run (it grows ~20 KB per task run); 0 keeps everything."""
     force: bool = False
     """Re-process files whose content is already catalogued."""
     limit: int | None = None
@@ -166,7 +169,7 @@ def _coerce(name: str, value: Any) -> Any:
         if name == "extensions":
             items = [v.lower() if v.startswith(".") else "." + v.lower() for v in items]
         return tuple(items)
-    if name in ("concurrency", "retries", "limit"):
+    if name in ("concurrency", "retries", "limit", "prefect_retention_days"):
         return int(value)
     if name == "force":
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")

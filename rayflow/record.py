@@ -277,6 +277,8 @@ class Shot(_Part):
 class ShotDetection(_Part):
     method: str = Field(description="transnetv2 (GPU/CPU model) or a classical detector (which one).")
     shots: list[Shot] = Field(default_factory=list)
+    motion_mean: float | None = Field(
+        None, description="Mean luma change between consecutive frames (0..255, at 48x27, cuts left out).")
 
 
 class FaceFrame(_Part):

@@ -215,12 +215,41 @@ def _ingest(
             os.environ["PREFECT_API_URL"] = previous_api
         t = time.monotonic()
         if server is not None:
+            if settings.prefect_retention_days > 0 and server.owned:
+                prune_prefect_runs(settings.prefect_retention_days)
             server.stop()
         timings.extra["prefect_stop_s"] = time.monotonic() - t
     summary.prefect_api_url = api_url
     timings.total_s = time.monotonic() - started
     save_summary(summary, settings.home)
     return summary
+
+
+def prune_prefect_runs(days: int, *, limit: int = 200) -> int:
+    """Delete flow runs (and their task runs) older than ``days`` from the current API.
+
+    Housekeeping for the local server rayflow manages; bounded per call so it never
+    delays a run by much (200 is also the API's page limit). Returns how many were deleted."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    deleted = 0
+    try:
+        with get_client(sync_client=True) as client:
+            old = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(before_=cutoff)),
+                limit=limit)
+            for run in old:
+                client.delete_flow_run(run.id)
+                deleted += 1
+    except Exception as exc:  # housekeeping must never fail a finished run
+        log.warning("could not prune old Prefect runs: %s", exc)
+    if deleted:
+        log.info("pruned %d Prefect flow run(s) older than %d days", deleted, days)
+    return deleted
 
 
 def _cluster_has(ray_module: object, wanted: dict[str, float]) -> bool:

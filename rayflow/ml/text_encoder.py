@@ -6,7 +6,7 @@ a path, or ``<models dir>/text_embedding/<name>/`` (as written by ``save``).
 
 Example (what an EmbedderPool actor does, once per actor)::
 
-    enc = TextEncoder()                # or TextEncoder(model="models/text_embedding/bge-small")
+    enc = TextEncoder()                # or TextEncoder(model_path="models/text_embedding/bge-small")
     enc.setup("cpu")                   # loads the weights; "cuda" on a GPU actor
     vectors = enc.encode(["a drone shot over the coast", "the mayor speaks"])  # (2, 384) float32
 
@@ -111,12 +111,18 @@ class TextEncoder:
     longer than the model's window (256 word pieces for MiniLM, ~190 words) are
     truncated by the model, so callers chunk long transcripts (see ``stages/embed``)."""
 
-    model: str = field(default_factory=configured_text_model)
-    """A packaged name (``all-MiniLM-L6-v2``), a folder, or a name under the models dir."""
+    model_path: str | None = None
+    """A folder, a name under the models dir, or the packaged ``all-MiniLM-L6-v2``;
+    None = ``$RAYFLOW_TEXT_MODEL`` or the packaged default (``Settings.embed.text_model``)."""
     batch_size: int = 64
     _st: Any = field(default=None, init=False, repr=False)
     _dim: int | None = field(default=None, init=False, repr=False)
     device: str | None = field(default=None, init=False)
+
+    @property
+    def model(self) -> str:
+        """The model as configured (name or folder)."""
+        return self.model_path or configured_text_model()
 
     @property
     def model_id(self) -> str:

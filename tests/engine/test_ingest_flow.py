@@ -206,3 +206,17 @@ def test_skip_and_limit(engine, corpus, tmp_path) -> None:  # type: ignore[no-un
                 assert rec is not None and rec.sample is None and rec.thumbnails == []
     finally:
         catalog.close()
+
+
+def test_old_prefect_runs_are_pruned(engine, first_run) -> None:  # type: ignore[no-untyped-def]
+    from prefect.client.orchestration import get_client
+
+    from rayflow.engine.session import prune_prefect_runs
+
+    _, _, summary = first_run
+    assert prune_prefect_runs(30) == 0  # everything here is recent
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(summary.flow_run_id) is not None
+    assert prune_prefect_runs(-1) >= 1  # a cutoff in the future removes this session's runs
+    with get_client(sync_client=True) as client, pytest.raises(Exception, match="404|not found|Not Found"):
+        client.read_flow_run(summary.flow_run_id)

@@ -1,0 +1,234 @@
+"""On-screen text reading with PP-OCRv4 through ``rapidocr-onnxruntime``.
+
+The weights (PP-OCRv4 detection and recognition, PP-OCR mobile v2 angle
+classifier, ONNX, about 15 MB, Apache-2.0) ship inside the PyPI package at
+``rapidocr_onnxruntime/models/``; nothing is downloaded. The recognition model is
+PaddleOCR's Chinese+English one: it reads Latin text well but often drops the
+spaces in small Latin text ("Subtitlelinefor"), so callers should compare texts
+without whitespace.
+
+``OcrModel.read`` runs detection frame by frame (frames of one clip share a size,
+but batching detection on a CPU gains nothing) and recognition once over the text
+crops of *all* frames, in batches. A frame nearly identical to the last one read
+(slides, title cards, static shots) reuses that frame's result.
+
+Example::
+
+    ocr = OcrModel(threads=2)
+    ocr.setup()
+    lines = ocr.read(frames.images)     # one list of TextLine per frame
+    lines[0][0].text, lines[0][0].box   # 'RAYFLOW TEST 42', TextBox(x0=0.1, ...)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rayflow.ml.speech import ModelLocation, ModelMissing
+from rayflow.record import TextBox
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "rapidocr-onnxruntime"
+MODEL_NAME = "PP-OCRv4"
+MODEL_FILES: tuple[str, ...] = (
+    "ch_PP-OCRv4_det_infer.onnx",
+    "ch_PP-OCRv4_rec_infer.onnx",
+    "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+)
+"""The files rapidocr-onnxruntime 1.4.x loads from its ``models/`` folder."""
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of text read on one frame."""
+
+    text: str
+    confidence: float
+    """Recognition score, 0..1."""
+    box: TextBox
+    """Axis-aligned bounds of the detected quadrilateral, normalised 0..1 of the frame."""
+
+
+def locate_ocr_model() -> ModelLocation:
+    """Where the PP-OCR weights are and whether all of them are there (imports nothing heavy)."""
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or spec.origin is None:
+        return ModelLocation("screen_text", MODEL_NAME, None, f"pypi: {PACKAGE}", False,
+                             f"install it with `pip install {PACKAGE} -c constraints.txt`")
+    folder = Path(spec.origin).parent / "models"
+    missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
+    if missing:
+        return ModelLocation("screen_text", MODEL_NAME, folder, f"pypi: {PACKAGE}", False,
+                             f"{folder} lacks {', '.join(missing)}; reinstall {PACKAGE} "
+                             "(1.4.x, as pinned in constraints.txt)")
+    size_mb = sum((folder / f).stat().st_size for f in MODEL_FILES) / 1e6
+    return ModelLocation("screen_text", MODEL_NAME, folder, f"pypi: {PACKAGE}", True, f"{size_mb:.0f} MB")
+
+
+def describe_model() -> ModelLocation:
+    """Alias of ``locate_ocr_model`` under the name every role module offers."""
+    return locate_ocr_model()
+
+
+class OcrModel:
+    """A warm RapidOCR engine: build it, ``setup()`` once, ``read()`` many times.
+
+    Defaults and trade-offs:
+
+    - ``threads=2``: onnxruntime intra-op threads per session (inter-op 1). Many
+      actors on one box should each use few; onnxruntime would otherwise take
+      every core.
+    - ``det_min_side_px=512``: the detector's input is scaled so its short side is
+      at least this (RapidOCR's default is 736). On 512x288 frames 512 still finds
+      14 px subtitles, at ~60 % of the time of 736 and with fewer spurious boxes
+      on busy backgrounds; raise it for tiny text.
+    - ``max_side_px=1280``: larger images are shrunk first (boxes are normalised,
+      so nothing downstream changes).
+    - ``use_angle_cls=False``: frames come in display orientation, so the
+      upside-down-text classifier is skipped.
+    - ``rec_batch_size=16``: text crops recognised together (across frames).
+    - ``reuse_below_diff=1.0``: a frame whose mean absolute difference from the
+      last frame read is below this (0..255 levels) reuses that frame's lines.
+      0 disables it.
+    """
+
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        det_min_side_px: int = 512,
+        max_side_px: int = 1280,
+        use_angle_cls: bool = False,
+        rec_batch_size: int = 16,
+        reuse_below_diff: float = 1.0,
+    ) -> None:
+        self.location = locate_ocr_model()
+        self.threads = max(1, min(threads, os.cpu_count() or 1))
+        self.det_min_side_px = det_min_side_px
+        self.max_side_px = max_side_px
+        self.use_angle_cls = use_angle_cls
+        self.rec_batch_size = rec_batch_size
+        self.reuse_below_diff = reuse_below_diff
+        self.device: str | None = None
+        self.load_s: float | None = None
+        self._engine: Any = None
+
+    @property
+    def name(self) -> str:
+        """Model id for ``Analysis.models``, e.g. 'PP-OCRv4 (rapidocr-onnxruntime)'."""
+        return self.location.label
+
+    def setup(self, device: str = "cpu") -> None:
+        """Load the three ONNX sessions once (a second call is a no-op).
+
+        ``device`` 'cuda[:N]' uses onnxruntime's CUDA provider when the installed
+        onnxruntime has it (onnxruntime-gpu); otherwise it warns and runs on CPU.
+        Raises ``ModelMissing`` when the package or its weights are absent."""
+        if self._engine is not None:
+            return
+        if not self.location.present:
+            raise ModelMissing(f"OCR model {MODEL_NAME} not found: {self.location.detail}")
+        import onnxruntime
+        from rapidocr_onnxruntime import RapidOCR
+
+        cuda = device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        if device.startswith("cuda") and not cuda:
+            log.warning("onnxruntime has no CUDA provider here (needs onnxruntime-gpu); OCR runs on CPU")
+        start = time.perf_counter()
+        # intra_op_num_threads outside 1..cpu_count makes RapidOCR use every core: clamped above.
+        self._engine = RapidOCR(intra_op_num_threads=self.threads, inter_op_num_threads=1,
+                                det_use_cuda=cuda, cls_use_cuda=cuda, rec_use_cuda=cuda)
+        self._engine.text_det.limit_type = "min"
+        self._engine.text_det.limit_side_len = self.det_min_side_px
+        self._engine.text_rec.rec_batch_num = self.rec_batch_size
+        self.device = "cuda:0" if cuda else "cpu"
+        self.load_s = time.perf_counter() - start
+        log.info("OCR model %s loaded from %s on %s (%d threads) in %.2f s", self.name, self.location.path,
+                 self.device, self.threads, self.load_s)
+
+    def read(self, images: np.ndarray) -> list[list[TextLine]]:
+        """Read every line of text on each image of ``images`` ((N, H, W, 3) uint8 RGB).
+
+        Returns one list per image, lines top to bottom then left to right, with every
+        score the recogniser gives (filtering is the caller's policy)."""
+        if self._engine is None:
+            raise RuntimeError("OcrModel.setup() must be called before read()")
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+        start = time.perf_counter()
+        source = list(range(len(images)))  # image i takes its lines from image source[i]
+        crops: list[np.ndarray] = []
+        owners: list[tuple[int, TextBox]] = []
+        last_read: int | None = None
+        for i, image in enumerate(images):
+            if last_read is not None and self.reuse_below_diff > 0 and \
+                    _mean_abs_diff(image, images[last_read]) < self.reuse_below_diff:
+                source[i] = last_read
+                continue
+            last_read = i
+            for crop, box in self._detect(image):
+                crops.append(crop)
+                owners.append((i, box))
+        recognised = self._recognise(crops)
+        lines: list[list[TextLine]] = [[] for _ in images]
+        for (i, box), (text, score) in zip(owners, recognised, strict=True):
+            text = text.strip()
+            if text:
+                lines[i].append(TextLine(text, round(score, 4), box))
+        out = [list(lines[source[i]]) for i in range(len(images))]
+        log.debug("OCR read %d images (%d distinct, %d crops) in %.2f s", len(images),
+                  len(set(source)), len(crops), time.perf_counter() - start)
+        return out
+
+    def _detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, TextBox]]:
+        """Text boxes on one image, each with its crop (BGR, as RapidOCR's recogniser wants)."""
+        import cv2
+
+        height, width = rgb.shape[:2]
+        scale = self.max_side_px / max(height, width)
+        if scale < 1:
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
+            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        bgr = np.ascontiguousarray(rgb[..., ::-1])  # RapidOCR takes arrays in OpenCV's BGR order
+        boxes, _ = self._engine.text_det(bgr)
+        if boxes is None or len(boxes) == 0:
+            return []
+        boxes = self._engine.sorted_boxes(boxes)
+        crops = self._engine.get_crop_img_list(bgr, boxes)
+        found = []
+        for crop, quad in zip(crops, boxes, strict=True):
+            if crop.size == 0:
+                continue
+            xs, ys = quad[:, 0], quad[:, 1]
+            found.append((crop, TextBox(
+                x0=_unit(xs.min() / width), y0=_unit(ys.min() / height),
+                x1=_unit(xs.max() / width), y1=_unit(ys.max() / height),
+            )))
+        return found
+
+    def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        if not crops:
+            return []
+        if self.use_angle_cls:
+            crops, _, _ = self._engine.text_cls(crops)
+        results, _ = self._engine.text_rec(crops, False)
+        return [(str(r[0]), float(r[1])) for r in results]
+
+
+def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 images, in 0..255 levels (every 4th pixel: enough, 16x cheaper)."""
+    return float(np.mean(np.abs(a[::4, ::4].astype(np.int16) - b[::4, ::4].astype(np.int16))))
+
+
+def _unit(value: float) -> float:
+    return round(min(1.0, max(0.0, float(value))), 4)

@@ -1,0 +1,147 @@
+"""What is written on screen: captions, titles, signs read from the sampled frames.
+
+Each sampled frame is read by a warm PP-OCRv4 model (``rayflow.ml.ocr``); the
+readings are then cleaned and merged:
+
+- junk is dropped: lines scored below ``min_confidence`` (0.7; PP-OCR gives stray
+  glyphs on textures 0.55-0.75 and real captions above 0.9) or with fewer than
+  ``min_chars`` (2) letters/digits;
+- the same text on neighbouring sampled frames becomes ONE ``ScreenText`` whose
+  ``start_s``/``end_s`` are the first and last frames it was read on. Two readings
+  are the same text when their normalised forms (casefolded, all whitespace
+  removed, because OCR drops and adds spaces from frame to frame) have a difflib
+  ratio of at least ``similarity`` (0.8). A text may be missed on up to
+  ``max_gap_frames`` (1) sampled frames in between; after a longer gap it starts a
+  new entry, so a caption that returns later is listed twice.
+
+Example::
+
+    stage = ScreenTextStage(threads=2)
+    stage.setup()                        # once per worker
+    texts = stage.process(frames)        # [ScreenText(text='RAYFLOW TEST 42', start_s=0.16, ...)]
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+
+from rayflow.media.decode import Frames
+from rayflow.ml.ocr import OcrModel, TextLine
+from rayflow.record import ScreenText
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Track:
+    """One text followed across frames while merging."""
+
+    key: str
+    readings: list[tuple[int, TextLine]] = field(default_factory=list)
+    """(frame index, line) per frame it was read on."""
+
+    @property
+    def last_frame(self) -> int:
+        return self.readings[-1][0]
+
+
+class ScreenTextStage:
+    """Read, filter and merge on-screen text over a clip's sampled frames.
+
+    ``threads`` are onnxruntime threads (keep them few when many actors share a
+    box); ``device`` is 'cpu' or 'cuda[:N]' (CUDA needs onnxruntime-gpu). The
+    thresholds are described in the module docstring.
+    """
+
+    name = "screen_text"
+
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        device: str = "cpu",
+        min_confidence: float = 0.7,
+        min_chars: int = 2,
+        similarity: float = 0.8,
+        max_gap_frames: int = 1,
+        ocr: OcrModel | None = None,
+    ) -> None:
+        self.ocr = ocr if ocr is not None else OcrModel(threads=threads)
+        self.device = device
+        self.min_confidence = min_confidence
+        self.min_chars = min_chars
+        self.similarity = similarity
+        self.max_gap_frames = max_gap_frames
+
+    def setup(self) -> None:
+        """Load the OCR model (once; later calls do nothing). Raises ``ModelMissing`` without weights."""
+        self.ocr.setup(self.device)
+
+    def process(self, frames: Frames) -> list[ScreenText]:
+        """Texts seen on ``frames``, ordered by first appearance, then top to bottom."""
+        if frames.count == 0:
+            return []
+        per_frame = self.ocr.read(frames.images)
+        kept = [[line for line in lines if self._keep(line)] for lines in per_frame]
+        tracks = self._merge(kept)
+        stamps = [float(t) for t in frames.timestamps_s]
+        texts = [_to_screen_text(track, stamps) for track in tracks]
+        texts.sort(key=lambda t: (t.start_s, t.box.y0 if t.box else 0.0))
+        log.debug("screen text: %d readings -> %d texts", sum(len(k) for k in kept), len(texts))
+        return texts
+
+    def _keep(self, line: TextLine) -> bool:
+        return line.confidence >= self.min_confidence and sum(c.isalnum() for c in line.text) >= self.min_chars
+
+    def _merge(self, per_frame: list[list[TextLine]]) -> list[_Track]:
+        """Greedy, frame by frame: each line joins the most similar open track (one line per
+        track per frame), else opens a new one."""
+        tracks: list[_Track] = []
+        for index, lines in enumerate(per_frame):
+            open_tracks = [t for t in tracks if t.last_frame >= index - 1 - self.max_gap_frames]
+            pairs = sorted(
+                ((ratio, li, ti)
+                 for li, line in enumerate(lines)
+                 for ti, track in enumerate(open_tracks)
+                 if (ratio := _similarity(normalise(line.text), track.key)) >= self.similarity),
+                reverse=True,
+            )
+            used_lines: set[int] = set()
+            used_tracks: set[int] = set()
+            for _, li, ti in pairs:
+                if li in used_lines or ti in used_tracks:
+                    continue
+                used_lines.add(li)
+                used_tracks.add(ti)
+                open_tracks[ti].readings.append((index, lines[li]))
+            for li, line in enumerate(lines):
+                if li not in used_lines:
+                    tracks.append(_Track(key=normalise(line.text), readings=[(index, line)]))
+        return tracks
+
+
+def normalise(text: str) -> str:
+    """Comparison form of a reading: casefolded, with no whitespace at all."""
+    return "".join(text.casefold().split())
+
+
+def _similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def _to_screen_text(track: _Track, stamps: list[float]) -> ScreenText:
+    """One record part per track. The text shown is the reading with the most spaces
+    (OCR drops spaces far more often than it invents them), then the most confident;
+    its box is that reading's box; confidence is the mean over the readings."""
+    best = max((line for _, line in track.readings), key=lambda ln: (ln.text.count(" "), ln.confidence))
+    frames = [index for index, _ in track.readings]
+    return ScreenText(
+        text=best.text,
+        start_s=round(stamps[frames[0]], 3),
+        end_s=round(stamps[frames[-1]], 3),
+        frames=len(frames),
+        confidence=round(sum(line.confidence for _, line in track.readings) / len(track.readings), 4),
+        box=best.box,
+    )

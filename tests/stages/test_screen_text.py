@@ -1,0 +1,204 @@
+"""On-screen text: burnt-in captions read back, merged across frames, split by time.
+
+Captions are drawn by ffmpeg's drawtext with a TrueType font found under
+/usr/share/fonts (the argv lists are beside each asset); frames are decoded with
+``decode_frames`` as the pipeline does. The OCR model loads once for the module.
+Merging rules are also tested with a scripted reader (no model).
+"""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rayflow.media.decode import Frames, decode_frames
+from rayflow.ml.ocr import OcrModel, TextLine, describe_model
+from rayflow.record import TextBox
+from rayflow.stages.screen_text import ScreenTextStage, normalise
+
+FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+FONT_CANDIDATES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf", "LiberationSans-Bold.ttf", "FreeSansBold.ttf")
+
+
+def _font() -> Path | None:
+    fonts = Path("/usr/share/fonts")
+    for name in FONT_CANDIDATES:
+        found = sorted(fonts.rglob(name)) if fonts.is_dir() else []
+        if found:
+            return found[0]
+    any_ttf = sorted(fonts.rglob("*.ttf")) if fonts.is_dir() else []
+    return any_ttf[0] if any_ttf else None
+
+
+def _drawtext(text: str, *, enable: str | None = None) -> str:
+    """A drawtext filter: large white text, centred. Without a TTF, ffmpeg's default font."""
+    font = _font()
+    options = [f"text='{text}'", "fontsize=40", "fontcolor=white", "x=(w-text_w)/2", "y=(h-text_h)/2"]
+    if font is not None:
+        options.insert(0, f"fontfile={font}")
+    if enable is not None:
+        options.append(f"enable='{enable}'")
+    return "drawtext=" + ":".join(options)
+
+
+def _similar(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, normalise(a), normalise(b)).ratio()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("screen_text")
+    paths = {name: out / name for name in ("caption.mp4", "two.mp4")}
+    # 2 s, 512x288, dark grey, "RAYFLOW TEST 42" for the whole clip.
+    argv = [*FFMPEG, "-f", "lavfi", "-i", "color=c=0x202020:size=512x288:rate=25:duration=2",
+            "-vf", _drawtext("RAYFLOW TEST 42"),
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(paths["caption.mp4"])]
+    proc = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"ffmpeg drawtext cannot draw text here (no TTF under /usr/share/fonts and no "
+                    f"default font?): {proc.stderr.decode(errors='replace')[-300:]}")
+    # "FIRST CAPTION" during 0-1 s, then "NEW TITLE 7" during 1-2 s.
+    subprocess.run([*FFMPEG, "-f", "lavfi", "-i", "color=c=0x202020:size=512x288:rate=25:duration=2",
+                    "-vf", _drawtext("FIRST CAPTION", enable="lt(t,1)") + ","
+                    + _drawtext("NEW TITLE 7", enable="gte(t,1)"),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(paths["two.mp4"])],
+                   capture_output=True, timeout=60, check=True)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def stage() -> ScreenTextStage:
+    stage = ScreenTextStage(threads=2)
+    stage.setup()
+    return stage
+
+
+def _frames(path: Path, count: int) -> Frames:
+    return decode_frames(path, timestamps_s=None, count=count, max_side=512, rotation=0, timeout_s=60)
+
+
+def test_packaged_weights_are_found() -> None:
+    where = describe_model()
+    assert where.present, where.detail
+    assert where.path is not None and where.path.name == "models"
+    assert where.label == "PP-OCRv4 (rapidocr-onnxruntime)"
+
+
+def test_caption_is_read_and_merged_over_frames(stage: ScreenTextStage, clips: dict[str, Path]) -> None:
+    frames = _frames(clips["caption.mp4"], 6)
+    texts = stage.process(frames)
+    assert len(texts) == 1, texts
+    found = texts[0]
+    assert _similar(found.text, "RAYFLOW TEST 42") >= 0.8, found.text
+    assert found.frames == frames.count
+    assert found.start_s == pytest.approx(frames.timestamps_s[0], abs=1e-3)
+    assert found.end_s == pytest.approx(frames.timestamps_s[-1], abs=1e-3)
+    assert found.confidence >= 0.7
+    box = found.box
+    assert box is not None
+    assert 0 <= box.x0 < 0.5 < box.x1 <= 1 and 0 <= box.y0 < 0.5 < box.y1 <= 1  # centred
+    assert box.x1 - box.x0 > 0.5  # large font: more than half the width
+
+
+def test_two_captions_get_their_own_time_ranges(stage: ScreenTextStage, clips: dict[str, Path]) -> None:
+    frames = _frames(clips["two.mp4"], 8)
+    texts = stage.process(frames)
+    assert len(texts) == 2, texts
+    first, second = texts
+    assert _similar(first.text, "FIRST CAPTION") >= 0.8, first.text
+    assert _similar(second.text, "NEW TITLE 7") >= 0.8, second.text
+    assert 0.0 <= first.start_s <= first.end_s < 1.0
+    assert 1.0 <= second.start_s <= second.end_s <= 2.0
+    assert first.frames + second.frames == frames.count
+
+
+def test_no_frames_no_text(stage: ScreenTextStage) -> None:
+    empty = Frames(images=np.zeros((0, 8, 8, 3), np.uint8), timestamps_s=np.zeros(0), decoder="ffmpeg")
+    assert stage.process(empty) == []
+
+
+def test_blank_frames_have_no_text(stage: ScreenTextStage) -> None:
+    rng = np.random.default_rng(0)
+    images = np.clip(rng.normal(40, 3, (2, 288, 512, 3)), 0, 255).astype(np.uint8)
+    frames = Frames(images=images, timestamps_s=np.array([0.0, 1.0]), decoder="ffmpeg")
+    assert stage.process(frames) == []
+
+
+# --------------------------------------------------------------- merging, no model
+
+
+class _Scripted(OcrModel):
+    """Returns prepared lines per frame instead of reading pixels."""
+
+    def __init__(self, script: list[list[tuple[str, float]]]) -> None:
+        super().__init__()
+        self.script = script
+
+    def setup(self, device: str = "cpu") -> None:
+        pass
+
+    def read(self, images: np.ndarray) -> list[list[TextLine]]:
+        box = TextBox(x0=0.1, y0=0.8, x1=0.9, y1=0.9)
+        return [[TextLine(text, score, box) for text, score in lines] for lines in self.script]
+
+
+def _run_script(script: list[list[tuple[str, float]]], **options: float) -> list:
+    stage = ScreenTextStage(ocr=_Scripted(script), **options)
+    stage.setup()
+    n = len(script)
+    frames = Frames(images=np.zeros((n, 4, 4, 3), np.uint8), timestamps_s=np.arange(n, dtype=float),
+                    decoder="ffmpeg")
+    return stage.process(frames)
+
+
+def test_ocr_spacing_and_case_noise_merge_into_one() -> None:
+    texts = _run_script([
+        [("Subtitlelineforsmall text", 0.97)],
+        [("Subtitle line for small text", 0.95)],
+        [("SUBTITLE LINE FOR SMALL TEXT", 0.93)],
+        [("Subtit1e line for small text", 0.90)],  # one character misread
+    ])
+    assert len(texts) == 1
+    only = texts[0]
+    assert only.text == "Subtitle line for small text"  # the reading with spaces wins
+    assert (only.start_s, only.end_s, only.frames) == (0.0, 3.0, 4)
+    assert only.confidence == pytest.approx((0.97 + 0.95 + 0.93 + 0.90) / 4, abs=1e-3)
+
+
+def test_junk_is_dropped() -> None:
+    texts = _run_script([[("x", 0.99), ("stray glyphs", 0.6), ("--", 0.95), ("REAL TITLE", 0.96)]])
+    assert [t.text for t in texts] == ["REAL TITLE"]
+
+
+def test_a_caption_that_returns_after_a_gap_is_listed_twice() -> None:
+    texts = _run_script([[("HELLO WORLD", 0.9)], [], [("HELLO WORLD", 0.9)], [], [], [("HELLO WORLD", 0.9)]])
+    # Missed on one frame (1): still one text; gone for two frames (3, 4): a new entry.
+    assert [(t.start_s, t.end_s, t.frames) for t in texts] == [(0.0, 2.0, 2), (5.0, 5.0, 1)]
+
+
+def test_two_lines_on_the_same_frames_stay_apart() -> None:
+    texts = _run_script([[("BREAKING NEWS", 0.9), ("Live from the studio", 0.9)]] * 3)
+    assert sorted(t.text for t in texts) == ["BREAKING NEWS", "Live from the studio"]
+    assert all(t.frames == 3 for t in texts)
+
+
+def test_identical_frames_are_read_once(stage: ScreenTextStage, clips: dict[str, Path],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = _frames(clips["caption.mp4"], 4)
+    model = stage.ocr
+    detected: list[int] = []
+    real_detect = model._detect
+
+    def counting_detect(image: np.ndarray) -> list:
+        detected.append(1)
+        return real_detect(image)
+
+    monkeypatch.setattr(model, "_detect", counting_detect)
+    lines = model.read(frames.images)
+    assert len(detected) == 1  # a static caption on a flat background: one frame read, three reused
+    assert len(lines) == 4 and all(ln == lines[0] for ln in lines)
+    assert lines[0] and lines[0][0].text
