@@ -218,5 +218,7 @@ def test_old_prefect_runs_are_pruned(engine, first_run) -> None:  # type: ignore
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(summary.flow_run_id) is not None
     assert prune_prefect_runs(-1) >= 1  # a cutoff in the future removes this session's runs
-    with get_client(sync_client=True) as client, pytest.raises(Exception, match="404|not found|Not Found"):
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):
         client.read_flow_run(summary.flow_run_id)
