@@ -113,7 +113,8 @@ class Settings:
     """Records, thumbnails, proxies; default ``<home>/output``."""
     extensions: tuple[str, ...] = DEFAULT_VIDEO_EXTENSIONS
     concurrency: int = 0
-    """Files in flight at once; 0 means 2 x the Ray cluster's CPUs."""
+    """Files in flight at once; 0 means 8 x the Ray cluster's CPUs (small files share inspect
+    tasks, up to 4 per task, while enough are queued to keep every CPU busy)."""
     retries: int = 2
     """Prefect retries for transient failures (timeouts, lost workers); corrupt files are never retried."""
     address: str | None = None

@@ -127,6 +127,9 @@ class _Plan:
         return {"prefetch": self.prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=RRF_K)), "limit": limit}
 
 
+Source = Literal["text", "image", "keyword"]
+
+
 class _Searcher:
     def __init__(self, catalog: Catalog, query: str, mode: SearchMode, encoder: Encoder | None,
                  image_encoder: Encoder | None, where: models.Filter | None, candidates: int) -> None:
@@ -149,37 +152,71 @@ class _Searcher:
                                         f"not {image_encoder.model_id}; run `rayflow reindex`")
                 self.image_vector = [float(x) for x in np.asarray(image_encoder.encode([query]))[0]]
 
-    def plan(self, collection: str) -> _Plan:
-        prefetch: list[models.Prefetch] = []
+    @property
+    def sources(self) -> list[Source]:
+        out: list[Source] = []
         if self.text_vector is not None:
-            names = schema.CLIP_TEXT_VECTORS if collection == CLIPS else (schema.TEXT,)
-            prefetch.append(_dense_clip_prefetch(self.text_vector, self.candidates, names))
+            out.append("text")
         if self.image_vector is not None:
-            prefetch.append(models.Prefetch(query=self.image_vector, using=schema.IMAGE, limit=self.candidates))
+            out.append("image")
         if self.mode in ("keyword", "hybrid"):
-            prefetch.append(_keyword_prefetch(self.query, self.candidates))
-        return _Plan(prefetch)
+            out.append("keyword")
+        return out
 
-    def clips(self, limit: int) -> list[models.ScoredPoint]:
+    def prefetch(self, collection: str, source: Source) -> models.Prefetch:
+        if source == "text":
+            assert self.text_vector is not None
+            names = schema.CLIP_TEXT_VECTORS if collection == CLIPS else (schema.TEXT,)
+            return _dense_clip_prefetch(self.text_vector, self.candidates, names)
+        if source == "image":
+            assert self.image_vector is not None
+            return models.Prefetch(query=self.image_vector, using=schema.IMAGE, limit=self.candidates)
+        return _keyword_prefetch(self.query, self.candidates)
+
+    def plan(self, collection: str, sources: Sequence[Source] | None = None) -> _Plan:
+        return _Plan([self.prefetch(collection, s) for s in (sources or self.sources)])
+
+    def clips(self, limit: int, source: Source) -> list[models.ScoredPoint]:
         return self.catalog.client.query_points(
-            CLIPS, **self.plan(CLIPS).query(limit), query_filter=self.where, with_payload=False,
+            CLIPS, **self.plan(CLIPS, [source]).query(limit), query_filter=self.where, with_payload=False,
         ).points
 
-    def moments(self, limit: int, *, extra: models.Filter | None = None) -> list[models.ScoredPoint]:
+    def moments(self, limit: int) -> list[models.ScoredPoint]:
         return self.catalog.client.query_points(
-            MOMENTS, **self.plan(MOMENTS).query(limit), query_filter=schema.merge_filters(self.where, extra),
-            with_payload=True,
+            MOMENTS, **self.plan(MOMENTS).query(limit), query_filter=self.where, with_payload=True,
         ).points
 
-    def best_moments(self, limit: int, *, clip_ids: list[str] | None = None) -> dict[str, models.ScoredPoint]:
-        """clip_id -> its best-scoring moment, for up to ``limit`` clips (ranked)."""
+    def best_moments(self, limit: int, *, sources: Sequence[Source] | None = None,
+                     clip_ids: list[str] | None = None) -> dict[str, models.ScoredPoint]:
+        """clip_id -> its best moment (fused over ``sources``), for up to ``limit`` clips, best first."""
         extra = (models.Filter(must=[models.FieldCondition(key="clip_id", match=models.MatchAny(any=clip_ids))])
                  if clip_ids else None)
         groups = self.catalog.client.query_points_groups(
-            MOMENTS, **self.plan(MOMENTS).query(limit), group_by="clip_id", group_size=1,
+            MOMENTS, **self.plan(MOMENTS, sources).query(limit), group_by="clip_id", group_size=1,
             query_filter=schema.merge_filters(self.where, extra), with_payload=True,
         ).groups
         return {str(g.id): g.hits[0] for g in groups if g.hits}
+
+    def clip_ranking(self, pool: int) -> tuple[list[tuple[str, float]], dict[str, models.ScoredPoint]]:
+        """Clips ranked for this query, and the best moment already known for some of them.
+
+        Dense sources (text, image): a clip scores the best cosine over its clip-level
+        vectors *and* its moments (max merges two collections, so it runs here). The
+        per-source rankings are then fused with RRF, like Qdrant's own fusion."""
+        rankings: list[list[tuple[str, float]]] = []
+        moment_for: dict[str, models.ScoredPoint] = {}
+        for source in self.sources:
+            scores = {str(p.id): float(p.score) for p in self.clips(pool, source)}
+            if source != "keyword":
+                for clip_id, moment in self.best_moments(pool, sources=[source]).items():
+                    if moment.score > scores.get(clip_id, -2.0):
+                        scores[clip_id] = float(moment.score)
+                    if source == "text" or clip_id not in moment_for:
+                        moment_for.setdefault(clip_id, moment)
+            rankings.append(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
+        if len(rankings) == 1:
+            return rankings[0], moment_for
+        return _rrf([[clip_id for clip_id, _ in r] for r in rankings]), moment_for
 
 
 def _rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
@@ -188,6 +225,13 @@ def _rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, f
         for rank, key in enumerate(ranking, start=1):
             scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _clips_only(searcher: _Searcher, pool: int) -> tuple[list[tuple[str, float]], dict[str, models.ScoredPoint]]:
+    """Clip-level vectors and text only (no moment evidence), fused with RRF by Qdrant."""
+    points = searcher.catalog.client.query_points(
+        CLIPS, **searcher.plan(CLIPS).query(pool), query_filter=searcher.where, with_payload=False).points
+    return [(str(p.id), float(p.score)) for p in points], {}
 
 
 def _moment_hit(point: models.ScoredPoint, score: float | None = None) -> Hit:
@@ -234,13 +278,11 @@ def search(catalog: Catalog, query: str, *, encoder: Encoder | None = None, mode
         return [_moment_hit(p) for p in searcher.moments(limit)]
 
     pool = max(candidates, limit)
-    clip_points = searcher.clips(pool)
-    rankings = [[str(p.id) for p in clip_points]]
-    best = searcher.best_moments(pool) if use_moments else {}
-    if best:
-        rankings.append(list(best))
-    fused = _rrf(rankings) if len(rankings) > 1 else [(str(p.id), float(p.score)) for p in clip_points]
-    top = fused[:limit]
+    ranked, known = searcher.clip_ranking(pool) if use_moments else _clips_only(searcher, pool)
+    top = ranked[:limit]
+    # The moment to show: fused over every source (what a moments search would pick),
+    # restricted to the clips shown; semantic-only searches already know theirs.
+    best = {} if len(searcher.sources) > 1 else {k: v for k, v in known.items() if k in dict(top)}
     missing = [cid for cid, _ in top if cid not in best]
     if missing:
         best.update(searcher.best_moments(len(missing), clip_ids=missing))

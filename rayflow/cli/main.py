@@ -77,7 +77,7 @@ def ingest(
     output: OutputOpt = None,
     home: HomeOpt = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Files in flight (default 2 x CPUs).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Files in flight (default 8 x CPUs).")] = None,
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Step to skip (repeatable).")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these steps (+ what they need).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-process content already catalogued.")] = False,

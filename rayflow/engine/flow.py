@@ -177,20 +177,38 @@ def run_sample(
 class InspectOutcome:
     probe: ProbeOutcome | None
     sample: SampleOutcome | None
+    transient: str | None = None
+    """Set when this file hit a transient error inside a multi-file batch (re-run alone)."""
 
 
-@task(name="inspect", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def inspect_file(path: str, clip_id: str, settings: Settings, steps: frozenset[str]) -> InspectOutcome:
-    """probe -> sample -> thumbnails, exposure for one file: ONE Prefect task per file.
-
-    Each Prefect task costs ~0.1 s of orchestration on a small box, so the per-file
-    stages run as plain functions inside it (idempotent: a retry redoes them all).
-    """
+def inspect_one(path: str, clip_id: str, settings: Settings, steps: frozenset[str]) -> InspectOutcome:
+    """probe -> sample -> thumbnails, exposure for one file, as plain functions."""
     if "probe" not in steps:
         return InspectOutcome(None, None)
     probed = run_probe(path, settings)
     sampled = run_sample(path, clip_id, probed, settings, steps) if "sample" in steps else None
     return InspectOutcome(probed, sampled)
+
+
+@task(name="inspect", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+def inspect_files(items: list[tuple[str, str]], settings: Settings, steps: frozenset[str]) -> list[InspectOutcome]:
+    """Inspect one file, or a few small ones: ONE Prefect task for the lot.
+
+    Each Prefect task costs ~0.1 s of orchestration (and ~0.3 s of CPU across the
+    worker, driver and server) on a small box, so small files share a task and the
+    stages run as plain functions inside it. Idempotent: a retry redoes them all. A
+    lone file's transient error raises (Prefect retries it); in a batch it is returned
+    as ``transient`` and the flow re-runs that file alone.
+    """
+    if len(items) == 1:
+        return [inspect_one(items[0][0], items[0][1], settings, steps)]
+    out = []
+    for path, clip_id in items:
+        try:
+            out.append(inspect_one(path, clip_id, settings, steps))
+        except TransientError as exc:
+            out.append(InspectOutcome(None, None, transient=str(exc)))
+    return out
 
 
 @dataclass
@@ -352,6 +370,9 @@ class _InFlight:
     fingerprint_s: float
     started: float
     future: Any
+    position: int = 0
+    """Index of this file in its inspect batch's result list."""
+    alone: bool = True
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -406,7 +427,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         progress.file_finished(key, "failed")
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    in_flight_cap = settings.concurrency or 2 * cpus
+    in_flight_cap = settings.concurrency or 8 * cpus
     chunk = max(1, min(16, len(found.files) // (2 * cpus) or 1))
     fp_futures = []
     fp_batches: dict[Any, list[str]] = {}
@@ -418,11 +439,12 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
             progress.stage_started("fingerprint", len(batch))
 
     seen_checksums: dict[str, str] = {}
-    queue: list[tuple[FingerprintOutcome]] = []
+    queue: list[tuple[FingerprintOutcome, bool]] = []  # (file, must run alone)
     pending_fp = list(fp_futures)
-    in_flight: dict[Any, _InFlight] = {}
+    in_flight: dict[Any, list[_InFlight]] = {}
     write_refs: list[tuple[Any, list[ClipRecord]]] = []
-    inspect_task = inspect_file.with_options(retries=settings.retries)
+    inspect_task = inspect_files.with_options(retries=settings.retries)
+    batch_bytes = 48 * 1024 * 1024  # small files share an inspect task up to this much data
     proxy_task = proxy_file.with_options(retries=settings.retries)
     proxy_pending: dict[Any, tuple[_InFlight, ClipRecord, Any]] = {}
     encoders_used: dict[str, int] = {}
@@ -454,25 +476,43 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
     def launch() -> None:
         # Files in flight include those waiting on analysis/proxy/embed, so decoded frames
         # in the object store stay bounded by --concurrency, whatever the batch size.
-        while queue and len(in_flight) + len(joined) + len(to_embed) < in_flight_cap:
-            (outcome,) = queue.pop(0)
-            fp = outcome.fingerprint
-            assert fp is not None
-            progress.file_started(outcome.path)
+        while queue and (room := in_flight_cap - len(in_flight_files()) - len(joined) - len(to_embed)) > 0:
             if "probe" not in steps:
+                (outcome,) = queue.pop(0)
+                fp = outcome.fingerprint
+                assert fp is not None
+                progress.file_started(outcome.path)
                 record = build_record(fp=fp, probed=None, sampled=None, errors={},
                                       run_id=run_id, fingerprint_s=outcome.seconds)
                 write([record])
                 finish(outcome.path, FileResult(path=outcome.path, clip_id=fp.clip_id,
                                                 status="ingested"))
                 continue
+            # Small files share a task while there is enough queued to keep every CPU busy.
+            backlog = len(queue) + sum(len(fp_batches[f.wrapped_future]) for f in pending_fp)
+            most = min(4, max(1, room // (2 * cpus)), max(1, backlog // (2 * cpus)))
+            batch = [queue.pop(0)]
+            size = batch[0][0].fingerprint.file.size_bytes  # type: ignore[union-attr]
+            while len(batch) < most and queue and not batch[0][1] and not queue[0][1] and (
+                    size + queue[0][0].fingerprint.file.size_bytes < batch_bytes):  # type: ignore[union-attr]
+                size += queue[0][0].fingerprint.file.size_bytes  # type: ignore[union-attr]
+                batch.append(queue.pop(0))
             # One Ray-level retry of a crashed worker: a decoder that segfaults twice on
             # the same file is hostile input, not bad luck. Prefect retries transient errors.
             with remote_options(num_cpus=1, max_retries=1):
-                future = inspect_task.submit(outcome.path, fp.clip_id, settings, steps)
-            progress.stage_started("inspect")
-            in_flight[future.wrapped_future] = _InFlight(
-                outcome.path, fp, outcome.seconds, time.monotonic(), future)
+                future = inspect_task.submit(
+                    [(o.path, o.fingerprint.clip_id) for o, _ in batch], settings, steps)  # type: ignore[union-attr]
+            progress.stage_started("inspect", len(batch))
+            items = []
+            for position, (outcome, _) in enumerate(batch):
+                progress.file_started(outcome.path)
+                assert outcome.fingerprint is not None
+                items.append(_InFlight(outcome.path, outcome.fingerprint, outcome.seconds, time.monotonic(),
+                                       future, position, alone=len(batch) == 1))
+            in_flight[future.wrapped_future] = items
+
+    def in_flight_files() -> list[_InFlight]:
+        return [item for items in in_flight.values() for item in items]
 
     def on_fingerprints(outcomes: list[FingerprintOutcome]) -> None:
         fresh: list[FingerprintOutcome] = []
@@ -500,7 +540,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                 finish(o.path, FileResult(path=o.path, clip_id=o.fingerprint.clip_id,
                                           status="duplicate", duplicate_of=known["path"]))
             else:
-                queue.append((o,))
+                queue.append((o, False))
 
     # Per-file join: after inspect, the analysis (warm actors) and the proxy (a Prefect
     # task) run side by side; when both are back the record waits for a batched embed,
@@ -512,8 +552,19 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
     embed_pending: dict[Any, list[tuple[_InFlight, ClipRecord]]] = {}
     first_queued = [0.0]
 
-    def on_file_done(item: _InFlight) -> None:
-        inspected, err = _future_value(item.future)
+    def on_batch_done(items: list[_InFlight]) -> None:
+        outcomes, err = _future_value(items[0].future)
+        for item in items:
+            inspected = outcomes[item.position] if outcomes is not None else None
+            if inspected is not None and inspected.transient and not item.alone:
+                # A transient error inside a shared task: run that file again on its own,
+                # where Prefect's retries apply to it alone.
+                progress.stage_finished("inspect", ok=False)
+                queue.insert(0, (FingerprintOutcome(item.path, item.fp, None, item.fingerprint_s), True))
+                continue
+            on_file_done(item, inspected, err)
+
+    def on_file_done(item: _InFlight, inspected: InspectOutcome | None, err: str | None) -> None:
         errors: dict[str, str] = {}
         probed = sampled = None
         if err is not None or inspected is None:
@@ -670,7 +721,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
         for ref in done:
             if ref in in_flight:
-                on_file_done(in_flight.pop(ref))
+                on_batch_done(in_flight.pop(ref))
             elif ref in proxy_pending:
                 on_proxy_done(*proxy_pending.pop(ref))
             elif ref in analysis_pending:

@@ -205,7 +205,7 @@ class OcrModel:
             return []
         boxes = self._engine.sorted_boxes(boxes)
         crops = self._engine.get_crop_img_list(bgr, boxes)
-        found = []
+        found: list[tuple[np.ndarray, TextBox]] = []
         for crop, quad in zip(crops, boxes, strict=True):
             if crop.size == 0:
                 continue

@@ -202,10 +202,16 @@ class SpeechModel:
         start = time.perf_counter()
         try:
             self._model = self._load(WhisperModel, kind, index)
+            if kind == "cuda":
+                # CTranslate2 opens cuBLAS/cuDNN on first use, not at load: decode one
+                # second now so a GPU without those libraries fails here, not on a clip.
+                list(self._model.transcribe(np.zeros(SAMPLE_RATE_HZ, np.float32), beam_size=1)[0])
         except (RuntimeError, ValueError, OSError) as exc:
             if kind != "cuda" or device != "auto":
                 raise
-            log.warning("speech model failed on cuda:%d (%s); using the CPU", index, exc)
+            log.warning("speech model failed on cuda:%d (%s); using the CPU (CTranslate2 on a GPU needs "
+                        "cuBLAS 12 and cuDNN 9, e.g. pip packages nvidia-cublas-cu12, nvidia-cudnn-cu12)",
+                        index, exc)
             kind, index = "cpu", 0
             self._model = self._load(WhisperModel, kind, index)
         if self.vad_filter:

@@ -19,7 +19,8 @@ Rules, by signal:
   are rougher.
 - screen text: up to 3 texts read with confidence >= 0.5, the longest-seen first.
 - exposure: dark (median luma < 50) / bright (> 190) / balanced, and the
-  exposure warning's reason when raised.
+  exposure warning's reason when raised (tags by ``rayflow.stages.exposure``'s
+  warning thresholds).
 - focal: the lens class and its 35 mm-equivalent focal length when known.
 
 Example::
@@ -37,6 +38,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from rayflow.record import ExposureInfo, Faces, FocalEstimate, ScreenText, ShotDetection, Speech, VideoInfo
+from rayflow.stages.exposure import CLIPPED_WARN_PCT, OVER_WARN_EV, UNDER_WARN_EV
 
 TOPIC_WORDS = 5
 """Topic words taken from a transcript."""
@@ -267,13 +269,13 @@ def _lighting(exposure: ExposureInfo) -> tuple[str, list[str]]:
         sentence, tags = "Balanced exposure", []
     if exposure.warning and exposure.reason:
         sentence += f" ({exposure.reason})"
-        if exposure.stop_offset_ev <= -2.0:
+        if exposure.stop_offset_ev <= UNDER_WARN_EV:
             tags.append("underexposed")
-        elif exposure.stop_offset_ev >= 1.5:
+        elif exposure.stop_offset_ev >= OVER_WARN_EV:
             tags.append("overexposed")
-        if exposure.clipped_highlights_pct > 5.0:
+        if exposure.clipped_highlights_pct > CLIPPED_WARN_PCT:
             tags.append("clipped-highlights")
-    else:
+    elif not tags:
         tags.append("well-exposed")
     return sentence + ".", tags
 

@@ -185,3 +185,35 @@ def test_transcribe_before_setup_is_an_error() -> None:
 
     with pytest.raises(RuntimeError, match="setup"):
         SpeechModel().transcribe(np.zeros(16000, dtype=np.float32))
+
+
+def test_auto_device_falls_back_to_cpu_when_cuda_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Simulates a GPU whose CUDA libraries are missing (no GPU is needed for this test).
+    import faster_whisper
+
+    from rayflow.ml import speech as speech_module
+
+    real = faster_whisper.WhisperModel
+
+    def fake_whisper(path: str, *, device: str, **kwargs: object) -> object:
+        if device == "cuda":
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+        return real(path, device=device, **kwargs)
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", fake_whisper)
+    monkeypatch.setattr(speech_module, "resolve_device", lambda device: ("cuda", 0))
+    model = SpeechModel()
+    model.setup("auto")
+    assert model.device == "cpu" and model.compute_type == "int8"
+    with pytest.raises(RuntimeError, match="libcublas"):
+        SpeechModel().setup("cuda")
+
+
+def test_device_names() -> None:
+    from rayflow.ml.speech import resolve_device
+
+    assert resolve_device("cpu") == ("cpu", 0)
+    assert resolve_device("cuda:1") == ("cuda", 1)
+    assert resolve_device("auto")[0] in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")

@@ -1,0 +1,286 @@
+"""Best thumbnails: rank the sampled frames, then extract the winners at full quality.
+
+Ranking looks only at the sampled frames (already decoded, small) plus the shot
+and face results; then ffmpeg extracts the EXACT frame at each winner's timestamp
+from the source, at full resolution, as a high-quality JPEG.
+
+Score of a candidate, 0..1 (weights ``SHARPNESS_WEIGHT`` etc.):
+
+- sharpness: variance of the Laplacian of its luma, relative to the sharpest
+  candidate of the clip (log scale, so a frame with half the detail is not
+  half as good);
+- exposure: mean luma near mid-grey, few clipped (>= 250) or crushed (<= 5) pixels;
+- faces: a face on the frame (``Faces.frames``), more for a bigger one.
+
+Penalties (multiplied): a near-black, near-white or flat frame
+(``rayflow.stages.thumbnails`` thresholds: fades, slates, lens cap) x0.05; a frame
+within ``boundary_guard_s`` of a cut, or much more different from both sampled
+neighbours than they are from each other (a flash, a transition caught mid-way)
+x0.3. A blank frame is chosen only when nothing else exists.
+
+Variety: the best candidate of each shot first (by score), then the rest by score,
+keeping at least ``min_gap_share`` x the sampled span between picks while possible.
+
+Extraction: one ffmpeg call per thumbnail, fast seek to the keyframe before the
+target with ``-noaccurate_seek`` and raw timestamps (``-copyts``), then ``select``
+takes the first frame at or after target - half a frame, exactly as
+``rayflow.media.decode`` picks frames (its notes: ffmpeg's own accurate-seek
+trimming mis-rounds coarse time bases). Display matrix applied (ffmpeg's
+autorotate), non-square pixels made square, JPEG ``-q:v 2``; written to a temp file
+in ``out_dir`` and renamed to ``best_<rank>.jpg``. HDR (PQ/HLG) sources are
+written without tone-mapping, so they look flat.
+
+Example::
+
+    selector = ThumbnailSelector()
+    best = selector.process("clip.mp4", frames, shots=shots, faces=faces,
+                            out_dir=clip_dir, timeout_s=60)
+    best[0]   # RankedThumbnail(path='.../best_0.jpg', timestamp_s=4.2, score=0.83,
+              #                 reason='sharp, well exposed, 1 face, shot 2/3', primary=True, ...)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from rayflow.media.decode import Frames, VideoStream, probe_video_stream
+from rayflow.media.tools import ToolError, ToolTimeout, run_tool
+from rayflow.record import Faces, RankedThumbnail, ShotDetection
+from rayflow.stages.exposure import CLIP_LUMA, CRUSH_LUMA, luma
+from rayflow.stages.thumbnails import BRIGHT_MEAN_LUMA, DARK_MEAN_LUMA, FLAT_STD_LUMA
+
+log = logging.getLogger(__name__)
+
+SHARPNESS_WEIGHT = 0.4
+EXPOSURE_WEIGHT = 0.3
+FACE_WEIGHT = 0.3
+BLANK_PENALTY = 0.05
+TRANSITION_PENALTY = 0.3
+OUTLIER_MIN_DIFF = 20.0
+"""Mean |luma| difference (0..255) to both neighbours above which a frame may be an outlier."""
+
+_OURS = re.compile(r"best_\d+\.jpg")
+
+
+@dataclass(frozen=True)
+class SelectSettings:
+    count: int = 3
+    """Thumbnails kept."""
+    jpeg_qscale: int = 2
+    """ffmpeg ``-q:v`` for MJPEG: 2 is near-lossless (1 only grows the file), 31 the worst."""
+    boundary_guard_s: float = 0.25
+    """Sampled frames this close to a cut may be mid-transition."""
+    min_gap_share: float = 0.1
+    """Picks are kept this share of the sampled time span apart while candidates allow."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sampled frame, scored."""
+
+    index: int
+    """Index into the sampled frames."""
+    timestamp_s: float
+    score: float
+    reason: str
+    shot: int
+    """Index of the shot it lies in (0 without shots)."""
+    blank: bool
+
+
+class ThumbnailSelector:
+    """Ranks sampled frames and writes the best ones at full quality. Holds no model;
+    ``setup`` exists so it can sit in an actor like the other stages."""
+
+    def __init__(self, settings: SelectSettings | None = None) -> None:
+        self.settings = settings or SelectSettings()
+
+    def setup(self) -> None:
+        """Nothing to load."""
+
+    def rank(self, frames: Frames, *, shots: ShotDetection | None, faces: Faces | None) -> list[Candidate]:
+        """Every sampled frame scored, in pick order (variety rules applied), best first."""
+        if frames.count == 0:
+            return []
+        return _pick_order(score_frames(frames, shots=shots, faces=faces, settings=self.settings),
+                           min_gap_s=self.settings.min_gap_share * _span(frames))
+
+    def process(self, path: str | Path, frames: Frames, *, shots: ShotDetection | None,
+                faces: Faces | None, out_dir: Path, timeout_s: float) -> list[RankedThumbnail]:
+        """Rank, extract the top ``count`` as ``out_dir/best_<rank>.jpg`` (rank 0 is primary).
+
+        Stale ``best_N.jpg`` of an earlier run beyond this run's count are removed.
+        Raises ``ToolError`` / ``ToolTimeout`` (``timeout_s`` bounds all the calls) when
+        ffmpeg cannot extract a frame.
+        """
+        deadline = time.monotonic() + timeout_s
+        chosen = self.rank(frames, shots=shots, faces=faces)[: self.settings.count]
+        if not chosen:
+            return []
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stream = probe_video_stream(path, timeout_s=_left(deadline, path))
+        best: list[RankedThumbnail] = []
+        for rank, candidate in enumerate(chosen):
+            target = out_dir / f"best_{rank}.jpg"
+            extract_frame(path, stream, candidate.timestamp_s, target, qscale=self.settings.jpeg_qscale,
+                          timeout_s=_left(deadline, path))
+            with Image.open(target) as image:
+                width, height = image.size
+            best.append(RankedThumbnail(path=str(target), timestamp_s=round(candidate.timestamp_s, 6),
+                                        score=round(candidate.score, 4), reason=candidate.reason,
+                                        primary=rank == 0, width=width, height=height))
+        written = {Path(b.path).name for b in best}
+        for stale in out_dir.iterdir():
+            if _OURS.fullmatch(stale.name) and stale.name not in written:
+                stale.unlink(missing_ok=True)
+        return best
+
+
+def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | None,
+                 settings: SelectSettings | None = None) -> list[Candidate]:
+    """Score every sampled frame (see the module docstring), in frame order."""
+    settings = settings or SelectSettings()
+    lumas = luma(frames.images)  # (N, H, W) float32 0..255
+    means = lumas.mean(axis=(1, 2))
+    stds = lumas.std(axis=(1, 2))
+    sharp_raw = np.array([cv2.Laplacian(y, cv2.CV_32F).var() for y in lumas], dtype=np.float64)
+    blank = (means < DARK_MEAN_LUMA) | (means > BRIGHT_MEAN_LUMA) | (stds < FLAT_STD_LUMA)
+    reference = sharp_raw[~blank].max() if (~blank).any() else sharp_raw.max()
+    sharpness = np.log1p(sharp_raw) / math.log1p(reference) if reference > 0 else np.zeros_like(sharp_raw)
+    sharpness = np.clip(sharpness, 0.0, 1.0)
+    clipped = (lumas >= CLIP_LUMA).mean(axis=(1, 2))
+    crushed = (lumas <= CRUSH_LUMA).mean(axis=(1, 2))
+    balance = 1.0 - np.minimum(1.0, np.abs(means - 118.0) / 118.0)
+    exposure = np.clip(balance - np.minimum(1.0, clipped * 5.0) - 0.5 * np.minimum(1.0, crushed * 2.5), 0.0, 1.0)
+    outlier = _outliers(lumas)
+    cuts = [s.start_s for s in (shots.shots[1:] if shots else [])]
+    face_by_time = {round(f.timestamp_s, 3): f for f in (faces.frames if faces else [])}
+    shot_count = len(shots.shots) if shots and shots.shots else 1
+
+    candidates = []
+    for i, timestamp in enumerate(frames.timestamps_s.tolist()):
+        face = face_by_time.get(round(timestamp, 3))
+        face_score = 0.0
+        if face is not None and face.faces:
+            face_score = 0.5 + 0.5 * min(1.0, face.largest_face_height / 0.25)
+        score = SHARPNESS_WEIGHT * sharpness[i] + EXPOSURE_WEIGHT * exposure[i] + FACE_WEIGHT * face_score
+        near_cut = any(abs(timestamp - cut) < settings.boundary_guard_s for cut in cuts)
+        reasons = []
+        if blank[i]:
+            score *= BLANK_PENALTY
+            reasons.append("blank frame")
+        if near_cut or outlier[i]:
+            score *= TRANSITION_PENALTY
+            reasons.append("near a cut" if near_cut else "unlike its neighbours")
+        if sharpness[i] >= 0.95:
+            reasons.append("sharpest")
+        elif sharpness[i] >= 0.8:
+            reasons.append("sharp")
+        if exposure[i] >= 0.7:
+            reasons.append("well exposed")
+        if face is not None and face.faces:
+            reasons.append(f"{face.faces} face" + ("s" if face.faces > 1 else ""))
+        shot = _shot_of(timestamp, shots)
+        if shot_count > 1:
+            reasons.append(f"shot {shot + 1}/{shot_count}")
+        candidates.append(Candidate(index=i, timestamp_s=float(timestamp), score=float(score),
+                                    reason=", ".join(reasons) or "best available", shot=shot,
+                                    blank=bool(blank[i])))
+    return candidates
+
+
+def extract_frame(path: str | Path, stream: VideoStream, timestamp_s: float, target: Path, *,
+                  qscale: int = 2, timeout_s: float) -> None:
+    """Write the frame of ``path`` at ``timestamp_s`` (seconds from the first video frame,
+    as ``Frames.timestamps_s``) to ``target`` as a full-size JPEG, atomically."""
+    fps = stream.fps or 25.0
+    low = stream.start_s + max(0.0, timestamp_s) - 0.5 / fps  # raw seconds, as -copyts sees them
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-copyts"]
+    if stream.seekable and low - stream.format_start_s > 0:
+        argv += ["-noaccurate_seek", "-ss", f"{low - stream.format_start_s:.6f}"]
+    filters = f"select='gte(t,{low:.6f})'"
+    if abs(stream.sample_aspect - 1.0) > 1e-3:
+        width, height = stream.display_size(max(stream.width, stream.height) * 4)
+        filters += f",scale={width}:{height}:flags=lanczos,setsar=1"
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".best_", suffix=".jpg")
+    os.close(fd)
+    try:
+        argv += ["-i", "file:" + str(Path(path).resolve()), "-map", "0:V:0", "-an", "-sn", "-dn",
+                 "-vf", filters, "-frames:v", "1", "-q:v", str(qscale), "-f", "image2", "-update", "1",
+                 "-y", tmp_name]
+        run_tool(argv, timeout_s=timeout_s, path=path)
+        if os.path.getsize(tmp_name) == 0:
+            raise ToolError("ffmpeg", path, f"no frame at {timestamp_s:.3f} s")
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; thumbnails are meant to be shared
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _pick_order(candidates: list[Candidate], *, min_gap_s: float) -> list[Candidate]:
+    """Best of each shot first, then the rest by score, spaced ``min_gap_s`` while possible;
+    blank frames only after every other one."""
+    by_score = sorted(candidates, key=lambda c: (c.blank, -c.score, c.index))
+    order: list[Candidate] = []
+    seen_shots: set[int] = set()
+    for c in by_score:
+        if not c.blank and c.shot not in seen_shots:
+            seen_shots.add(c.shot)
+            order.append(c)
+    rest = [c for c in by_score if c not in order]
+    while rest:
+        spaced = next((c for c in rest if not c.blank and
+                       all(abs(c.timestamp_s - o.timestamp_s) >= min_gap_s for o in order)), None)
+        pick = spaced or rest[0]
+        order.append(pick)
+        rest.remove(pick)
+    return order
+
+
+def _outliers(lumas: np.ndarray) -> np.ndarray:
+    """Frames much more unlike both sampled neighbours than those are unlike each other.
+
+    Compared as 16x9 area averages: the layout of light and dark, not texture or
+    noise (two frames of grass differ pixel by pixel and still look alike)."""
+    n = lumas.shape[0]
+    flags = np.zeros(n, dtype=bool)
+    small = np.stack([cv2.resize(y, (16, 9), interpolation=cv2.INTER_AREA) for y in lumas])
+    for i in range(1, n - 1):
+        to_prev = float(np.abs(small[i] - small[i - 1]).mean())
+        to_next = float(np.abs(small[i] - small[i + 1]).mean())
+        across = float(np.abs(small[i + 1] - small[i - 1]).mean())
+        flags[i] = min(to_prev, to_next) > max(OUTLIER_MIN_DIFF, 2.0 * across)
+    return flags
+
+
+def _shot_of(timestamp_s: float, shots: ShotDetection | None) -> int:
+    if not shots or not shots.shots:
+        return 0
+    for shot in shots.shots:
+        if timestamp_s < shot.end_s:
+            return shot.index
+    return shots.shots[-1].index
+
+
+def _span(frames: Frames) -> float:
+    return float(frames.timestamps_s[-1] - frames.timestamps_s[0]) if frames.count > 1 else 0.0
+
+
+def _left(deadline: float, path: str | Path) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ToolTimeout("ffmpeg", path, "thumbnail deadline passed")
+    return left
