@@ -26,7 +26,7 @@ STEPS: tuple[Step, ...] = (
          "decode evenly spaced exact frames once (decord, ffmpeg fallback) into the object store"),
     Step("thumbnails", ("sample",), True, False, "JPEG/WebP thumbnails from the sampled frames"),
     Step("exposure", ("sample",), True, False, "clipped highlights, crushed shadows, luma, stop offset"),
-    Step("analyze", ("sample",), False, False,
+    Step("analyze", ("sample",), True, False,
          "warm model actors: shots, speech, on-screen text, faces/shot scale, description, best thumbnails"),
     Step("proxy", ("probe",), True, False,
          "small review copy (proxy.mp4): NVENC where the GPU has it, libx264 otherwise"),

@@ -26,6 +26,9 @@ ODD = ["with space.mp4", "-leading-dash.mp4", "new\nline.mp4", "quote's \"double
 
 
 def _settings(engine, home: Path, **flags) -> Settings:  # type: ignore[no-untyped-def]
+    # The models have their own integration test (test_analysis_flow.py); here they would
+    # only multiply the runtime, so the analyze step is skipped.
+    flags.setdefault("skip", ("analyze",))
     return load_settings(env={}, home=home, prefect_api_url=engine.prefect_url, **flags)
 
 
@@ -207,7 +210,7 @@ def test_transient_errors_inside_a_shared_task_are_rerun_alone(engine, corpus, t
 
 
 def test_skip_and_limit(engine, corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = _settings(engine, tmp_path / "home", skip=("sample",), limit=2)
+    settings = _settings(engine, tmp_path / "home", skip=("sample", "analyze"), limit=2)
     summary = ingest([str(corpus["folder"])], settings)
     assert len(summary.files) == 2
     catalog = Catalog.open(path=tmp_path / "home" / "catalog", url=None)

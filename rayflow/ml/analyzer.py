@@ -1,0 +1,168 @@
+"""``ClipAnalyzer``: every analysis model of one actor, loaded once, run per clip.
+
+The AnalyzerPool (``rayflow.engine.pools``) hosts one of these per Ray actor. The
+device is chosen here, inside the actor: CUDA when torch sees it, else CPU. A
+model that fails on one clip is recorded in that clip's errors (``speech``,
+``screen_text``, ``shots``, ``faces``, ``best_thumbnails``) and the actor carries on;
+a model whose weights are missing is reported once per clip as unavailable, never
+replaced by a made-up result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rayflow.config import Settings
+from rayflow.media.decode import Frames
+from rayflow.record import Analysis, ClipRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalyzeResult:
+    """What the actor returns for one clip."""
+
+    analysis: Analysis
+    errors: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _device() -> str:
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+class ClipAnalyzer:
+    """Speech, on-screen text, shots, faces/shot scale, focal length, description, tags
+    and the best thumbnails of one clip. ``setup()`` once; ``process()`` per clip."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loads = 0
+        """How many times models were loaded (one per actor: the pool's tests count it)."""
+        self.device = "cpu"
+        self.models: dict[str, str] = {}
+        self.unavailable: dict[str, str] = {}
+        self.stages: dict[str, Any] = {}
+
+    def setup(self) -> None:
+        if self.loads:
+            return
+        from rayflow.stages.faces import FaceSettings, FaceStage
+        from rayflow.stages.screen_text import ScreenTextStage
+        from rayflow.stages.select import ThumbnailSelector
+        from rayflow.stages.shots import ShotSettings, ShotStage
+        from rayflow.stages.speech import SpeechStage
+
+        a = self.settings.analysis
+        self.device = _device()
+        wanted: dict[str, Any] = {}
+        if a.shots:
+            wanted["shots"] = lambda: ShotStage(ShotSettings(detector=a.shot_detector, threads=a.threads))
+        if a.speech:
+            wanted["speech"] = lambda: SpeechStage(a.speech_model, threads=a.threads, device="auto")
+        if a.screen_text:
+            wanted["screen_text"] = lambda: ScreenTextStage(threads=a.threads)
+        if a.faces:
+            wanted["faces"] = lambda: FaceStage(FaceSettings(threads=1))
+        if a.thumbnails:
+            wanted["best_thumbnails"] = ThumbnailSelector
+        for role, make in wanted.items():
+            started = time.perf_counter()
+            try:
+                stage = make()
+                if role == "shots":
+                    stage.setup(self.device)
+                else:
+                    stage.setup()
+            except Exception as exc:  # missing weights or a broken runtime: say so per clip
+                self.unavailable[role] = f"model unavailable: {exc}"
+                log.error("analysis role %s unavailable: %s", role, exc)
+                continue
+            self.stages[role] = stage
+            self.models[role] = _model_name(role, stage)
+            log.info("loaded %s (%s) in %.2f s", role, self.models[role], time.perf_counter() - started)
+        self.loads += 1
+
+    def process(self, path: str, clip_id: str, frames: Frames, record: ClipRecord) -> AnalyzeResult:
+        """Analyse one clip from its decoded frames (object-store ref, resolved by Ray)."""
+        if not self.loads:
+            self.setup()
+        result = AnalyzeResult(Analysis(models=dict(self.models), device=self.device))
+        errors, timings, analysis = result.errors, result.timings, result.analysis
+        errors.update(self.unavailable)
+        timeout_s = self.settings.timeouts.analyze_s
+        video = record.video
+        duration_s = (video.duration_s if video else None) or (
+            record.container.duration_s if record.container else None)
+
+        def run(role: str, call: Any) -> Any:
+            if role not in self.stages:
+                return None
+            started = time.perf_counter()
+            try:
+                return call(self.stages[role])
+            except Exception as exc:  # one model failing on one clip never stops the others
+                errors[role] = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("%s failed on %s: %s", role, path, exc)
+                return None
+            finally:
+                timings[role] = time.perf_counter() - started
+
+        analysis.shots = run("shots", lambda s: s.process(
+            path, fps=video.fps if video else None, duration_s=duration_s, timeout_s=timeout_s))
+        audio = _default_audio(record)
+        analysis.speech = run("speech", lambda s: s.process(
+            path, audio_track_index=audio, has_audio=audio is not None, timeout_s=timeout_s))
+        analysis.screen_text = run("screen_text", lambda s: s.process(frames)) or []
+        analysis.faces = run("faces", lambda s: s.process(frames))
+        from rayflow.stages.describe import describe
+        from rayflow.stages.focal import focal_estimate
+
+        analysis.focal = focal_estimate(record.camera)
+        analysis.best_thumbnails = run("best_thumbnails", lambda s: s.process(
+            path, frames, shots=analysis.shots, faces=analysis.faces,
+            out_dir=self.settings.clip_dir(clip_id), timeout_s=min(120.0, timeout_s))) or []
+        started = time.perf_counter()
+        analysis.description, analysis.tags = describe(
+            duration_s=duration_s, video=video, shots=analysis.shots, faces=analysis.faces,
+            speech=analysis.speech, screen_text=analysis.screen_text, exposure=record.exposure,
+            focal=analysis.focal)
+        timings["describe"] = time.perf_counter() - started
+        return result
+
+
+def _default_audio(record: ClipRecord) -> int | None:
+    """Stream index of the default audio track, else the first; None without audio."""
+    if not record.audio_tracks:
+        return None
+    for track in record.audio_tracks:
+        if track.default:
+            return track.index
+    return record.audio_tracks[0].index
+
+
+def _model_name(role: str, stage: Any) -> str:
+    match role:
+        case "shots":
+            return str(getattr(stage, "method", "shots"))
+        case "speech":
+            model = getattr(stage, "model", None)
+            return str(getattr(model, "name", None) or getattr(model, "model_id", None) or "faster-whisper")
+        case "screen_text":
+            return "PP-OCR (rapidocr-onnxruntime)"
+        case "faces":
+            return str(getattr(stage, "method", "haar"))
+        case _:
+            return "sharpness/exposure/faces ranking"
+
+
+__all__ = ["AnalyzeResult", "ClipAnalyzer"]
