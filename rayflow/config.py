@@ -67,10 +67,14 @@ class AnalysisSettings:
     workers: int = 0
     """Analyzer actors; 0 = one per GPU when the cluster has GPUs, else 1 (each CPU actor
     already uses several threads, and a 2-core box gains nothing from two)."""
-    gpus_per_worker: float = 1.0
-    """GPUs each actor asks Ray for, used only when the cluster reports GPUs (fractions share one)."""
+    gpus_per_worker: float | None = None
+    """GPUs each actor asks Ray for (fractions share one). None = 1 when the cluster has
+    GPUs, CPU otherwise. Set explicitly on a cluster without GPUs, it fails fast unless
+    ``cpu_fallback``."""
     require_gpu: bool = False
     """Fail fast when the cluster has no GPU instead of running the models on CPU."""
+    cpu_fallback: bool = False
+    """With an explicit GPU request on a cluster without GPUs, run on CPU instead of failing."""
     max_attempts: int = 2
     """Tries per file when an analyzer actor dies (a native crash); then the file is failed."""
     speech: bool = True

@@ -88,6 +88,8 @@ def ingest(
     ai_workers: Annotated[int | None, typer.Option(help="Analyzer actors (default: 1 per GPU, else 1).")] = None,
     gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per analyzer when the cluster has GPUs.")] = None,
     require_gpu: Annotated[bool, typer.Option("--require-gpu", help="Fail fast if the cluster has no GPU.")] = False,
+    cpu_fallback: Annotated[bool, typer.Option(
+        "--cpu-fallback", help="With --gpus-per-worker on a cluster without GPUs, use CPU instead of failing.")] = False,
     encode_workers: Annotated[int | None, typer.Option(help="Concurrent CPU proxy encodes (default CPUs/2).")] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -98,7 +100,8 @@ def ingest(
         config_file=config, home=home, output=output, concurrency=concurrency,
         skip=tuple(skip) if skip else None, only=tuple(only) if only else None,
         force=force or None, limit=limit, retries=retries, address=address, qdrant_url=qdrant_url,
-        analysis=_nested(workers=ai_workers, gpus_per_worker=gpus_per_worker, require_gpu=require_gpu or None),
+        analysis=_nested(workers=ai_workers, gpus_per_worker=gpus_per_worker, require_gpu=require_gpu or None,
+                         cpu_fallback=cpu_fallback or None),
         proxy=_nested(encode_workers=encode_workers),
     )
     from rayflow.engine.progress import Progress

@@ -665,6 +665,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
             attempts = settings.analysis.max_attempts
             record.errors["analyze"] = (
                 f"analyzer crashed or was lost after {attempts} attempt(s): {_describe(exc)}")
+            record.status = "failed"  # the actor was restarted for the next file; this one failed
             result = None
         if result is not None:
             record.analysis = result.analysis

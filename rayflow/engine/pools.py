@@ -39,17 +39,19 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
     gpus = float(cluster.get("GPU", 0))
     cpus = float(cluster.get("CPU", 1))
     if gpus <= 0:
-        if settings.require_gpu:
+        asked = settings.require_gpu or (settings.gpus_per_worker is not None and settings.gpus_per_worker > 0)
+        if asked and not (settings.cpu_fallback and not settings.require_gpu):
+            flag = "--require-gpu" if settings.require_gpu else f"--gpus-per-worker {settings.gpus_per_worker:g}"
             raise NoGpuError(
-                "analysis requires a GPU (--require-gpu) but the Ray cluster reports none; "
-                "drop --require-gpu to run the models on CPU, or join a cluster with GPUs (--address)"
+                f"analysis asks for GPUs ({flag}) but the Ray cluster reports none; drop the flag "
+                "(or add --cpu-fallback) to run the models on CPU, or join a cluster with GPUs (--address)"
             )
         workers = settings.workers or 1
         # A CPU actor that reserved a whole core would hold it while idle; on a small box
         # that starves the per-file tasks, so there it shares the cores instead.
         num_cpus = 1.0 if cpus > 4 else 0.0
         return PoolPlan(workers, 0.0, num_cpus, f"no GPU in the cluster: {workers} CPU actor(s)")
-    per = settings.gpus_per_worker
+    per = settings.gpus_per_worker if settings.gpus_per_worker is not None else 1.0
     if per <= 0:
         raise ValueError("--gpus-per-worker must be > 0 on a cluster with GPUs")
     fit = int(gpus // per) if per <= gpus else 0

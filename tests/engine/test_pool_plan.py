@@ -12,8 +12,12 @@ def test_cpu_cluster_gets_cpu_actors_without_gpu_requests() -> None:
 
 
 def test_gpu_required_on_cpu_cluster_fails_fast_with_the_fix() -> None:
-    with pytest.raises(NoGpuError, match="drop --require-gpu"):
+    with pytest.raises(NoGpuError, match="--require-gpu"):
         plan_analyzers(AnalysisSettings(require_gpu=True), {"CPU": 8})
+    with pytest.raises(NoGpuError, match="--cpu-fallback"):
+        plan_analyzers(AnalysisSettings(gpus_per_worker=0.5), {"CPU": 8})
+    fallback = plan_analyzers(AnalysisSettings(gpus_per_worker=0.5, cpu_fallback=True), {"CPU": 8})
+    assert fallback.num_gpus == 0 and fallback.workers == 1
 
 
 def test_gpu_cluster_sizes_by_gpus_and_fractions() -> None:
