@@ -89,7 +89,8 @@ def ingest(
     gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per analyzer when the cluster has GPUs.")] = None,
     require_gpu: Annotated[bool, typer.Option("--require-gpu", help="Fail fast if the cluster has no GPU.")] = False,
     cpu_fallback: Annotated[bool, typer.Option(
-        "--cpu-fallback", help="With --gpus-per-worker on a cluster without GPUs, use CPU instead of failing.")] = False,
+        "--cpu-fallback", help="With --gpus-per-worker but no GPU in the cluster, use CPU instead of failing.",
+    )] = False,
     encode_workers: Annotated[int | None, typer.Option(help="Concurrent CPU proxy encodes (default CPUs/2).")] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
