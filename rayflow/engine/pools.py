@@ -71,10 +71,11 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
 class AnalyzerActor:
     """Hosts one warm ``ClipAnalyzer``; the device is chosen inside (CUDA when visible)."""
 
-    def __init__(self, settings: Any) -> None:
-        from rayflow.ml.analyzer import ClipAnalyzer
+    def __init__(self, settings: Any, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> None:
+        import importlib
 
-        self.analyzer = ClipAnalyzer(settings)
+        module, _, name = holder.partition(":")
+        self.analyzer = getattr(importlib.import_module(module), name)(settings)
         started = time.perf_counter()
         self.analyzer.setup()
         self.load_s = time.perf_counter() - started
@@ -128,17 +129,20 @@ class AnalyzerPool:
     in_flight: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, settings: Any) -> AnalyzerPool:
+    def start(cls, settings: Any, *, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> AnalyzerPool:
+        """Start the actors; ``holder`` ("module:Class") is the warm analyzer they host."""
         plan = plan_analyzers(settings.analysis, ray.cluster_resources())
         options: dict[str, Any] = {
             "num_cpus": plan.num_cpus,
-            "max_restarts": max(0, settings.analysis.max_attempts - 1),
+            # Restarts are counted over the actor's whole life, so allow plenty (every
+            # hostile file may cost max_attempts of them); retries per file stay bounded.
+            "max_restarts": 1000,
             "max_task_retries": max(0, settings.analysis.max_attempts - 1),
         }
         if plan.num_gpus:
             options["num_gpus"] = plan.num_gpus
         cls_remote = ray.remote(AnalyzerActor).options(**options)
-        actors = [cls_remote.remote(settings) for _ in range(plan.workers)]
+        actors = [cls_remote.remote(settings, holder) for _ in range(plan.workers)]
         log.info("AnalyzerPool: %s", plan.reason)
         return cls(actors, plan, {i: 0 for i in range(len(actors))})
 

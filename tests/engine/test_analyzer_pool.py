@@ -1,0 +1,32 @@
+"""AnalyzerPool fault handling with real Ray actors: a crash kills one attempt, never the pool."""
+
+from __future__ import annotations
+
+import pytest
+import ray
+
+from rayflow.config import load_settings
+from rayflow.engine.pools import AnalyzerPool
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_crashing_file_is_retried_boundedly_and_the_actor_serves_the_next(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(env={}, home=tmp_path / "home", analysis={"workers": 1, "max_attempts": 2})
+    pool = AnalyzerPool.start(settings, holder="tests.engine.crashy:CrashyAnalyzer")
+    try:
+        ok_ref, idx = pool.submit("/x/fine.mp4", "id", None, None)
+        first_pid = ray.get(ok_ref).analysis.description
+        pool.done(idx)
+        bad_ref, idx = pool.submit("/x/crash.mp4", "id", None, None)
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(bad_ref, timeout=120)
+        pool.done(idx)
+        again_ref, idx = pool.submit("/x/fine2.mp4", "id", None, None)
+        second_pid = ray.get(again_ref, timeout=120).analysis.description
+        pool.done(idx)
+        assert second_pid != first_pid  # Ray restarted the actor (and reloaded its models once)
+        (stats,) = pool.stats()
+        assert stats["loads"] == 1 and stats["files"] == 1
+    finally:
+        pool.stop()
