@@ -278,7 +278,8 @@ class ShotDetection(_Part):
     method: str = Field(description="transnetv2 (GPU/CPU model) or a classical detector (which one).")
     shots: list[Shot] = Field(default_factory=list)
     motion_mean: float | None = Field(
-        None, description="Mean luma change between consecutive frames (0..255, at 48x27, cuts left out).")
+        None, description="Mean brightness (HSV value, 0..255) change between consecutive frames at 48x27, "
+                          "cut frames left out: ~0 locked-off, ~2 handheld.")
 
 
 class FaceFrame(_Part):

@@ -72,9 +72,10 @@ class TransNetV2Cuts:
         """Load the packaged weights onto the device (once; idempotent).
 
         The package's constructor switches on ``torch.use_deterministic_algorithms``
-        and seeds torch, numpy and random for the whole process; the determinism
-        switch is put back as it was, so other models in the same actor keep their
-        speed (the seeds cannot be un-set, and nothing here relies on them).
+        (and cuDNN's deterministic mode) and seeds torch, numpy and random for the
+        whole process; the switches are put back as they were, so other models in the
+        same actor keep their speed (the seeds cannot be un-set; nothing here relies
+        on them).
         """
         if self._model is not None:
             return
@@ -85,10 +86,12 @@ class TransNetV2Cuts:
             torch.set_num_threads(self.threads)
         deterministic = torch.are_deterministic_algorithms_enabled()
         warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
         try:
             model = TransNetV2(device=self.device)
         finally:
             torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
         model.eval()
         self._model = model
         log.info("TransNetV2 loaded on %s", self.device)

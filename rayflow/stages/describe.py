@@ -10,8 +10,10 @@ Rules, by signal:
 - video (probe): duration, resolution class by the shorter display side
   (>= 2160 "4K", 1440, 1080, 720, 480, else "<n>p"), "vertical" when taller than
   wide, HDR format.
-- shots: "a single shot" or "N shots"; ``motion_mean`` (mean luma change per frame,
-  0..255, at 48x27): < 0.5 static, < 3.0 moderate, else lots of motion.
+- shots: "a single shot" or "N shots"; ``motion_mean`` (mean brightness change per
+  frame, 0..255, at 48x27, from every frame of the clip: sampled frames are seconds
+  apart and would measure content change, not motion): < 0.5 static, < 3.0
+  moderate, else lots of motion.
 - faces: the clip's shot scale and the most faces seen in one frame.
 - speech: its language and up to ``TOPIC_WORDS`` topic words: the transcript's
   most frequent words of 4+ letters that are not English stop-words (ties go to
@@ -60,22 +62,29 @@ LANGUAGES = {
 }
 """ISO 639-1 code -> English name; other codes are shown as given."""
 
-STOP_WORDS = frozenset("""
-a about above after again against all also am an and any are aren't as at be because been before
-being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-don't down during each even ever every few for from further get gets getting go goes going gone got
-gotten had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him
-himself his how how's however i i'd i'll i'm i've if in into is isn't it it's its itself just know
-let let's like look made make many may maybe me might more most much must mustn't my myself need
-never no nor not now of off oh ok okay on once one only or other ought our ours ourselves out over
-own really right said same say says see seem seems shall shan't she she'd she'll she's should
-shouldn't so some something still such sure take tell than thank thanks that that's the their
-theirs them themselves then there there's these they they'd they'll they're they've thing things
-think this those though through to too two under until up upon us very want was wasn't way we we'd
-we'll we're we've well went were weren't what what's when when's where where's whether which while
-who who's whom why why's will with won't would wouldn't yeah yes yet you you'd you'll you're
-you've your yours yourself yourselves going gonna wanna kind sort lot lots back come came
-""".split())
+STOP_WORDS = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are",
+    "aren't", "as", "at", "back", "be", "because", "been", "before", "being", "below", "between", "both", "but",
+    "by", "came", "can", "can't", "cannot", "come", "could", "couldn't", "did", "didn't", "do", "does",
+    "doesn't", "doing", "don't", "down", "during", "each", "even", "ever", "every", "few", "for", "from",
+    "further", "get", "gets", "getting", "go", "goes", "going", "gone", "gonna", "got", "gotten", "had",
+    "hadn't", "has", "hasn't", "have", "haven't", "having", "he", "he'd", "he'll", "he's", "her", "here",
+    "here's", "hers", "herself", "him", "himself", "his", "how", "how's", "however", "i", "i'd", "i'll", "i'm",
+    "i've", "if", "in", "into", "is", "isn't", "it", "it's", "its", "itself", "just", "kind", "know", "let",
+    "let's", "like", "look", "lot", "lots", "made", "make", "many", "may", "maybe", "me", "might", "more",
+    "most", "much", "must", "mustn't", "my", "myself", "need", "never", "no", "nor", "not", "now", "of", "off",
+    "oh", "ok", "okay", "on", "once", "one", "only", "or", "other", "ought", "our", "ours", "ourselves", "out",
+    "over", "own", "really", "right", "said", "same", "say", "says", "see", "seem", "seems", "shall", "shan't",
+    "she", "she'd", "she'll", "she's", "should", "shouldn't", "so", "some", "something", "sort", "still",
+    "such", "sure", "take", "tell", "than", "thank", "thanks", "that", "that's", "the", "their", "theirs",
+    "them", "themselves", "then", "there", "there's", "these", "they", "they'd", "they'll", "they're",
+    "they've", "thing", "things", "think", "this", "those", "though", "through", "to", "too", "two", "under",
+    "until", "up", "upon", "us", "very", "wanna", "want", "was", "wasn't", "way", "we", "we'd", "we'll",
+    "we're", "we've", "well", "went", "were", "weren't", "what", "what's", "when", "when's", "where", "where's",
+    "whether", "which", "while", "who", "who's", "whom", "why", "why's", "will", "with", "won't", "would",
+    "wouldn't", "yeah", "yes", "yet", "you", "you'd", "you'll", "you're", "you've", "your", "yours", "yourself",
+    "yourselves",
+})
 """English function words and fillers left out of topic words."""
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")

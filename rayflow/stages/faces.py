@@ -37,7 +37,7 @@ import numpy as np
 
 from rayflow.media.decode import Frames
 from rayflow.ml.faces import HaarFaceDetector
-from rayflow.record import Faces, FaceFrame, TextBox
+from rayflow.record import FaceFrame, Faces, TextBox
 
 log = logging.getLogger(__name__)
 

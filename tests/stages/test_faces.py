@@ -113,3 +113,16 @@ def test_clip_label_is_the_median_of_frames_with_faces() -> None:
 
 def test_profile_option_names_itself() -> None:
     assert FaceStage(FaceSettings(profile=True)).method == "opencv-haar(frontalface_alt2+profileface)"
+
+
+def test_real_footage_face_and_textured_false_face(shared_media: Path, stage: FaceStage) -> None:
+    """sample_av1.mp4 shows one face throughout (close-up); 100_0306.AVI is a plaid blanket
+    that the frontal cascade alone calls a face on half the frames (the eye check drops it)."""
+    person = decode_frames(shared_media / "sample_av1.mp4", timestamps_s=None, count=4, max_side=512,
+                           rotation=0, timeout_s=60)
+    faces = stage.process(person)
+    assert faces.shot_scale == "close-up" and faces.max_faces == 1
+    assert all(f.faces == 1 for f in faces.frames)
+    blanket = decode_frames(shared_media / "100_0306.AVI", timestamps_s=None, count=12, max_side=512,
+                            rotation=0, timeout_s=60)
+    assert stage.process(blanket).shot_scale == "no people"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rayflow.media.decode import probe_video_stream
-from rayflow.media.tools import ToolError
+from rayflow.media.tools import ToolError, ToolTimeout
 from rayflow.record import ShotDetection
 from rayflow.stages.shots import (
     ContentScores,
@@ -182,6 +182,8 @@ def test_transnetv2_on_cpu_loads_offline_and_finds_cuts(concat_clip: Path,
     with torch.no_grad():
         theirs, _ = model._model.predict_frames(torch.from_numpy(frames.copy()), quiet=True)
     np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
+    model.batch_windows = 2  # as on a GPU: windows go through the network together
+    np.testing.assert_allclose(model.predict([frames]), theirs.numpy(), atol=1e-5)
 
 
 @pytest.mark.gpu
@@ -191,7 +193,7 @@ def test_transnetv2_on_cuda_finds_cuts(concat_clip: Path, tmp_path: Path) -> Non
     assert stage.method == "transnetv2"
     _assert_concat_cuts(stage.process(concat_clip, fps=25.0, duration_s=3.0, timeout_s=120))
     # A longer clip (several batches of windows): 12 x 1 s alternating sources -> 11 cuts.
-    parts = ["testsrc2", "smptebars", "color=blue", "mandelbrot"] * 3
+    parts = ["testsrc2", "smptebars", "color=blue", "rgbtestsrc"] * 3
     graph = ";".join(f"{src}{'=' if '=' not in src else ':'}size=320x240:rate=25:duration=1[v{i}]"
                      for i, src in enumerate(parts))
     graph += ";" + "".join(f"[v{i}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=1:a=0[out0]"
@@ -203,3 +205,9 @@ def test_transnetv2_on_cuda_finds_cuts(concat_clip: Path, tmp_path: Path) -> Non
     starts = [s.start_s for s in result.shots]
     assert len(starts) == 12, starts
     assert all(abs(s - k) <= FRAME_S for k, s in enumerate(starts))
+
+
+def test_decode_past_its_deadline_is_a_timeout(concat_clip: Path) -> None:
+    stream = probe_video_stream(concat_clip, timeout_s=30)
+    with pytest.raises(ToolTimeout), SmallFrames(concat_clip, start_s=stream.start_s, timeout_s=0.001) as reader:
+        list(reader.chunks())
