@@ -291,6 +291,69 @@ def runs(home: HomeOpt = None, limit: int = 10, as_json: JsonOpt = False) -> Non
     out.print(table)
 
 
+models_app = typer.Typer(help="Model roles: what loads, from where; verify; pull (explicit, online only).",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Each model role, what will load, from where, and whether it is present."""
+    from rich.table import Table
+
+    from rayflow.cli.render import safe
+    from rayflow.ml.registry import locations
+
+    rows = locations(_settings(home=home))
+    if as_json:
+        sys.stdout.write(json.dumps([r.__dict__ for r in rows], indent=2, default=str) + "\n")
+        return
+    table = Table(title="models (nothing downloads at run time)")
+    for col in ("role", "model", "source", "present", "where / how"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r.role, safe(r.model), r.source, "yes" if r.present else "no", safe(r.detail, 200))
+    out.print(table)
+
+
+@models_app.command("verify")
+def models_verify(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Load every model and run one tiny inference; non-zero exit if any fails."""
+    from rich.table import Table
+
+    from rayflow.cli.render import safe
+    from rayflow.ml.registry import verify
+
+    results = verify(_settings(home=home))
+    if as_json:
+        sys.stdout.write(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
+    else:
+        table = Table(title="models verify")
+        for col in ("role", "ok", "seconds", "detail"):
+            table.add_column(col, overflow="fold")
+        for r in results:
+            table.add_row(r.role, "ok" if r.ok else "FAILED", f"{r.seconds:.2f}", safe(r.detail, 300))
+        out.print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(EXIT_ENV)
+
+
+@models_app.command("pull")
+def models_pull(
+    role: Annotated[str, typer.Argument(help="e.g. image_text_embedding, captioning, speech")],
+    model_id: Annotated[str, typer.Argument(help="Hub id, e.g. openai/clip-vit-base-patch32")],
+) -> None:
+    """Download a model into models/<role>/<name>/ (needs network; fails clearly offline)."""
+    from rayflow.ml.registry import pull
+
+    try:
+        path = pull(role, model_id)
+    except RuntimeError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_ENV) from exc
+    out.print(f"saved to {path}", markup=False)
+
+
 @server_app.command("start")
 def server_start(home: HomeOpt = None) -> None:
     """Start a Prefect server under the home that ingests reuse until `rayflow server stop`."""
@@ -325,6 +388,11 @@ def server_status(home: HomeOpt = None) -> None:
         out.print("not running (ingest starts one per run)")
         raise typer.Exit(EXIT_FAILED)
     out.print(f"PREFECT_API_URL={running.url}", markup=False)
+
+
+from rayflow.cli.search_cmds import register as _register_search  # noqa: E402
+
+_register_search(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

