@@ -87,9 +87,32 @@ class Hit:
         return asdict(self)
 
 
+STOPWORDS = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at",
+    "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did",
+    "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have",
+    "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
+    "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of",
+    "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should",
+    "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they",
+    "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what",
+    "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours",
+})
+"""English function words dropped from keyword queries. BM25 would score them (the
+index keeps them: local mode only scores the default tokenizer), and in a hybrid
+search "toast to the bride" then ranks clips for "to" and "the"."""
+
+
 def query_terms(query: str) -> list[str]:
     """Lower-cased words of a query, as the text index tokenizes them (for highlighting)."""
     return [t.lower() for t in re.findall(r"[^\W_]+", query)]
+
+
+def keyword_query(query: str) -> str:
+    """The query's content words for BM25 (all of them when every word is a stop word)."""
+    terms = query_terms(query)
+    content = [t for t in terms if t not in STOPWORDS]
+    return " ".join(content or terms)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -110,7 +133,7 @@ def _dense_clip_prefetch(vector: list[float], limit: int, names: Sequence[str]) 
 
 
 def _keyword_prefetch(query: str, limit: int) -> models.Prefetch:
-    return models.Prefetch(query=models.TextQuery(text=query), using=schema.TEXT_KEY, limit=limit)
+    return models.Prefetch(query=models.TextQuery(text=keyword_query(query)), using=schema.TEXT_KEY, limit=limit)
 
 
 @dataclass
