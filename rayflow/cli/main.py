@@ -66,6 +66,9 @@ def _setup_logging(verbose: bool) -> None:
 def main(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
+    # Progress bars of model loaders would garble the display (and --json output).
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if version:
         out.print(f"rayflow {__version__}")
         raise typer.Exit(0)

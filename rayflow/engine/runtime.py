@@ -45,6 +45,12 @@ QUIET_ENV: dict[str, str] = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_CLIENT_ENABLE_METRICS": "false",
     "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    # Models load from packages and folders only: nothing may reach a hub at run time.
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TQDM_DISABLE": "1",
 }
 
 #: Server-side services a catalogue run never needs (schedules, late-run marking, …).

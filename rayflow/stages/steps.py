@@ -30,7 +30,7 @@ STEPS: tuple[Step, ...] = (
          "warm model actors: shots, speech, on-screen text, faces/shot scale, description, best thumbnails"),
     Step("proxy", ("probe",), True, False,
          "small review copy (proxy.mp4): NVENC where the GPU has it, libx264 otherwise"),
-    Step("embed", ("probe",), False, False,
+    Step("embed", ("probe",), True, False,
          "text vectors (summary, transcript, technical, moments) for search, batched across files"),
     Step("store", ("fingerprint",), True, True, "JSON sidecar + Qdrant point, written last and atomically"),
 )
