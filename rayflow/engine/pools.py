@@ -95,17 +95,22 @@ class EmbedderActor:
     """Hosts one warm text encoder; embeds many records per call (texts batched across files)."""
 
     def __init__(self, settings: EmbedSettings) -> None:
-        from rayflow.ml.text_encoder import TextEncoder
+        from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder, configured_image_model
 
         self.encoder = TextEncoder(model_path=settings.text_model)
         self.encoder.setup(device=_device())
+        # Image vectors only when a CLIP/SigLIP folder is configured (none ships offline).
+        image_model = configured_image_model()
+        self.image_encoder = ImageTextEncoder(image_model) if image_model else None
+        if self.image_encoder is not None:
+            self.image_encoder.setup(device=_device())
         self.calls = 0
 
     def embed(self, records: list[Any]) -> list[Any]:
         from rayflow.stages.embed import embed_records
 
         self.calls += 1
-        return embed_records(records, self.encoder)
+        return embed_records(records, self.encoder, self.image_encoder)
 
     def model(self) -> dict[str, Any]:
         return {"model_id": self.encoder.model_id, "dim": self.encoder.dim}
