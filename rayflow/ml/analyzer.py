@@ -75,11 +75,16 @@ class ClipAnalyzer:
             wanted["faces"] = lambda: FaceStage(FaceSettings(threads=1))
         if a.thumbnails:
             wanted["best_thumbnails"] = ThumbnailSelector
+        from rayflow.ml.captioner import Captioner, configured_captioner
+
+        caption_model = configured_captioner()
+        if caption_model:  # optional: no captioning VLM ships offline
+            wanted["caption"] = lambda: Captioner(caption_model)
         for role, make in wanted.items():
             started = time.perf_counter()
             try:
                 stage = make()
-                if role == "shots":
+                if role in ("shots", "caption"):
                     stage.setup(self.device)
                 else:
                     stage.setup()
@@ -124,6 +129,7 @@ class ClipAnalyzer:
             path, audio_track_index=audio, has_audio=audio is not None, timeout_s=timeout_s))
         analysis.screen_text = run("screen_text", lambda s: s.process(frames)) or []
         analysis.faces = run("faces", lambda s: s.process(frames))
+        analysis.caption = run("caption", lambda s: s.caption(frames.images) or None)
         from rayflow.stages.describe import describe
         from rayflow.stages.focal import focal_estimate
 
@@ -161,6 +167,8 @@ def _model_name(role: str, stage: Any) -> str:
             return "PP-OCR (rapidocr-onnxruntime)"
         case "faces":
             return str(getattr(stage, "method", "haar"))
+        case "caption":
+            return str(getattr(stage, "model_id", "captioner"))
         case _:
             return "sharpness/exposure/faces ranking"
 

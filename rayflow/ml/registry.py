@@ -69,8 +69,18 @@ def locations(settings: Settings) -> list[RoleStatus]:
     image = configured_image_model()
     out.append(RoleStatus("image_text_embedding", image or "none", "folder" if image else "-", image is not None,
                           image or "optional: put a CLIP/SigLIP folder under models/ and set RAYFLOW_IMAGE_MODEL"))
-    out.append(RoleStatus("captioning", "none", "-", False,
-                          "optional: no captioning VLM ships offline; descriptions are built from the signals"))
+    from rayflow.ml.captioner import configured_captioner
+
+    caption = configured_captioner()
+    if caption:
+        try:
+            out.append(RoleStatus("captioning", caption, "folder", True, str(locate(caption, role="captioning"))))
+        except ModelNotFound as exc:
+            out.append(RoleStatus("captioning", caption, "folder", False, str(exc)))
+    else:
+        out.append(RoleStatus("captioning", "none", "-", False,
+                              "optional: set RAYFLOW_CAPTION_MODEL to a VLM folder under models/; "
+                              "descriptions are built from the signals"))
     return out
 
 
