@@ -8,6 +8,7 @@ with a clear message instead of pending forever.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ class AnalyzerPool:
     actors: list[Any]
     plan: PoolPlan
     in_flight: dict[int, int] = field(default_factory=dict)
+    persistent: bool = False
+    """Detached actors on a long-lived cluster: kept warm across runs, not killed at the end."""
 
     @classmethod
     def start(cls, settings: Any, *, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> AnalyzerPool:
@@ -146,10 +149,20 @@ class AnalyzerPool:
         }
         if plan.num_gpus:
             options["num_gpus"] = plan.num_gpus
-        cls_remote = ray.remote(AnalyzerActor).options(**options)
-        actors = [cls_remote.remote(settings, holder) for _ in range(plan.workers)]
-        log.info("AnalyzerPool: %s", plan.reason)
-        return cls(actors, plan, {i: 0 for i in range(len(actors))})
+        persistent = bool(settings.address)
+        actors = []
+        for i in range(plan.workers):
+            opts = dict(options)
+            if persistent:
+                # On a long-lived cluster the actors outlive the run, so the next ingest finds
+                # its models already loaded. The name carries the settings: changed analysis
+                # settings get fresh actors instead of stale ones.
+                key = hashlib.blake2s(repr((settings.analysis, holder)).encode(), digest_size=4).hexdigest()
+                opts.update(name=f"rayflow-analyzer-{key}-{i}", namespace="rayflow", lifetime="detached",
+                            get_if_exists=True)
+            actors.append(ray.remote(AnalyzerActor).options(**opts).remote(settings, holder))
+        log.info("AnalyzerPool: %s%s", plan.reason, " (persistent across runs)" if persistent else "")
+        return cls(actors, plan, {i: 0 for i in range(len(actors))}, persistent)
 
     def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any) -> tuple[Any, int]:
         index = min(self.in_flight, key=self.in_flight.__getitem__)
@@ -163,6 +176,8 @@ class AnalyzerPool:
         return ray.get([a.stats.remote() for a in self.actors])
 
     def stop(self) -> None:
+        if self.persistent:
+            return  # warm for the next run; `ray stop` or ray.kill by name ends them
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
 

@@ -30,3 +30,23 @@ def test_a_crashing_file_is_retried_boundedly_and_the_actor_serves_the_next(engi
         assert stats["loads"] == 1 and stats["files"] == 1
     finally:
         pool.stop()
+
+
+def test_on_a_long_lived_cluster_actors_stay_warm_across_runs(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # `address` set = a cluster that outlives the run (here the session's cluster stands in).
+    settings = load_settings(env={}, home=tmp_path / "home", address="auto", analysis={"workers": 1})
+    first = AnalyzerPool.start(settings, holder="tests.engine.crashy:CrashyAnalyzer")
+    assert first.persistent
+    ref, idx = first.submit("/x/a.mp4", "id", None, None)
+    pid = ray.get(ref).analysis.description
+    first.done(idx)
+    first.stop()  # end of run 1: persistent actors are left running
+    second = AnalyzerPool.start(settings, holder="tests.engine.crashy:CrashyAnalyzer")
+    try:
+        ref, idx = second.submit("/x/b.mp4", "id", None, None)
+        assert ray.get(ref).analysis.description == pid  # same warm process
+        (stats,) = second.stats()
+        assert stats["loads"] == 1 and stats["files"] == 2  # models loaded once across both runs
+    finally:
+        for actor in second.actors:
+            ray.kill(actor, no_restart=True)
