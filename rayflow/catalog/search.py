@@ -1,25 +1,28 @@
 """Search the catalog: semantic, keyword, hybrid; clips or moments; similar clips.
 
-How a query is answered (one Qdrant query per collection, then a cheap merge):
+``--in moments`` is one Qdrant query: the query's text vector (``text``), BM25 over
+``_text`` (text index with ``scoring``; works in local mode too) and, when an
+image–text model is configured, its vector against ``image`` — fused by Qdrant's
+reciprocal-rank fusion (``RrfQuery``, k = 60).
 
-- **semantic**: the query's text vector against each named vector; a clip's dense
-  score is the best of its ``summary``/``transcript``/``technical`` cosines (a
-  ``max`` formula over three prefetches, inside Qdrant). Max, not rank fusion:
-  fusing three rankings lets a clip that is merely "technically similar" outvote
-  the one whose transcript says exactly what was asked.
-- **keyword**: BM25 over the ``_text`` field (Qdrant text index with ``scoring``;
-  word tokenizer, lower-cased; works in local mode too).
-- **hybrid** (default): the two lists fused with reciprocal-rank fusion by Qdrant's
-  query API (``RrfQuery``, k = 60).
+``--in clips`` ranks clips by everything known about them, in two steps:
 
-For ``--in clips`` the clip ranking is also fused (RRF, here in Python since Qdrant
-cannot fuse across collections) with the best moment per clip from the ``moments``
-collection: a query about one sentence in a 20-minute talk finds its clip through
-that moment even when the clip-level transcript vector is an average of 40 chunks.
-Each clip hit carries that moment's time range, text and frame.
+1. Per source, one ranking. Dense (text, image): a clip scores the *best* cosine over
+   its clip-level vectors (``summary``, ``transcript``, ``technical``) and over its
+   moments (best moment per clip, a grouped query on ``moments``). Max, not rank
+   fusion: fusing five rankings lets clips that are merely "technically similar"
+   outvote the one whose transcript says exactly what was asked; and the moments let
+   one sentence in a 20-minute talk find its clip even though the clip's transcript
+   vector averages 40 chunks. Keyword: BM25 over the clip's ``_text``.
+2. The rankings fused with RRF (same formula as Qdrant's; here in Python, because
+   the dense ranking merges two collections). The clip queries go to Qdrant as one
+   batch. Each clip hit carries its best moment (time range, text, frame), picked by
+   the same fused query a moments search runs, restricted to the clips shown.
 
-Image vectors (an image–text model configured) join as one more prefetch: the
-query's text embedded by that model against the ``image`` vectors.
+Why not a ``max`` formula inside Qdrant: in local mode the formula rescoring copies
+every candidate's whole payload (the full record), 10x slower than three plain
+queries merged here; the server would not need it, but both modes run the same code.
+Stop words are dropped from keyword queries (see ``STOPWORDS``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 from qdrant_client import models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from rayflow.catalog import schema
 from rayflow.catalog.schema import CLIPS, MOMENTS
@@ -48,6 +52,9 @@ RRF_K = 60
 values let the top of one list dominate."""
 CANDIDATES = 50
 """Candidates each prefetch contributes before fusion; more costs latency, rarely changes the top 10."""
+MOMENTS_PER_CLIP = 5
+"""Moments fetched per wanted clip when picking each clip's best moment (a clip whose
+many moments all match crowds out others; 5x leaves room for that)."""
 
 
 class Encoder(Protocol):
@@ -117,43 +124,15 @@ def keyword_query(query: str) -> str:
 
 # ----------------------------------------------------------------------------- building blocks
 
-def _dense_clip_prefetch(vector: list[float], limit: int, names: Sequence[str]) -> models.Prefetch:
-    """Best cosine over several named vectors of the clips collection (Qdrant ``max`` formula)."""
-    inner = [models.Prefetch(query=vector, using=name, limit=limit) for name in names]
-    if len(inner) == 1:
-        return inner[0]
-    slots = [f"$score[{i}]" for i in range(len(inner))]
-    return models.Prefetch(
-        prefetch=inner,
-        # A clip missing from one list (no transcript, or ranked below `limit`) counts -1 there.
-        query=models.FormulaQuery(formula=models.MaxExpression(max=list(slots)),
-                                  defaults=dict.fromkeys(slots, -1.0)),
-        limit=limit,
-    )
-
-
-def _keyword_prefetch(query: str, limit: int) -> models.Prefetch:
-    return models.Prefetch(query=models.TextQuery(text=keyword_query(query)), using=schema.TEXT_KEY, limit=limit)
-
-
-@dataclass
-class _Plan:
-    prefetch: list[models.Prefetch]
-
-    def query(self, limit: int) -> dict[str, Any]:
-        """Arguments for ``query_points``: a single source as is, several fused with RRF."""
-        if len(self.prefetch) == 1:
-            only = self.prefetch[0]
-            if only.prefetch is not None:
-                return {"prefetch": only.prefetch, "query": only.query, "limit": limit}
-            return {"query": only.query, "using": only.using, "limit": limit}
-        return {"prefetch": self.prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=RRF_K)), "limit": limit}
-
-
 Source = Literal["text", "image", "keyword"]
+MOMENT_FIELDS = ["clip_id", "index", "kind", "start_s", "end_s", "text", "thumbnail", "file"]
+"""Payload fetched for moment hits (local mode copies what it returns; the keys below are small)."""
+CLIP_FIELDS = ["file", "analysis.description", "analysis.caption", "analysis.best_thumbnails", "thumbnails"]
 
 
 class _Searcher:
+    """One query's vectors and filter, and the Qdrant requests built from them."""
+
     def __init__(self, catalog: Catalog, query: str, mode: SearchMode, encoder: Encoder | None,
                  image_encoder: Encoder | None, where: models.Filter | None, candidates: int) -> None:
         self.catalog = catalog
@@ -186,56 +165,81 @@ class _Searcher:
             out.append("keyword")
         return out
 
-    def prefetch(self, collection: str, source: Source) -> models.Prefetch:
-        if source == "text":
-            assert self.text_vector is not None
-            names = schema.CLIP_TEXT_VECTORS if collection == CLIPS else (schema.TEXT,)
-            return _dense_clip_prefetch(self.text_vector, self.candidates, names)
-        if source == "image":
-            assert self.image_vector is not None
-            return models.Prefetch(query=self.image_vector, using=schema.IMAGE, limit=self.candidates)
-        return _keyword_prefetch(self.query, self.candidates)
+    def _moment_prefetch(self, source: Source, limit: int) -> models.Prefetch:
+        match source:
+            case "text":
+                return models.Prefetch(query=self.text_vector, using=schema.TEXT, limit=limit)
+            case "image":
+                return models.Prefetch(query=self.image_vector, using=schema.IMAGE, limit=limit)
+            case "keyword":
+                return models.Prefetch(query=models.TextQuery(text=keyword_query(self.query)),
+                                       using=schema.TEXT_KEY, limit=limit)
 
-    def plan(self, collection: str, sources: Sequence[Source] | None = None) -> _Plan:
-        return _Plan([self.prefetch(collection, s) for s in (sources or self.sources)])
-
-    def clips(self, limit: int, source: Source) -> list[models.ScoredPoint]:
-        return self.catalog.client.query_points(
-            CLIPS, **self.plan(CLIPS, [source]).query(limit), query_filter=self.where, with_payload=False,
-        ).points
+    def _moment_query(self, limit: int, sources: Sequence[Source]) -> dict[str, Any]:
+        """``query_points`` arguments over ``moments``: one source as is, several fused by Qdrant (RRF)."""
+        prefetch = [self._moment_prefetch(s, max(self.candidates, limit)) for s in sources]
+        if len(prefetch) == 1:
+            return {"query": prefetch[0].query, "using": prefetch[0].using, "limit": limit}
+        return {"prefetch": prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=RRF_K)), "limit": limit}
 
     def moments(self, limit: int) -> list[models.ScoredPoint]:
         return self.catalog.client.query_points(
-            MOMENTS, **self.plan(MOMENTS).query(limit), query_filter=self.where, with_payload=True,
+            MOMENTS, **self._moment_query(limit, self.sources), query_filter=self.where,
+            with_payload=MOMENT_FIELDS,
         ).points
 
     def best_moments(self, limit: int, *, sources: Sequence[Source] | None = None,
                      clip_ids: list[str] | None = None) -> dict[str, models.ScoredPoint]:
-        """clip_id -> its best moment (fused over ``sources``), for up to ``limit`` clips, best first."""
+        """clip_id -> its best moment (fused over ``sources``), for up to ``limit`` clips, best first.
+
+        Grouped here from the top ``MOMENTS_PER_CLIP x limit`` moments rather than by
+        ``query_points_groups``: local mode's grouping copies the payload of every point
+        in the collection (~0.5 s at 4k moments); a plain query is ~10 ms."""
         extra = (models.Filter(must=[models.FieldCondition(key="clip_id", match=models.MatchAny(any=clip_ids))])
                  if clip_ids else None)
-        groups = self.catalog.client.query_points_groups(
-            MOMENTS, **self.plan(MOMENTS, sources).query(limit), group_by="clip_id", group_size=1,
-            query_filter=schema.merge_filters(self.where, extra), with_payload=True,
-        ).groups
-        return {str(g.id): g.hits[0] for g in groups if g.hits}
+        points = self.catalog.client.query_points(
+            MOMENTS, **self._moment_query(MOMENTS_PER_CLIP * max(limit, 1), sources or self.sources),
+            query_filter=schema.merge_filters(self.where, extra), with_payload=MOMENT_FIELDS,
+        ).points
+        best: dict[str, models.ScoredPoint] = {}
+        for point in points:
+            clip_id = str((point.payload or {}).get("clip_id"))
+            if clip_id not in best:
+                best[clip_id] = point
+                if len(best) >= limit:
+                    break
+        return best
 
-    def clip_ranking(self, pool: int) -> tuple[list[tuple[str, float]], dict[str, models.ScoredPoint]]:
-        """Clips ranked for this query, and the best moment already known for some of them.
+    def _clip_requests(self, source: Source) -> list[models.QueryRequest]:
+        def request(query: Any, using: str) -> models.QueryRequest:
+            return models.QueryRequest(query=query, using=using, filter=self.where, limit=self.candidates,
+                                       with_payload=False)
 
-        Dense sources (text, image): a clip scores the best cosine over its clip-level
-        vectors *and* its moments (max merges two collections, so it runs here). The
-        per-source rankings are then fused with RRF, like Qdrant's own fusion."""
+        match source:
+            case "text":
+                return [request(self.text_vector, name) for name in schema.CLIP_TEXT_VECTORS]
+            case "image":
+                return [request(self.image_vector, schema.IMAGE)]
+            case "keyword":
+                return [request(models.TextQuery(text=keyword_query(self.query)), schema.TEXT_KEY)]
+
+    def clip_ranking(self) -> tuple[list[tuple[str, float]], dict[str, models.ScoredPoint]]:
+        """Clips ranked for this query (score: cosine, BM25 or RRF), and best moments already found."""
+        plan = [(source, self._clip_requests(source)) for source in self.sources]
+        responses = iter(self.catalog.client.query_batch_points(
+            CLIPS, requests=[r for _, requests in plan for r in requests]))
         rankings: list[list[tuple[str, float]]] = []
         moment_for: dict[str, models.ScoredPoint] = {}
-        for source in self.sources:
-            scores = {str(p.id): float(p.score) for p in self.clips(pool, source)}
+        for source, requests in plan:
+            scores: dict[str, float] = {}
+            for _ in requests:  # dense: best over the named vectors
+                for point in next(responses).points:
+                    key = str(point.id)
+                    scores[key] = max(scores.get(key, float("-inf")), float(point.score))
             if source != "keyword":
-                for clip_id, moment in self.best_moments(pool, sources=[source]).items():
-                    if moment.score > scores.get(clip_id, -2.0):
-                        scores[clip_id] = float(moment.score)
-                    if source == "text" or clip_id not in moment_for:
-                        moment_for.setdefault(clip_id, moment)
+                for clip_id, moment in self.best_moments(self.candidates, sources=[source]).items():
+                    scores[clip_id] = max(scores.get(clip_id, float("-inf")), float(moment.score))
+                    moment_for.setdefault(clip_id, moment)
             rankings.append(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
         if len(rankings) == 1:
             return rankings[0], moment_for
@@ -248,13 +252,6 @@ def _rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, f
         for rank, key in enumerate(ranking, start=1):
             scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _clips_only(searcher: _Searcher, pool: int) -> tuple[list[tuple[str, float]], dict[str, models.ScoredPoint]]:
-    """Clip-level vectors and text only (no moment evidence), fused with RRF by Qdrant."""
-    points = searcher.catalog.client.query_points(
-        CLIPS, **searcher.plan(CLIPS).query(pool), query_filter=searcher.where, with_payload=False).points
-    return [(str(p.id), float(p.score)) for p in points], {}
 
 
 def _moment_hit(point: models.ScoredPoint, score: float | None = None) -> Hit:
@@ -284,39 +281,46 @@ def _clip_summary(payload: dict[str, Any]) -> tuple[str, str | None]:
 
 def search(catalog: Catalog, query: str, *, encoder: Encoder | None = None, mode: SearchMode = "hybrid",
            target: Target = "clips", where: models.Filter | str | None = None, limit: int = 10,
-           image_encoder: Encoder | None = None, candidates: int = CANDIDATES,
-           use_moments: bool = True) -> list[Hit]:
+           image_encoder: Encoder | None = None, candidates: int = CANDIDATES) -> list[Hit]:
     """Search clips (one hit per clip, with its best moment) or moments (one hit per moment).
 
     ``encoder`` is needed for semantic and hybrid; keyword needs no model. ``where`` is
     a parsed filter or a ``--where`` string (see ``schema.parse_where``). Raises
     ``ModelMismatch`` when ``encoder`` is not the catalog's model, ``SearchError``
-    when the search cannot run, ``schema.WhereError`` for a bad filter.
-    ``use_moments=False`` ranks clips by clip-level vectors/text only."""
+    when the search cannot run, ``schema.WhereError`` for a bad filter."""
     if not query.strip():
         raise SearchError("empty query")
     flt = schema.parse_where(where) if isinstance(where, str) else where
     searcher = _Searcher(catalog, query, mode, encoder, image_encoder, flt, max(candidates, limit))
+    try:
+        return _search(catalog, searcher, target, limit)
+    except UnexpectedResponse as exc:
+        hint = (" (keyword and hybrid search need Qdrant >= 1.20 for BM25 text queries; try --mode semantic)"
+                if "keyword" in searcher.sources else "")
+        raise SearchError(f"Qdrant refused the query: {exc}{hint}") from exc
+
+
+def _search(catalog: Catalog, searcher: _Searcher, target: Target, limit: int) -> list[Hit]:
     if target == "moments":
         return [_moment_hit(p) for p in searcher.moments(limit)]
 
-    pool = max(candidates, limit)
-    ranked, known = searcher.clip_ranking(pool) if use_moments else _clips_only(searcher, pool)
+    ranked, known = searcher.clip_ranking()
     top = ranked[:limit]
-    # The moment to show: fused over every source (what a moments search would pick),
-    # restricted to the clips shown; semantic-only searches already know theirs.
-    best = {} if len(searcher.sources) > 1 else {k: v for k, v in known.items() if k in dict(top)}
+    # The moment to show: fused over every source (what a moments search would pick);
+    # single-source searches already know theirs. A clip not among the top fused
+    # moments shows its best dense moment, else one from a query restricted to the
+    # clips still missing (a payload-filter scan in local mode, so last).
+    shown = dict(top)
+    found = searcher.best_moments(searcher.candidates) if len(searcher.sources) > 1 else known
+    best = {k: v for k, v in found.items() if k in shown}
+    best.update({k: v for k, v in known.items() if k in shown and k not in best})
     missing = [cid for cid, _ in top if cid not in best]
     if missing:
         best.update(searcher.best_moments(len(missing), clip_ids=missing))
-    payloads = {
-        str(p.id): p.payload or {}
-        for p in catalog.client.retrieve(
-            CLIPS, [cid for cid, _ in top],
-            with_payload=["file", "analysis.description", "analysis.caption", "analysis.best_thumbnails",
-                          "thumbnails", schema.TEXT_KEY],
-        )
-    }
+    bare = [cid for cid, _ in top if cid not in best]  # no moment matched: show the clip's summary
+    payloads = {str(p.id): p.payload or {}
+                for p in catalog.client.retrieve(CLIPS, bare, with_payload=[*CLIP_FIELDS, schema.TEXT_KEY])
+                } if bare else {}
     hits: list[Hit] = []
     for clip_id, score in top:
         moment = best.get(clip_id)
@@ -353,22 +357,24 @@ def similar(catalog: Catalog, clip_id: str, *, by: SimilarBy = "text", limit: in
         names = [n for n in (schema.SUMMARY, schema.TRANSCRIPT) if n in stored]
         if not names:
             raise SearchError("this clip has no text vectors yet; run `rayflow reindex`")
-    inner = [models.Prefetch(query=stored[n], using=n, limit=max(CANDIDATES, limit)) for n in names]
-    if len(inner) == 1:
-        kwargs: dict[str, Any] = {"query": stored[names[0]], "using": names[0]}
-    else:
-        slots = [f"$score[{i}]" for i in range(len(inner))]
-        kwargs = {"prefetch": inner, "query": models.FormulaQuery(
-            formula=models.MaxExpression(max=list(slots)), defaults=dict.fromkeys(slots, -1.0))}
-    points = catalog.client.query_points(CLIPS, **kwargs, query_filter=query_filter, limit=limit,
-                                         with_payload=["file", "analysis.description", "analysis.caption",
-                                                       "analysis.best_thumbnails", "thumbnails",
-                                                       schema.TEXT_KEY]).points
+    responses = catalog.client.query_batch_points(CLIPS, requests=[
+        models.QueryRequest(query=stored[n], using=n, filter=query_filter, limit=max(CANDIDATES, limit),
+                            with_payload=False)
+        for n in names
+    ])
+    scores: dict[str, float] = {}
+    for response in responses:  # best cosine over the compared vectors
+        for point in response.points:
+            scores[str(point.id)] = max(scores.get(str(point.id), float("-inf")), float(point.score))
+    top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    payloads = {str(p.id): p.payload or {}
+                for p in catalog.client.retrieve(CLIPS, [c for c, _ in top], with_payload=[*CLIP_FIELDS,
+                                                                                       schema.TEXT_KEY])}
     hits = []
-    for p in points:
-        payload = p.payload or {}
+    for other, score in top:
+        payload = payloads.get(other, {})
         text, thumb = _clip_summary(payload)
         file = payload.get("file") or {}
-        hits.append(Hit(clip_id=str(p.id), score=float(p.score), path=str(file.get("path", "")),
+        hits.append(Hit(clip_id=other, score=score, path=str(file.get("path", "")),
                         name=str(file.get("name", "")), text=text, thumbnail=thumb))
     return hits

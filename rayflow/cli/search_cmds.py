@@ -297,6 +297,11 @@ def rm_command(
     try:
         for target in clips:
             clip_id = catalog.resolve(target)
+            if clip_id is None and Path(target).is_file():  # moved or renamed since: by content
+                from rayflow.stages.fingerprint import fingerprint
+
+                by_content = fingerprint(Path(target)).clip_id
+                clip_id = by_content if catalog.get(by_content) is not None else None
             if clip_id is None:
                 report.append({"target": target, "clip_id": None, "removed": False, "files": []})
                 continue

@@ -44,7 +44,7 @@ from rayflow.record import (
     VideoInfo,
     clip_id_for,
 )
-from rayflow.stages.embed import embed_records
+from rayflow.stages.embed import ClipVectors, embed_records
 
 # ----------------------------------------------------------------------------- corpus
 
@@ -93,11 +93,12 @@ def make_record(
     )
 
 
-def _filler(start_s: float, end_s: float, sentences: list[str], step_s: float = 8.0) -> list[tuple[float, float, str]]:
+def _filler(start_s: float, end_s: float, sentences: list[str], step_s: float = 30.0) -> list[tuple[float, float, str]]:
+    """One ~8 s sentence every ``step_s`` seconds (long talks: the needle among many moments)."""
     out = []
     t, i = start_s, 0
     while t + step_s <= end_s:
-        out.append((t, t + step_s - 0.5, sentences[i % len(sentences)]))
+        out.append((t, t + min(8.0, step_s - 0.5), sentences[i % len(sentences)]))
         t += step_s
         i += 1
     return out
@@ -370,11 +371,18 @@ def corpus() -> tuple[list[ClipRecord], list[Labelled]]:
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory: pytest.TempPathFactory, encoder: TextEncoder,
+def vectors(encoder: TextEncoder, corpus: tuple[list[ClipRecord], list[Labelled]]) -> dict[str, ClipVectors]:
+    """The corpus embedded once (one batched call), by clip id."""
+    records, _ = corpus
+    return {v.clip_id: v for v in embed_records(records, encoder)}
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory, vectors: dict[str, ClipVectors],
             corpus: tuple[list[ClipRecord], list[Labelled]]) -> Iterator[Catalog]:
     records, _ = corpus
     cat = Catalog.open(path=tmp_path_factory.mktemp("catalog"), url=None)
-    cat.upsert(records, embed_records(records, encoder))
+    cat.upsert(records, [vectors[r.clip_id] for r in records])
     yield cat
     cat.close()
 
@@ -443,7 +451,9 @@ def test_technical_query_finds_the_camera(catalog: Catalog, encoder: TextEncoder
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "semantic", "keyword"])
-def test_where_filters_are_exact(catalog: Catalog, encoder: TextEncoder, mode: str) -> None:
+def test_where_filters_are_exact(catalog: Catalog, encoder: TextEncoder, mode: str,
+                                 corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
+    by_id = {r.clip_id: r for r in corpus[0]}
     query = "people talking" if mode != "keyword" else "the"
     for where, check in [
         ("codec=hevc", lambda r: r.video.codec == "hevc"),
@@ -460,8 +470,7 @@ def test_where_filters_are_exact(catalog: Catalog, encoder: TextEncoder, mode: s
             hits = search(catalog, query, encoder=encoder, mode=mode, where=where, limit=50, target=target)
             assert hits or mode == "keyword", (where, target)
             for hit in hits:
-                record = catalog.get(hit.clip_id)
-                assert record is not None and check(record), (where, target, hit.name)
+                assert check(by_id[hit.clip_id]), (where, target, hit.name)
     all_hevc = {r.clip_id for r in catalog.iter_records() if r.video.codec == "hevc"}
     found = {h.clip_id for h in search(catalog, "video", encoder=encoder, mode="semantic", where="codec=hevc",
                                        limit=50)}
@@ -497,13 +506,14 @@ def test_captured_date_filter(catalog: Catalog) -> None:
 
 
 def test_reupsert_is_idempotent_and_drops_stale_moments(tmp_path: Path, encoder: TextEncoder,
+                                                        vectors: dict[str, ClipVectors],
                                                         corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
     record = corpus[0][0]
     cat = Catalog.open(path=tmp_path / "c", url=None)
     try:
         n = len(build_moments(record))
-        cat.upsert([record], embed_records([record], encoder))
-        cat.upsert([record], embed_records([record], encoder))
+        cat.upsert([record], [vectors[record.clip_id]])
+        cat.upsert([record], [vectors[record.clip_id]])
         assert cat.count() == 1 and cat.count(schema.MOMENTS) == n
         shorter = record.model_copy(deep=True)
         assert shorter.analysis is not None and shorter.analysis.speech is not None
@@ -522,13 +532,13 @@ def test_reupsert_is_idempotent_and_drops_stale_moments(tmp_path: Path, encoder:
 
 
 def test_similar_returns_the_near_copy_first(tmp_path: Path, encoder: TextEncoder,
+                                             vectors: dict[str, ClipVectors],
                                              corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
     records = corpus[0][:6]
     copy = near_copy(records[0])
     cat = Catalog.open(path=tmp_path / "c", url=None)
     try:
-        everything = [*records, copy]
-        cat.upsert(everything, embed_records(everything, encoder))
+        cat.upsert([*records, copy], [*(vectors[r.clip_id] for r in records), *embed_records([copy], encoder)])
         hits = similar(cat, records[0].clip_id, limit=3)
         assert hits[0].clip_id == copy.clip_id
         assert records[0].clip_id not in {h.clip_id for h in hits}
@@ -538,12 +548,12 @@ def test_similar_returns_the_near_copy_first(tmp_path: Path, encoder: TextEncode
         cat.close()
 
 
-def test_delete_removes_clip_and_moments(tmp_path: Path, encoder: TextEncoder,
+def test_delete_removes_clip_and_moments(tmp_path: Path, vectors: dict[str, ClipVectors],
                                          corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
     records = corpus[0][:3]
     cat = Catalog.open(path=tmp_path / "c", url=None)
     try:
-        cat.upsert(records, embed_records(records, encoder))
+        cat.upsert(records, [vectors[r.clip_id] for r in records])
         before = cat.count(schema.MOMENTS)
         gone = len(cat.moments(records[0].clip_id))
         assert cat.delete(records[0].clip_id)
@@ -571,11 +581,12 @@ class _OtherModel:
 
 
 def test_model_change_is_detected_and_reindex_reembeds(tmp_path: Path, encoder: TextEncoder,
+                                                       vectors: dict[str, ClipVectors],
                                                        corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
     records = corpus[0][:4]
     cat = Catalog.open(path=tmp_path / "c", url=None)
     try:
-        cat.upsert(records, embed_records(records, encoder))
+        cat.upsert(records, [vectors[r.clip_id] for r in records])
         assert cat.meta == schema.CatalogMeta()
         other = _OtherModel(encoder)
         with pytest.raises(ModelMismatch, match="reindex"):
@@ -598,5 +609,18 @@ def test_model_change_is_detected_and_reindex_reembeds(tmp_path: Path, encoder: 
     cat = Catalog.open(path=tmp_path / "c", url=None)
     try:
         assert cat.meta is not None and cat.meta.text_model == "other-model"
+    finally:
+        cat.close()
+
+
+def test_an_empty_catalog_adopts_the_configured_model(tmp_path: Path, encoder: TextEncoder,
+                                                      corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
+    other = _OtherModel(encoder)
+    cat = Catalog.open(path=tmp_path / "c", url=None)  # created for the default model
+    try:
+        record = corpus[0][0]
+        cat.upsert([record], embed_records([record], other))
+        assert cat.meta == schema.CatalogMeta(text_model="other-model", text_dim=32)
+        assert search(cat, "harbor bridge", encoder=other)[0].clip_id == record.clip_id
     finally:
         cat.close()
