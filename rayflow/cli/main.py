@@ -119,7 +119,7 @@ def ingest(
     for note in plan.notes:
         err.print(f"note: {note}")
 
-    from rayflow.catalog.store import CatalogBusy
+    from rayflow.catalog.store import CatalogBusy, ModelMismatch
     from rayflow.cli import render
     from rayflow.engine.pools import NoGpuError
     from rayflow.engine.session import HomeBusy
@@ -137,7 +137,7 @@ def ingest(
                 summary = run([str(p) for p in paths], settings, progress=progress)
         else:
             summary = run([str(p) for p in paths], settings, progress=progress)
-    except (CatalogBusy, HomeBusy, NoGpuError) as exc:
+    except (CatalogBusy, HomeBusy, NoGpuError, ModelMismatch) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ENV) from exc
     except Exception as exc:

@@ -43,6 +43,10 @@ class CatalogWriter:
             return self.catalog.upsert(records)
         return self.catalog.upsert(records, vectors=vectors)
 
+    def check_model(self, text_model: str, text_dim: int) -> None:
+        """Fail before the first file when the catalog was built with another text model."""
+        self.catalog.check_model(text_model=text_model, text_dim=text_dim)
+
     def count(self) -> int:
         return self.catalog.count()
 

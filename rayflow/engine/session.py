@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rayflow.catalog.store import CatalogBusy
+from rayflow.catalog.store import CatalogBusy, ModelMismatch
 from rayflow.config import Settings
 from rayflow.engine import runtime
 from rayflow.engine.progress import Progress
@@ -178,6 +178,15 @@ def _ingest(
                 ) from None
             raise RuntimeError(f"cannot open the catalog: {exc}") from None
         ray.get(warm_refs)
+        if embedder is not None:
+            model = ray.get(embedder.model.remote())
+            try:
+                ray.get(writer.check_model.remote(model["model_id"], model["dim"]))
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.as_instanceof_cause()
+                if isinstance(cause, ModelMismatch):
+                    raise ModelMismatch(str(cause).splitlines()[-1]) from None
+                raise
         timings.extra["warm_s"] = time.monotonic() - t
         try:
             t = time.monotonic()
