@@ -154,7 +154,7 @@ def _first_task_start(home: Path) -> datetime | None:
 def run_rayflow(paths: list[Path], home: Path, *, concurrency: int | None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
     args = [str(ROOT / ".venv" / "bin" / "rayflow"), "ingest", *map(str, paths), "--home", str(home),
-            "--json", "--skip", "proxy"]  # the sequential baseline runs the spine stages only
+            "--json", "--skip", "proxy", "--skip", "analyze", "--skip", "embed"]  # spine stages only, as (a)
     if concurrency:
         args += ["--concurrency", str(concurrency)]
     t0_wall = datetime.now(UTC)
