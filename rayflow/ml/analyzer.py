@@ -76,7 +76,11 @@ class ClipAnalyzer:
         if a.thumbnails:
             wanted["best_thumbnails"] = ThumbnailSelector
         from rayflow.ml.captioner import Captioner, configured_captioner
+        from rayflow.ml.text_encoder import ImageTextEncoder, configured_image_model
 
+        image_model = configured_image_model()
+        if image_model and a.thumbnails:  # optional: rank thumbnails by a "good thumbnail" prompt
+            wanted["thumbnail_prompt"] = lambda: ImageTextEncoder(image_model)
         caption_model = configured_captioner()
         if caption_model:  # optional: no captioning VLM ships offline
             wanted["caption"] = lambda: Captioner(caption_model)
@@ -84,7 +88,7 @@ class ClipAnalyzer:
             started = time.perf_counter()
             try:
                 stage = make()
-                if role in ("shots", "caption"):
+                if role in ("shots", "caption", "thumbnail_prompt"):
                     stage.setup(self.device)
                 else:
                     stage.setup()
@@ -134,9 +138,11 @@ class ClipAnalyzer:
         from rayflow.stages.focal import focal_estimate
 
         analysis.focal = focal_estimate(record.camera)
+        prompt_scores = run("thumbnail_prompt", lambda s: prompt_match(s, frames.images))
         analysis.best_thumbnails = run("best_thumbnails", lambda s: s.process(
             path, frames, shots=analysis.shots, faces=analysis.faces,
-            out_dir=self.settings.clip_dir(clip_id), timeout_s=min(120.0, timeout_s))) or []
+            out_dir=self.settings.clip_dir(clip_id), timeout_s=min(120.0, timeout_s),
+            prompt_scores=prompt_scores)) or []
         started = time.perf_counter()
         analysis.description, analysis.tags = describe(
             duration_s=duration_s, video=video, shots=analysis.shots, faces=analysis.faces,
@@ -144,6 +150,18 @@ class ClipAnalyzer:
             focal=analysis.focal)
         timings["describe"] = time.perf_counter() - started
         return result
+
+
+THUMBNAIL_PROMPT = "a sharp, well-composed, beautiful photograph"
+
+
+def prompt_match(encoder: Any, images: Any, prompt: str = THUMBNAIL_PROMPT) -> Any:
+    """Per-frame similarity to ``prompt``, min-max scaled to 0..1 over the clip's frames."""
+    import numpy as np
+
+    sims = encoder.encode_arrays(images) @ encoder.encode([prompt])[0]
+    spread = float(sims.max() - sims.min()) if len(sims) else 0.0
+    return (sims - sims.min()) / spread if spread > 1e-9 else np.full(len(sims), 0.5)
 
 
 def _default_audio(record: ClipRecord) -> int | None:
@@ -167,6 +185,8 @@ def _model_name(role: str, stage: Any) -> str:
             return "PP-OCR (rapidocr-onnxruntime)"
         case "faces":
             return str(getattr(stage, "method", "haar"))
+        case "thumbnail_prompt":
+            return f"{getattr(stage, 'model_id', 'clip')} prompt score"
         case "caption":
             return str(getattr(stage, "model_id", "captioner"))
         case _:

@@ -268,6 +268,22 @@ class ImageTextEncoder:
                 out.append(self._normalise(self._model.get_text_features(**inputs)))
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
+    def encode_arrays(self, images: np.ndarray) -> np.ndarray:
+        """Decoded RGB frames ``(N, H, W, 3)`` uint8 -> ``(N, dim)`` L2-normalised vectors."""
+        import torch
+        from PIL import Image
+
+        if self._model is None:
+            raise RuntimeError("ImageTextEncoder.setup() must be called before encode_arrays()")
+        out: list[np.ndarray] = []
+        for start in range(0, len(images), self.batch_size):
+            batch = [Image.fromarray(np.ascontiguousarray(a)) for a in images[start:start + self.batch_size]]
+            inputs = self._processor(images=batch, return_tensors="pt")
+            with torch.inference_mode():
+                out.append(self._normalise(
+                    self._model.get_image_features(pixel_values=inputs["pixel_values"].to(self.device))))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
     def encode_images(self, paths: list[str]) -> list[np.ndarray | None]:
         """Image side: one L2-normalised float32 vector per readable image, None otherwise."""
         import torch

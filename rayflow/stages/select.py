@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 SHARPNESS_WEIGHT = 0.4
 EXPOSURE_WEIGHT = 0.3
 FACE_WEIGHT = 0.3
+PROMPT_WEIGHT = 0.3
+"""Weight of the image–text prompt match, when a CLIP/SigLIP model is configured."""
 BLANK_PENALTY = 0.05
 TRANSITION_PENALTY = 0.3
 OUTLIER_MIN_DIFF = 20.0
@@ -109,15 +111,18 @@ class ThumbnailSelector:
     def setup(self) -> None:
         """Nothing to load."""
 
-    def rank(self, frames: Frames, *, shots: ShotDetection | None, faces: Faces | None) -> list[Candidate]:
+    def rank(self, frames: Frames, *, shots: ShotDetection | None, faces: Faces | None,
+             prompt_scores: np.ndarray | None = None) -> list[Candidate]:
         """Every sampled frame scored, in pick order (variety rules applied), best first."""
         if frames.count == 0:
             return []
-        return _pick_order(score_frames(frames, shots=shots, faces=faces, settings=self.settings),
+        return _pick_order(score_frames(frames, shots=shots, faces=faces, settings=self.settings,
+                                        prompt_scores=prompt_scores),
                            min_gap_s=self.settings.min_gap_share * _span(frames))
 
     def process(self, path: str | Path, frames: Frames, *, shots: ShotDetection | None,
-                faces: Faces | None, out_dir: Path, timeout_s: float) -> list[RankedThumbnail]:
+                faces: Faces | None, out_dir: Path, timeout_s: float,
+                prompt_scores: np.ndarray | None = None) -> list[RankedThumbnail]:
         """Rank, extract the top ``count`` as ``out_dir/best_<rank>.jpg`` (rank 0 is primary).
 
         Stale ``best_N.jpg`` of an earlier run beyond this run's count are removed.
@@ -125,7 +130,7 @@ class ThumbnailSelector:
         ffmpeg cannot extract a frame.
         """
         deadline = time.monotonic() + timeout_s
-        chosen = self.rank(frames, shots=shots, faces=faces)[: self.settings.count]
+        chosen = self.rank(frames, shots=shots, faces=faces, prompt_scores=prompt_scores)[: self.settings.count]
         if not chosen:
             return []
         out_dir = Path(out_dir)
@@ -149,8 +154,12 @@ class ThumbnailSelector:
 
 
 def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | None,
-                 settings: SelectSettings | None = None) -> list[Candidate]:
-    """Score every sampled frame (see the module docstring), in frame order."""
+                 settings: SelectSettings | None = None, prompt_scores: np.ndarray | None = None) -> list[Candidate]:
+    """Score every sampled frame (see the module docstring), in frame order.
+
+    ``prompt_scores`` (0..1 per frame) come from an image–text model (CLIP/SigLIP) when
+    one is configured: how well each frame matches a "good thumbnail" prompt; they add
+    ``PROMPT_WEIGHT`` to the score. None (the offline default) leaves them out."""
     settings = settings or SelectSettings()
     lumas = luma(frames.images)  # (N, H, W) float32 0..255
     means = lumas.mean(axis=(1, 2))
@@ -176,6 +185,8 @@ def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | 
         if face is not None and face.faces:
             face_score = 0.5 + 0.5 * min(1.0, face.largest_face_height / 0.25)
         score = SHARPNESS_WEIGHT * sharpness[i] + EXPOSURE_WEIGHT * exposure[i] + FACE_WEIGHT * face_score
+        if prompt_scores is not None:
+            score += PROMPT_WEIGHT * float(prompt_scores[i])
         near_cut = any(abs(timestamp - cut) < settings.boundary_guard_s for cut in cuts)
         reasons = []
         if blank[i]:
@@ -184,6 +195,8 @@ def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | 
         if near_cut or outlier[i]:
             score *= TRANSITION_PENALTY
             reasons.append("near a cut" if near_cut else "unlike its neighbours")
+        if prompt_scores is not None and float(prompt_scores[i]) >= 0.9:
+            reasons.append("best prompt match")
         if sharpness[i] >= 0.95:
             reasons.append("sharpest")
         elif sharpness[i] >= 0.8:

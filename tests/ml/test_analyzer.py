@@ -50,3 +50,25 @@ def test_a_failing_role_is_recorded_and_the_others_still_run(tmp_path: Path) -> 
     result = analyzer.process(str(missing), "c1", _frames(), _record(missing))
     assert "shots" in result.errors and result.analysis.shots is None
     assert result.analysis.faces is not None  # faces work on the frames already decoded
+
+
+def test_configured_image_text_model_scores_thumbnails_by_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from tests.ml.test_text_encoder import make_tiny_clip
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("RAYFLOW_IMAGE_MODEL", str(make_tiny_clip(tmp_path / "clip")))
+    clip = tmp_path / "x.mp4"  # best thumbnails are extracted from the real file
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=64x48:rate=10:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
+                    str(clip)], check=True, timeout=60)
+    settings = load_settings(env={}, home=tmp_path / "home", analysis={
+        "speech": False, "screen_text": False, "shots": False, "faces": False, "thumbnails": True})
+    analyzer = ClipAnalyzer(settings)
+    analyzer.setup()
+    assert "thumbnail_prompt" in analyzer.models
+    result = analyzer.process(str(clip), "c1", _frames(), _record(clip))
+    assert result.errors == {}
+    assert result.timings["thumbnail_prompt"] > 0
+    assert result.analysis.best_thumbnails and result.analysis.best_thumbnails[0].primary
