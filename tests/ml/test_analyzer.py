@@ -52,7 +52,9 @@ def test_a_failing_role_is_recorded_and_the_others_still_run(tmp_path: Path) -> 
     assert result.analysis.faces is not None  # faces work on the frames already decoded
 
 
-def test_configured_image_text_model_scores_thumbnails_by_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configured_image_text_model_scores_thumbnails_by_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import subprocess
 
     from tests.ml.test_text_encoder import make_tiny_clip
