@@ -98,7 +98,7 @@ def ingest(
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Ingest footage: fingerprint, probe, sample frames, thumbnails, exposure, store."""
+    """Ingest footage: fingerprint, probe, sample frames, thumbnails, exposure, analysis, proxy, embed, store."""
     _setup_logging(verbose)
     settings = _settings(
         config_file=config, home=home, output=output, concurrency=concurrency,

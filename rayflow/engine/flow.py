@@ -1,10 +1,12 @@
 """The ``ingest`` Prefect flow on prefect-ray's RayTaskRunner.
 
 Prefect tasks are coarse on purpose (each costs ~0.1 s of orchestration here):
-one ``fingerprint`` task per small batch of files, then two chained tasks per
-file — ``probe`` and ``sample`` (decode once; thumbnails and exposure from the
-same frames) — and the record goes to the single ``CatalogWriter`` actor. Frames
-stay in the Ray object store as a ref; they never pass through the flow process.
+one ``fingerprint`` task per small batch of files, then one ``inspect`` task per
+file (or per 2-4 small files) running probe -> sample (decode once) -> thumbnails
+and exposure as plain functions. Then, side by side, the warm AnalyzerPool actors
+(frames arrive as an object-store ref, never through the flow process) and a
+``proxy`` task; the embedder actor batches records across files, and the single
+``CatalogWriter`` actor writes each record last.
 
 Errors are values: a deterministic failure (a corrupt file) is recorded in the
 file's ``errors`` and never retried; a transient one (a tool timing out under
@@ -391,7 +393,7 @@ def _future_value(future: Any) -> tuple[Any, str | None]:
 
 @flow(name="ingest", validate_parameters=False, log_prints=False, persist_result=False)
 def ingest_flow(paths: list[str], run_id: str, settings: Settings) -> RunSummary:
-    """Discover, fingerprint, de-duplicate, probe, sample and store every file."""
+    """Discover, fingerprint, de-duplicate, inspect, analyse, proxy, embed and store every file."""
     # The flow object is serialised into every task's context and its function is
     # pickled by value: keep the body in a plain module function (pickled by name).
     return _ingest_body(paths, run_id, settings)
