@@ -95,6 +95,10 @@ def name_words(path_or_name: str) -> str:
 
 # ----------------------------------------------------------------------------- per-shot tags
 
+CLIP_PEOPLE_TAGS = frozenset({"close-up", "medium-shot", "wide-shot", "no-people", "person", "people", "group"})
+"""Clip-level tags (rayflow.stages.describe) that per-shot people/scale tags replace."""
+
+
 def _people_tags(frames: list[FaceFrame]) -> tuple[str, ...]:
     """Shot scale from the tallest face: >= 35 % of the frame close-up, >= 12 % medium, else wide."""
     if not frames:
@@ -223,7 +227,9 @@ def build_moments(record: ClipRecord, *, max_window_s: float = MAX_WINDOW_S,
             shot_index=_shot_at(shots, (start_s + end_s) / 2),
         ))
 
-    clip_tags = tuple(t for t in analysis.tags if t.strip())
+    # The clip's people/scale tags describe the whole clip; a shot moment has its own
+    # (from that shot's frames), so the clip's are left out rather than contradicting them.
+    clip_tags = tuple(t for t in analysis.tags if t.strip() and t not in CLIP_PEOPLE_TAGS)
     covered = [(m.start_s, m.end_s) for m in drafts]
     for index, s0, s1 in shots:
         if any(_overlaps(s0, s1, c0, c1) for c0, c1 in covered):

@@ -110,3 +110,16 @@ def test_filter_payload_is_flat_and_normalised() -> None:
     assert f["tags"] == ["drone", "test"]
     assert f["dirs"] == ["/", "/footage", "/footage/day1"]
     assert schema.filter_payload(_record())["has_speech"] is False
+
+
+def test_shot_moments_do_not_repeat_clip_people_tags_that_contradict_the_shot() -> None:
+    from rayflow.catalog.moments import CLIP_PEOPLE_TAGS, build_moments
+    from rayflow.record import Analysis, ClipRecord, FileInfo, Shot, ShotDetection
+
+    record = ClipRecord(
+        clip_id="c", kind="video", file=FileInfo(path="/x/a.mp4", name="a.mp4", size_bytes=1, checksum="k"),
+        analysis=Analysis(shots=ShotDetection(method="t", shots=[Shot(index=0, start_s=0, end_s=2)]),
+                          tags=["480p", "no-people", "medium-shot", "person"]))
+    (moment,) = [m for m in build_moments(record) if m.kind == "shot"]
+    assert "480p" in moment.tags
+    assert not (set(moment.tags) & CLIP_PEOPLE_TAGS)
