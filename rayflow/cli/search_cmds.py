@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rayflow.config import Settings, load_settings
+from rayflow.ml.device import torch_device
 
 if TYPE_CHECKING:
     from rayflow.catalog.search import Hit
@@ -75,18 +76,12 @@ def _text_model(settings: Settings) -> str | None:
     return getattr(embed, "text_model", None)
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _load_text_encoder(model: str | None) -> TextEncoder:
     from rayflow.ml.text_encoder import ModelNotFound, TextEncoder
 
     encoder = TextEncoder(model_path=model)
     try:
-        encoder.setup(_device())
+        encoder.setup(torch_device())
     except ModelNotFound as exc:
         raise _fail(str(exc), EXIT_ENV) from exc
     return encoder
@@ -97,7 +92,7 @@ def _load_image_encoder(model: str) -> ImageTextEncoder:
 
     encoder = ImageTextEncoder(model=model)
     try:
-        encoder.setup(_device())
+        encoder.setup(torch_device())
     except ModelNotFound as exc:
         raise _fail(str(exc), EXIT_ENV) from exc
     return encoder

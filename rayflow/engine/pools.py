@@ -96,15 +96,16 @@ class EmbedderActor:
     """Hosts one warm text encoder; embeds many records per call (texts batched across files)."""
 
     def __init__(self, settings: EmbedSettings) -> None:
+        from rayflow.ml.device import torch_device
         from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder, configured_image_model
 
         self.encoder = TextEncoder(model_path=settings.text_model)
-        self.encoder.setup(device=_device())
+        self.encoder.setup(device=torch_device())
         # Image vectors only when a CLIP/SigLIP folder is configured (none ships offline).
         image_model = configured_image_model()
         self.image_encoder = ImageTextEncoder(image_model) if image_model else None
         if self.image_encoder is not None:
-            self.image_encoder.setup(device=_device())
+            self.image_encoder.setup(device=torch_device())
         self.calls = 0
 
     def embed(self, records: list[Any]) -> list[Any]:
@@ -115,15 +116,6 @@ class EmbedderActor:
 
     def model(self) -> dict[str, Any]:
         return {"model_id": self.encoder.model_id, "dim": self.encoder.dim}
-
-
-def _device() -> str:
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 from rayflow.config import Settings
 from rayflow.media.decode import Frames
+from rayflow.ml.device import torch_device
 from rayflow.record import Analysis, ClipRecord
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,6 @@ class AnalyzeResult:
     analysis: Analysis
     errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _device() -> str:
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
 
 
 class ClipAnalyzer:
@@ -63,7 +55,7 @@ class ClipAnalyzer:
         from rayflow.stages.speech import SpeechStage
 
         a = self.settings.analysis
-        self.device = _device()
+        self.device = torch_device()
         wanted: dict[str, Any] = {}
         if a.shots:
             wanted["shots"] = lambda: ShotStage(ShotSettings(detector=a.shot_detector, threads=a.threads))

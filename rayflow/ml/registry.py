@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rayflow.config import Settings
-
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+from rayflow.ml.device import REPO_MODELS_DIR as MODELS_DIR
 
 
 @dataclass(frozen=True)

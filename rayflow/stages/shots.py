@@ -65,7 +65,8 @@ import numpy as np
 
 from rayflow.media.decode import probe_video_stream
 from rayflow.media.tools import ToolError, ToolTimeout, last_line, which
-from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts, cuda_visible
+from rayflow.ml.device import cuda_visible
+from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts
 from rayflow.record import Shot, ShotDetection
 
 log = logging.getLogger(__name__)
