@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-
 log = logging.getLogger(__name__)
 
 INPUT_WIDTH = 48
