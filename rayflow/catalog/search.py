@@ -31,7 +31,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 from qdrant_client import models
@@ -40,6 +40,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from rayflow.catalog import schema
 from rayflow.catalog.schema import CLIPS, MOMENTS
 from rayflow.catalog.store import Catalog, ModelMismatch
+from rayflow.stages.embed import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,6 @@ CANDIDATES = 50
 MOMENTS_PER_CLIP = 5
 """Moments fetched per wanted clip when picking each clip's best moment (a clip whose
 many moments all match crowds out others; 5x leaves room for that)."""
-
-
-class Encoder(Protocol):
-    """What search needs to embed a query (``ml.text_encoder.TextEncoder`` fits)."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
 class SearchError(RuntimeError):
