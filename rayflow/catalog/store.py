@@ -381,16 +381,19 @@ class Catalog:
         found = self.client.retrieve(CLIPS, [clip_id], with_payload=True)
         return record_from_payload(found[0].payload) if found else None
 
-    def statuses(self, clip_ids: list[str]) -> dict[str, str]:
-        """clip_id -> stored status (``ingested``/``failed``) for those already catalogued."""
+    def statuses(self, clip_ids: list[str]) -> dict[str, dict[str, str | None]]:
+        """For clip ids already catalogued: stored ``status`` (ingested/failed) and ``path``,
+        in one query for the whole batch."""
         if not clip_ids:
             return {}
         found = self.client.retrieve(CLIPS, clip_ids, with_payload=["status", "file"])
-        return {str(p.id): str((p.payload or {}).get("status", "ingested")) for p in found}
-
-    def stored_path(self, clip_id: str) -> str | None:
-        found = self.client.retrieve(CLIPS, [clip_id], with_payload=["file"])
-        return str(found[0].payload["file"]["path"]) if found and found[0].payload else None
+        out: dict[str, dict[str, str | None]] = {}
+        for point in found:
+            payload = point.payload or {}
+            path = (payload.get("file") or {}).get("path")
+            out[str(point.id)] = {"status": str(payload.get("status", "ingested")),
+                                  "path": str(path) if path is not None else None}
+        return out
 
     def find_by_path(self, path: str) -> ClipRecord | None:
         points, _ = self.client.scroll(

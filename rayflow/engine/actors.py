@@ -29,10 +29,7 @@ class CatalogWriter:
 
     def statuses(self, clip_ids: list[str]) -> dict[str, dict[str, Any]]:
         """For clip ids already catalogued: their stored status and path."""
-        out: dict[str, dict[str, Any]] = {}
-        for clip_id, status in self.catalog.statuses(clip_ids).items():
-            out[clip_id] = {"status": status, "path": self.catalog.stored_path(clip_id)}
-        return out
+        return dict(self.catalog.statuses(clip_ids))
 
     def write(self, records: list[ClipRecord], vectors: list[Any] | None = None) -> int:
         """Sidecar first, then the catalog point (and its moments): a killed write leaves

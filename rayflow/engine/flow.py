@@ -386,7 +386,7 @@ def _future_value(future: Any) -> tuple[Any, str | None]:
     try:
         return future.result(raise_on_failure=True), None
     except Exception as exc:
-        if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.RayTaskError):
+        if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
             return None, f"worker crashed or was lost (native decoder crash?): {_describe(exc)}"
         return None, _describe(exc)
 
@@ -431,18 +431,17 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     in_flight_cap = settings.concurrency or 8 * cpus
     chunk = max(1, min(16, len(found.files) // (2 * cpus) or 1))
-    fp_futures = []
+    pending_fp: list[Any] = []  # fingerprint batches in path order
     fp_batches: dict[Any, list[str]] = {}
     with remote_options(num_cpus=1, max_retries=settings.retries):
         for batch in _chunks([str(p) for p in found.files], chunk):
             future = fingerprint_batch.with_options(retries=settings.retries).submit(batch)
-            fp_futures.append(future)
+            pending_fp.append(future)
             fp_batches[future.wrapped_future] = batch
             progress.stage_started("fingerprint", len(batch))
 
     seen_checksums: dict[str, str] = {}
     queue: list[tuple[FingerprintOutcome, bool]] = []  # (file, must run alone)
-    pending_fp = list(fp_futures)
     in_flight: dict[Any, list[_InFlight]] = {}
     write_refs: list[tuple[Any, list[ClipRecord]]] = []
     inspect_task = inspect_files.with_options(retries=settings.retries)

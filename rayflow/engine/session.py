@@ -135,7 +135,7 @@ def _ingest(
             runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
                               resources=encode.node_resources if encode and not settings.address else None)
         timings.ray_s = time.monotonic() - t
-        if encode is not None and not _cluster_has(ray, encode.node_resources):
+        if encode is not None and not _cluster_has(encode.node_resources):
             # A cluster (or a warm test cluster) without rayflow's encode resources: a task
             # asking for them would pend forever, so schedule encodes on CPUs alone.
             log.warning("Ray cluster advertises no %s resources; proxy encodes are capped by CPUs only",
@@ -261,8 +261,10 @@ def prune_prefect_runs(days: int, *, limit: int = 200) -> int:
     return deleted
 
 
-def _cluster_has(ray_module: object, wanted: dict[str, float]) -> bool:
-    available = ray_module.cluster_resources()  # type: ignore[attr-defined]
+def _cluster_has(wanted: dict[str, float]) -> bool:
+    import ray
+
+    available = ray.cluster_resources()
     return all(available.get(name, 0) >= 1 for name in wanted)
 
 
