@@ -2,15 +2,28 @@
 counts, files finished, throughput and the files currently in flight.
 
 Thread-safe and free of rendering, so the CLI's rich display (or a test) reads
-``snapshot()`` from another thread while the flow updates it.
+``snapshot()`` from another thread while the flow updates it. :class:`LivePublisher`
+writes the snapshot to ``<home>/runs/live.json`` once a second so other processes
+(``rayflow serve``) can show a running ingest without talking to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import socket
+import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = (
     "fingerprint", "inspect", "probe", "sample", "thumbnails", "exposure", "analyze", "proxy",
@@ -103,3 +116,145 @@ class Progress:
                 elapsed_s=time.monotonic() - self._started,
                 encodes=dict(self._encodes),
             )
+
+
+# ----------------------------------------------------------------------------- live.json
+
+LIVE_FILE = "live.json"
+"""Under ``<home>/runs/``: the running ingest's latest snapshot, for ``rayflow serve``."""
+LIVE_INTERVAL_S = 1.0
+"""How often the live file is rewritten. Each write is a few hundred bytes (tmp + rename)."""
+
+
+def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
+    """A snapshot as plain JSON-able data (what ``live.json`` holds under ``progress``)."""
+    return {
+        "total": snap.total,
+        "finished": snap.finished,
+        "statuses": dict(snap.statuses),
+        "stages": {name: asdict(counts) for name, counts in snap.stages.items()},
+        "current": list(snap.current),
+        "elapsed_s": round(snap.elapsed_s, 2),
+        "files_per_s": round(snap.files_per_s, 4),
+        "eta_s": None if snap.eta_s is None else round(snap.eta_s, 1),
+        "encodes": {k: round(v, 3) for k, v in snap.encodes.items()},
+    }
+
+
+def live_path(home: Path) -> Path:
+    return home / "runs" / LIVE_FILE
+
+
+def _write_json_atomic(target: Path, doc: dict[str, Any]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".live.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, ensure_ascii=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LivePublisher:
+    """Writes ``<home>/runs/live.json`` from a :class:`Progress` about once a second.
+
+    A daemon thread, so the flow is never slowed by it; each write is atomic (temp file
+    + rename), so a reader sees the previous snapshot or the next, never half of one.
+    ``state`` is ``running`` while the run goes, then ``finished`` (or ``failed`` when
+    the run raised) with ``finished_at``; the file stays as the last run's final state.
+    A killed ingest leaves ``running`` behind: readers check ``pid`` and ``updated_at``
+    (see :func:`read_live`). Writing never raises into the run: a full disk only logs."""
+
+    def __init__(self, progress: Progress, home: Path, *, interval_s: float = LIVE_INTERVAL_S) -> None:
+        self.progress = progress
+        self.path = live_path(home)
+        self.interval_s = interval_s
+        self.started_at = _now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rayflow-live", daemon=True)
+
+    def _doc(self, state: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "state": state, "pid": os.getpid(), "host": socket.gethostname(),
+            "started_at": self.started_at, "updated_at": _now(),
+            "progress": snapshot_dict(self.progress.snapshot()),
+        }
+        if state != "running":
+            doc["finished_at"] = doc["updated_at"]
+        return doc
+
+    def write(self, state: str = "running") -> None:
+        try:
+            _write_json_atomic(self.path, self._doc(state))
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.path, exc)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.write()
+
+    def start(self) -> LivePublisher:
+        self.write()
+        self._thread.start()
+        return self
+
+    def stop(self, *, ok: bool) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.write("finished" if ok else "failed")
+
+
+@contextlib.contextmanager
+def publish_live(progress: Progress, home: Path) -> Iterator[Progress]:
+    """Publish ``progress`` to ``<home>/runs/live.json`` for the body of the ``with``."""
+    publisher = LivePublisher(progress, home).start()
+    ok = False
+    try:
+        yield progress
+        ok = True
+    finally:
+        publisher.stop(ok=ok)
+
+
+STALE_AFTER_S = 15.0
+"""A ``running`` live file not rewritten for this long (or whose process is gone) is
+reported as ``stale``: the ingest was killed without finishing."""
+
+
+def read_live(home: Path) -> dict[str, Any] | None:
+    """The live file as written, with ``state`` turned to ``stale`` when its ingest is
+    gone; None when no ingest ever published here (or the file is unreadable)."""
+    path = live_path(home)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if doc.get("state") == "running":
+        age = time.time() - float(doc.get("updated_at") or 0)
+        same_host = doc.get("host") == socket.gethostname()
+        if age > STALE_AFTER_S or (same_host and not _pid_alive(doc.get("pid"))):
+            doc["state"] = "stale"
+    doc["age_s"] = round(max(0.0, time.time() - float(doc.get("updated_at") or 0)), 1)
+    return doc
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _now() -> float:
+    return round(time.time(), 3)

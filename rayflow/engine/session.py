@@ -19,7 +19,7 @@ from pathlib import Path
 from rayflow.catalog.store import CatalogBusy, ModelMismatch
 from rayflow.config import Settings
 from rayflow.engine import runtime
-from rayflow.engine.progress import Progress
+from rayflow.engine.progress import LIVE_FILE, Progress, publish_live
 from rayflow.record import RunSummary
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,9 @@ def ingest(
     embedded catalog is open elsewhere.
     """
     with home_lock(settings.home):
-        return _ingest(paths, settings, progress=progress, run_id=run_id, timings=timings)
+        progress = progress or Progress()
+        with publish_live(progress, settings.home):  # <home>/runs/live.json for `rayflow serve`
+            return _ingest(paths, settings, progress=progress, run_id=run_id, timings=timings)
 
 
 def _ingest(
@@ -272,7 +274,7 @@ def last_summaries(home: Path, limit: int = 10) -> list[RunSummary]:
     folder = runs_dir(home)
     if not folder.is_dir():
         return []
-    files = sorted(folder.glob("*.json"), reverse=True)[:limit]
+    files = sorted((f for f in folder.glob("*.json") if f.name != LIVE_FILE), reverse=True)[:limit]
     out = []
     for f in files:
         try:
