@@ -396,6 +396,9 @@ def server_status(home: HomeOpt = None) -> None:
 from rayflow.cli.search_cmds import register as _register_search  # noqa: E402
 
 _register_search(app)
+from rayflow.cli.serve_cmd import register as _register_serve  # noqa: E402
+
+_register_serve(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
