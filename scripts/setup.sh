@@ -11,6 +11,7 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmp
 command -v mediainfo >/dev/null || need_apt+=(mediainfo)
 command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+command -v chromium >/dev/null && command -v chromedriver >/dev/null || need_apt+=(chromium chromium-driver)  # web UI tests
 # opencv-python (rapidocr's requirement) needs the GL and GLib runtime libraries.
 ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need_apt+=(libgl1)
 ldconfig -p 2>/dev/null | grep -q 'libglib-2.0.so.0' || need_apt+=(libglib2.0-0)
