@@ -137,6 +137,15 @@ class Settings:
     """Re-process files whose content is already catalogued."""
     limit: int | None = None
     """Process at most this many discovered files (after sorting)."""
+    shared_prefix: tuple[tuple[str, str], ...] = ()
+    """On a Ray cluster: (driver prefix, worker prefix) pairs for a shared filesystem mounted at
+    another path on the workers, e.g. ``("/Volumes/footage", "/mnt/footage")``. A node that does
+    not have the driver prefix reads and writes under the worker prefix instead; records keep the
+    driver's paths. Given as ``DRIVER=WORKER`` (``--shared-prefix``, ``RAYFLOW_SHARED_PREFIX``
+    comma-separated, or a list in config.toml)."""
+    preflight: bool = True
+    """On a cluster with more than one node, check before the first file that every node sees
+    the inputs and can write the output dir, and fail with the nodes that cannot."""
     sample: SampleSettings = field(default_factory=SampleSettings)
     thumbnails: ThumbnailSettings = field(default_factory=ThumbnailSettings)
     proxy: ProxySettings = field(default_factory=ProxySettings)
@@ -176,9 +185,31 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(items)
     if name in ("concurrency", "retries", "limit", "prefect_retention_days"):
         return int(value)
-    if name == "force":
+    if name in ("force", "preflight"):
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    if name == "shared_prefix":
+        return parse_shared_prefix(value)
     return value
+
+
+def parse_shared_prefix(value: Any) -> tuple[tuple[str, str], ...]:
+    """``"A=B,C=D"``, ``["A=B"]`` or ``[("A", "B")]`` -> ``(("A", "B"), ...)``; both sides absolute."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if isinstance(item, str):
+            if not item.strip():
+                continue
+            driver, sep, worker = item.partition("=")
+            if not sep:
+                raise ValueError(f"shared prefix {item!r} must look like DRIVER_PATH=WORKER_PATH")
+        else:
+            driver, worker = item
+        driver, worker = str(driver).strip(), str(worker).strip()
+        if not (driver.startswith("/") and worker.startswith("/")):
+            raise ValueError(f"shared prefix {driver}={worker}: both sides must be absolute paths")
+        pairs.append((driver.rstrip("/") or "/", worker.rstrip("/") or "/"))
+    return tuple(pairs)
 
 
 def _apply(base: Settings, overrides: dict[str, Any], source: str) -> Settings:
@@ -206,7 +237,7 @@ def _apply(base: Settings, overrides: dict[str, Any], source: str) -> Settings:
 def _from_env(env: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("home", "output", "extensions", "concurrency", "retries", "qdrant_url",
-                 "qdrant_api_key", "skip", "only"):
+                 "qdrant_api_key", "skip", "only", "shared_prefix", "preflight"):
         value = env.get(f"RAYFLOW_{name.upper()}")
         if value:
             out[name] = value

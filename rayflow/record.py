@@ -334,6 +334,15 @@ class StageTiming(_Part):
     seconds: float
 
 
+class StagePlacement(_Part):
+    """Which Ray node ran a stage of this clip (observable placement on a cluster)."""
+
+    stage: str = Field(description="fingerprint, inspect (probe, sample, thumbnails, exposure), analyze, proxy.")
+    node_id: str = Field(description="Ray node id (hex).")
+    node_ip: str | None = None
+    hostname: str | None = None
+
+
 class ClipRecord(_Part):
     """One catalogued file. Written last and atomically, keyed by ``clip_id``."""
 
@@ -355,6 +364,8 @@ class ClipRecord(_Part):
     analysis: Analysis | None = None
     errors: dict[str, str] = Field(default_factory=dict, description="Stage name -> error message.")
     timings: list[StageTiming] = Field(default_factory=list)
+    placement: list[StagePlacement] = Field(
+        default_factory=list, description="Node that ran each stage (added in 0.1; absent in older records).")
     tools: dict[str, str] = Field(default_factory=dict, description="Tool -> version used.")
     run_id: str | None = None
     ingested_at: datetime | None = None

@@ -95,6 +95,12 @@ def ingest(
         "--cpu-fallback", help="With --gpus-per-worker but no GPU in the cluster, use CPU instead of failing.",
     )] = False,
     encode_workers: Annotated[int | None, typer.Option(help="Concurrent CPU proxy encodes (default CPUs/2).")] = None,
+    shared_prefix: Annotated[list[str] | None, typer.Option(
+        "--shared-prefix", help="DRIVER_PATH=WORKER_PATH: where Ray workers mount a shared path (repeatable).",
+    )] = None,
+    preflight: Annotated[bool, typer.Option(
+        "--preflight/--no-preflight", help="On a multi-node cluster, check every node sees inputs and output first.",
+    )] = True,
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -107,6 +113,7 @@ def ingest(
         analysis=_nested(workers=ai_workers, gpus_per_worker=gpus_per_worker, require_gpu=require_gpu or None,
                          cpu_fallback=cpu_fallback or None),
         proxy=_nested(encode_workers=encode_workers),
+        shared_prefix=tuple(shared_prefix) if shared_prefix else None, preflight=None if preflight else False,
     )
     from rayflow.engine.progress import Progress
     from rayflow.stages.steps import plan_steps
@@ -121,8 +128,10 @@ def ingest(
 
     from rayflow.catalog.store import CatalogBusy, ModelMismatch
     from rayflow.cli import render
+    from rayflow.engine.placement import UnsupportedUrl
     from rayflow.engine.pools import NoGpuError
-    from rayflow.engine.session import HomeBusy
+    from rayflow.engine.preflight import PreflightError
+    from rayflow.engine.session import ClusterSetupError, HomeBusy
     from rayflow.engine.session import ingest as run
 
     progress = Progress()
@@ -137,7 +146,10 @@ def ingest(
                 summary = run([str(p) for p in paths], settings, progress=progress)
         else:
             summary = run([str(p) for p in paths], settings, progress=progress)
-    except (CatalogBusy, HomeBusy, NoGpuError, ModelMismatch) as exc:
+    except UnsupportedUrl as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except (CatalogBusy, HomeBusy, NoGpuError, ModelMismatch, PreflightError, ClusterSetupError) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ENV) from exc
     except Exception as exc:

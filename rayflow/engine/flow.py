@@ -19,7 +19,7 @@ import logging
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from prefect_ray.context import remote_options
 
 from rayflow import __version__
 from rayflow.config import Settings
+from rayflow.engine.placement import node_placement, path_map, spread_options
 from rayflow.engine.progress import Progress
 from rayflow.media.tools import ToolError, ToolTimeout
 from rayflow.record import (
@@ -42,6 +43,7 @@ from rayflow.record import (
     ProxyInfo,
     RunSummary,
     SampleInfo,
+    StagePlacement,
     StageTiming,
     Thumbnail,
 )
@@ -101,13 +103,20 @@ def _describe(exc: BaseException) -> str:
 
 
 @task(name="fingerprint", cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def fingerprint_batch(paths: list[str]) -> list[FingerprintOutcome]:
-    """Hash a small batch of files (one Prefect task for many cheap hashes)."""
+def fingerprint_batch(paths: list[str], shared_prefix: tuple[tuple[str, str], ...] = ()) -> list[FingerprintOutcome]:
+    """Hash a small batch of files (one Prefect task for many cheap hashes).
+
+    ``shared_prefix``: see ``Settings.shared_prefix``; the record keeps the driver's path."""
+    from rayflow.engine.placement import PathMap
+
+    pmap = PathMap(shared_prefix)
     out: list[FingerprintOutcome] = []
     for path in paths:
         started = time.perf_counter()
         try:
-            fp = fingerprint(Path(path))
+            fp = fingerprint(Path(pmap.to_node(path)))
+            if fp.file.path != path:
+                fp = Fingerprint(clip_id=fp.clip_id, file=fp.file.model_copy(update={"path": path}))
             out.append(FingerprintOutcome(path, fp, None, time.perf_counter() - started))
         except FingerprintError as exc:
             out.append(FingerprintOutcome(path, None, str(exc), time.perf_counter() - started))
@@ -155,6 +164,8 @@ def run_sample(
         return outcome
     outcome.sample = info
     outcome.timings["sample"] = time.perf_counter() - started
+    if frames.note:  # the preferred decoder crashed on this file; another one decoded it
+        outcome.errors["decoder"] = frames.note
     if "thumbnails" in steps:
         started = time.perf_counter()
         try:
@@ -181,6 +192,8 @@ class InspectOutcome:
     sample: SampleOutcome | None
     transient: str | None = None
     """Set when this file hit a transient error inside a multi-file batch (re-run alone)."""
+    node: StagePlacement | None = None
+    """The Ray node that ran it."""
 
 
 def inspect_one(path: str, clip_id: str, settings: Settings, steps: frozenset[str]) -> InspectOutcome:
@@ -202,14 +215,25 @@ def inspect_files(items: list[tuple[str, str]], settings: Settings, steps: froze
     lone file's transient error raises (Prefect retries it); in a batch it is returned
     as ``transient`` and the flow re-runs that file alone.
     """
+    pmap = path_map(settings)
+    local = pmap.settings_on_node(settings)  # the output dir as this node mounts it
+    node = node_placement("inspect")
+
+    def one(path: str, clip_id: str) -> InspectOutcome:
+        outcome = inspect_one(pmap.to_node(path), clip_id, local, steps)
+        if outcome.sample is not None:
+            outcome.sample.thumbnails = pmap.paths_to_driver(outcome.sample.thumbnails)
+        outcome.node = node
+        return outcome
+
     if len(items) == 1:
-        return [inspect_one(items[0][0], items[0][1], settings, steps)]
+        return [one(items[0][0], items[0][1])]
     out = []
     for path, clip_id in items:
         try:
-            out.append(inspect_one(path, clip_id, settings, steps))
+            out.append(one(path, clip_id))
         except TransientError as exc:
-            out.append(InspectOutcome(None, None, transient=str(exc)))
+            out.append(InspectOutcome(None, None, transient=str(exc), node=node))
     return out
 
 
@@ -217,6 +241,7 @@ def inspect_files(items: list[tuple[str, str]], settings: Settings, steps: froze
 class ProxyOutcome:
     proxy: ProxyInfo | None
     error: str | None
+    node: StagePlacement | None = None
 
 
 class ProgressBoard:
@@ -257,18 +282,20 @@ def proxy_file(path: str, clip_id: str, source: Any, settings: Settings, threads
             board.report.remote(path, fraction)
 
     plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    pmap = path_map(settings)
+    node = node_placement("proxy")
     try:
-        info = make_proxy(Path(path), out_dir=settings.clip_dir(clip_id), source=source,
-                          settings=settings.proxy, plan=plan, threads=threads,
+        info = make_proxy(Path(pmap.to_node(path)), out_dir=pmap.settings_on_node(settings).clip_dir(clip_id),
+                          source=source, settings=settings.proxy, plan=plan, threads=threads,
                           timeout_s=settings.timeouts.proxy_s, on_progress=on_progress)
     except ToolTimeout as exc:
         raise TransientError(str(exc)) from exc
     except (ToolError, OSError, ValueError) as exc:
-        return ProxyOutcome(None, _describe(exc))
+        return ProxyOutcome(None, _describe(exc), node)
     finally:
         if board is not None:
             board.done.remote(path)
-    return ProxyOutcome(info, None)
+    return ProxyOutcome(pmap.paths_to_driver(info), None, node)
 
 
 def warm_worker() -> float:
@@ -381,13 +408,16 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+_CRASHED = "worker crashed or was lost"
+
+
 def _future_value(future: Any) -> tuple[Any, str | None]:
     """(result, None) or (None, error text) for a finished Prefect future."""
     try:
         return future.result(raise_on_failure=True), None
     except Exception as exc:
         if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
-            return None, f"worker crashed or was lost (native decoder crash?): {_describe(exc)}"
+            return None, f"{_CRASHED} (native crash in a tool or library, or killed): {_describe(exc)}"
         return None, _describe(exc)
 
 
@@ -429,13 +459,15 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         progress.file_finished(key, "failed")
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    # Per-file CPU tasks spread over the nodes of a cluster (no-op on one node).
+    spread = spread_options(sum(1 for n in ray.nodes() if n.get("Alive")))
     in_flight_cap = settings.concurrency or 8 * cpus
     chunk = max(1, min(16, len(found.files) // (2 * cpus) or 1))
     pending_fp: list[Any] = []  # fingerprint batches in path order
     fp_batches: dict[Any, list[str]] = {}
-    with remote_options(num_cpus=1, max_retries=settings.retries):
+    with remote_options(num_cpus=1, max_retries=settings.retries, **spread):
         for batch in _chunks([str(p) for p in found.files], chunk):
-            future = fingerprint_batch.with_options(retries=settings.retries).submit(batch)
+            future = fingerprint_batch.with_options(retries=settings.retries).submit(batch, settings.shared_prefix)
             pending_fp.append(future)
             fp_batches[future.wrapped_future] = batch
             progress.stage_started("fingerprint", len(batch))
@@ -448,6 +480,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
     batch_bytes = 48 * 1024 * 1024  # small files share an inspect task up to this much data
     proxy_task = proxy_file.with_options(retries=settings.retries)
     proxy_pending: dict[Any, tuple[_InFlight, ClipRecord, Any]] = {}
+    proxy_options: dict[Any, dict[str, Any]] = {}  # Ray options each proxy task asked for
     encoders_used: dict[str, int] = {}
     board = None
     board_name: str | None = None
@@ -500,7 +533,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                 batch.append(queue.pop(0))
             # One Ray-level retry of a crashed worker: a decoder that segfaults twice on
             # the same file is hostile input, not bad luck. Prefect retries transient errors.
-            with remote_options(num_cpus=1, max_retries=1):
+            with remote_options(num_cpus=1, max_retries=1, **spread):
                 future = inspect_task.submit(
                     [(o.path, o.fingerprint.clip_id) for o, _ in batch], settings, steps)  # type: ignore[union-attr]
             progress.stage_started("inspect", len(batch))
@@ -555,6 +588,13 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
 
     def on_batch_done(items: list[_InFlight]) -> None:
         outcomes, err = _future_value(items[0].future)
+        if err is not None and err.startswith(_CRASHED) and len(items) > 1:
+            # The shared worker died (twice: Ray re-ran it once). One file of the batch is
+            # likely hostile; run each file alone so only that one fails.
+            for item in reversed(items):
+                progress.stage_finished("inspect", ok=False)
+                queue.insert(0, (FingerprintOutcome(item.path, item.fp, None, item.fingerprint_s), True))
+            return
         for item in items:
             inspected = outcomes[item.position] if outcomes is not None else None
             if inspected is not None and inspected.transient and not item.alone:
@@ -583,6 +623,8 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                     progress.stage_finished(stage, ok=stage not in sampled.errors)
         record = build_record(fp=item.fp, probed=probed, sampled=sampled, errors=errors,
                               run_id=run_id, fingerprint_s=item.fingerprint_s)
+        if inspected is not None and inspected.node is not None:
+            record.placement.append(inspected.node)
         if err is not None:
             record.status = "failed"
         key = item.path
@@ -612,8 +654,10 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
             return
         options = handles.encode.task_options() if handles.encode else {"num_cpus": 1}
         threads = handles.encode.threads if handles.encode else 1
-        with remote_options(**options, max_retries=1):
-            future = proxy_task.submit(item.path, record.clip_id, source, settings, threads, board_name)
+        task_settings = handles.encode.settings_for(options, settings) if handles.encode else settings
+        with remote_options(**options, **spread, max_retries=1):
+            future = proxy_task.submit(item.path, record.clip_id, source, task_settings, threads, board_name)
+        proxy_options[future.wrapped_future] = options
         progress.stage_started("proxy")
         proxy_pending[future.wrapped_future] = (item, record, future)
         waiting[item.path].add("proxy")
@@ -668,6 +712,9 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                 f"analyzer crashed or was lost after {attempts} attempt(s): {_describe(exc)}")
             record.status = "failed"  # the actor was restarted for the next file; this one failed
             result = None
+        where = handles.analyzers.where(index) if hasattr(handles.analyzers, "where") else None
+        if where is not None:
+            record.placement.append(where)
         if result is not None:
             record.analysis = result.analysis
             record.errors.update(result.errors)
@@ -686,6 +733,10 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
 
     def on_proxy_done(item: _InFlight, record: ClipRecord, future: Any) -> None:
         outcome, err = _future_value(future)
+        if handles.encode is not None:
+            handles.encode.done(proxy_options.pop(future.wrapped_future, {}))
+        if outcome is not None and outcome.node is not None:
+            record.placement.append(outcome.node)
         if outcome is not None and outcome.proxy is not None:
             record.proxy = outcome.proxy
             encoders_used[outcome.proxy.encoder] = encoders_used.get(outcome.proxy.encoder, 0) + 1
@@ -764,6 +815,9 @@ def run_ingest_flow(paths: list[str], settings: Settings, handles: RunHandles,
     """Run the flow on the Ray cluster already started by the caller."""
     global _HANDLES
     _HANDLES = handles
+    # Flow parameters are stored by the Prefect API (and shipped to every task): never a
+    # secret. The catalog writer got the key already; nothing in the flow needs it.
+    settings = replace(settings, qdrant_api_key=None)
     try:
         flow_fn = ingest_flow.with_options(task_runner=RayTaskRunner())
         return flow_fn(paths=paths, run_id=run_id or new_run_id(), settings=settings)

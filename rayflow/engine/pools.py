@@ -16,6 +16,7 @@ from typing import Any
 
 import ray
 
+from rayflow import __version__
 from rayflow.config import AnalysisSettings, EmbedSettings
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,19 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
 
 
 class AnalyzerActor:
-    """Hosts one warm ``ClipAnalyzer``; the device is chosen inside (CUDA when visible)."""
+    """Hosts one warm ``ClipAnalyzer``; the device is chosen inside (CUDA when visible).
+
+    On a cluster it reads and writes through this node's view of the shared paths
+    (``Settings.shared_prefix``) and hands back the driver's paths."""
 
     def __init__(self, settings: Any, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> None:
         import importlib
 
+        from rayflow.engine.placement import PathMap
+
+        self.paths = PathMap(tuple(getattr(settings, "shared_prefix", ())))
         module, _, name = holder.partition(":")
-        self.analyzer = getattr(importlib.import_module(module), name)(settings)
+        self.analyzer = getattr(importlib.import_module(module), name)(self.paths.settings_on_node(settings))
         started = time.perf_counter()
         self.analyzer.setup()
         self.load_s = time.perf_counter() - started
@@ -85,8 +92,20 @@ class AnalyzerActor:
     def analyze(self, path: str, clip_id: str, frames: Any, record: Any) -> Any:
         """Analysis for one file; a failing model is recorded in the result, never raised."""
         self.files += 1
-        return self.analyzer.process(path, clip_id, frames, record)
+        result = self.analyzer.process(self.paths.to_node(path), clip_id, frames, record)
+        if self.paths.active() and getattr(result, "analysis", None) is not None:
+            result.analysis = self.paths.paths_to_driver(result.analysis)
+        return result
 
+    @ray.method(concurrency_group="info")
+    def node(self) -> Any:
+        """The Ray node this actor runs on (a ``StagePlacement`` for the record); answered on
+        its own thread ("info" group), never queued behind a long ``analyze``."""
+        from rayflow.engine.placement import node_placement
+
+        return node_placement("analyze")
+
+    @ray.method(concurrency_group="info")
     def stats(self) -> dict[str, Any]:
         return {"loads": self.analyzer.loads, "load_s": self.load_s, "files": self.files,
                 "device": self.analyzer.device, "models": self.analyzer.models}
@@ -118,6 +137,10 @@ class EmbedderActor:
         return {"model_id": self.encoder.model_id, "dim": self.encoder.dim}
 
 
+# Small queries (node, stats) run in their own one-thread group beside the one analyze at a time.
+_REMOTE_ANALYZER = ray.remote(concurrency_groups={"info": 1})(AnalyzerActor)
+
+
 @dataclass
 class AnalyzerPool:
     """Round-robin dispatch over warm analyzer actors, least-loaded first."""
@@ -147,12 +170,13 @@ class AnalyzerPool:
             opts = dict(options)
             if persistent:
                 # On a long-lived cluster the actors outlive the run, so the next ingest finds
-                # its models already loaded. The name carries the settings: changed analysis
-                # settings get fresh actors instead of stale ones.
-                key = hashlib.blake2s(repr((settings.analysis, holder)).encode(), digest_size=4).hexdigest()
+                # its models already loaded. The name carries what the actor was built with
+                # (analysis settings, output dir, shared prefixes, version): a change gets fresh actors.
+                built_with = (settings.analysis, str(settings.output_dir), settings.shared_prefix, holder, __version__)
+                key = hashlib.blake2s(repr(built_with).encode(), digest_size=4).hexdigest()
                 opts.update(name=f"rayflow-analyzer-{key}-{i}", namespace="rayflow", lifetime="detached",
                             get_if_exists=True)
-            actors.append(ray.remote(AnalyzerActor).options(**opts).remote(settings, holder))
+            actors.append(_REMOTE_ANALYZER.options(**opts).remote(settings, holder))
         log.info("AnalyzerPool: %s%s", plan.reason, " (persistent across runs)" if persistent else "")
         return cls(actors, plan, {i: 0 for i in range(len(actors))}, persistent)
 
@@ -166,6 +190,13 @@ class AnalyzerPool:
 
     def stats(self) -> list[dict[str, Any]]:
         return ray.get([a.stats.remote() for a in self.actors])
+
+    def where(self, index: int) -> Any:
+        """The node actor ``index`` runs on now (it just served a file), or None if it is gone."""
+        try:
+            return ray.get(self.actors[index].node.remote(), timeout=10)
+        except (ray.exceptions.RayError, TimeoutError, AttributeError):  # AttributeError: older actor
+            return None
 
     def stop(self) -> None:
         if self.persistent:

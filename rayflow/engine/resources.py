@@ -7,11 +7,14 @@ Detection itself (NVML, ``ffmpeg -encoders``, one-frame trials) lives in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from rayflow.config import ProxySettings
-from rayflow.media.encoders import EncoderPlan, cpu_encode_threads, cpu_encode_workers
+from rayflow.config import ProxySettings, Settings
+from rayflow.media.encoders import EncoderPlan, cpu_encode_threads, cpu_encode_workers, is_hardware_encoder
+
+log = logging.getLogger(__name__)
 
 ENCODE_SLOT = "rayflow_encode"
 """Ray custom resource: concurrent CPU encodes a node allows (``--encode-workers``)."""
@@ -33,6 +36,13 @@ class EncodeResources:
             return {"num_cpus": 1, "resources": {NVENC: 1}}
         return {"num_cpus": 1, "resources": {ENCODE_SLOT: 1}}
 
+    def done(self, options: dict[str, object]) -> None:
+        """One node decides alone: nothing to account for (``ClusterEncode`` counts)."""
+
+    def settings_for(self, options: dict[str, object], settings: Settings) -> Settings:
+        """The run's settings: on one node the encode plan already matches the resources."""
+        return settings
+
 
 def encode_resources(plan: EncoderPlan, settings: ProxySettings, cpus: int) -> EncodeResources:
     """Resources this node advertises for proxies, from its encoder plan and CPUs."""
@@ -43,4 +53,62 @@ def encode_resources(plan: EncoderPlan, settings: ProxySettings, cpus: int) -> E
         resources[NVENC] = float(sessions)
     return EncodeResources(resources, cpu_encode_threads(cpus, workers), hardware=bool(sessions))
 
-log = logging.getLogger(__name__)
+
+@dataclass
+class ClusterEncode:
+    """Proxy scheduling on a cluster of many nodes (``--address``).
+
+    Each node advertises its own ``nvenc`` sessions and ``rayflow_encode`` slots (set per
+    node type in ray_cluster.yaml, or ``ray start --resources``); the driver only sees the
+    totals. A proxy task asks for one NVENC session while the cluster's sessions are not
+    all taken, else for a CPU slot, else whichever kind is less loaded — so NVENC work only
+    lands on nodes advertising NVENC, and CPU nodes still encode when the GPUs are busy.
+    A task holding a CPU slot is told to use software encoders only, even on a node that
+    also has NVENC (its sessions belong to the tasks that asked for them).
+    """
+
+    nvenc_sessions: float
+    cpu_slots: float
+    threads: int = 2
+    """ffmpeg threads per CPU encode (the default slot is two threads)."""
+    in_flight: dict[str, int] = field(default_factory=lambda: {NVENC: 0, ENCODE_SLOT: 0})
+
+    @property
+    def node_resources(self) -> dict[str, float]:
+        return {k: v for k, v in ((NVENC, self.nvenc_sessions), (ENCODE_SLOT, self.cpu_slots)) if v > 0}
+
+    @property
+    def hardware(self) -> bool:
+        return self.nvenc_sessions > 0
+
+    def task_options(self) -> dict[str, object]:
+        """Ray options for the next proxy task (counts it as in flight until ``done``)."""
+        free = {k: cap - self.in_flight[k] for k, cap in self.node_resources.items()}
+        if free.get(NVENC, 0) > 0:
+            kind = NVENC
+        elif free.get(ENCODE_SLOT, 0) > 0:
+            kind = ENCODE_SLOT
+        else:
+            kind = min(self.node_resources, key=lambda k: self.in_flight[k] / self.node_resources[k])
+        self.in_flight[kind] += 1
+        return {"num_cpus": 1, "resources": {kind: 1}}
+
+    def done(self, options: dict[str, object]) -> None:
+        for kind in options.get("resources", {}) or {}:  # type: ignore[union-attr]
+            self.in_flight[kind] = max(0, self.in_flight.get(kind, 0) - 1)
+
+    @staticmethod
+    def settings_for(options: dict[str, object], settings: Settings) -> Settings:
+        """Settings for a proxy task with ``options``: software encoders only without an NVENC session."""
+        if NVENC in (options.get("resources") or {}):  # type: ignore[operator]
+            return settings
+        software = tuple(e for e in settings.proxy.encoders if not is_hardware_encoder(e))
+        if not software or software == settings.proxy.encoders:
+            return settings
+        return dataclasses.replace(settings, proxy=dataclasses.replace(settings.proxy, encoders=software))
+
+
+def cluster_encode(cluster: dict[str, float]) -> ClusterEncode | None:
+    """Encode scheduling from a cluster's resource totals; None when no node advertises any."""
+    found = ClusterEncode(float(cluster.get(NVENC, 0)), float(cluster.get(ENCODE_SLOT, 0)))
+    return found if found.node_resources else None

@@ -9,7 +9,9 @@ Embedded defaults need no server set up by hand:
   unless one started by ``rayflow server start`` is already running (then it is
   reused), or ``PREFECT_API_URL`` points elsewhere. The URL is exported to the
   flow process and, through Ray's runtime env, to every Ray worker, so no worker
-  ever starts its own ephemeral server.
+  ever starts its own ephemeral server. On a cluster (``address``) the managed
+  server binds to the address the other nodes reach this one by (``cluster_host``),
+  not to loopback, since remote workers report their task runs to it.
 """
 
 from __future__ import annotations
@@ -101,10 +103,10 @@ def ray_temp_dir(home: Path) -> Path:
     return short
 
 
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` (default loopback) nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -184,8 +186,9 @@ def running_server(home: Path) -> PrefectServer | None:
 
 
 def start_prefect_server(home: Path, *, detach: bool = False, wait: bool = True,
-                         timeout_s: float = 90.0, port: int | None = None) -> PrefectServer:
-    """Start ``prefect server start`` on 127.0.0.1 with its database under the home.
+                         timeout_s: float = 90.0, port: int | None = None,
+                         host: str = "127.0.0.1") -> PrefectServer:
+    """Start ``prefect server start`` on ``host`` (default 127.0.0.1) with its database under the home.
 
     ``detach`` keeps it running after this process exits (``rayflow server start``)
     and records its URL and pid in ``<home>/prefect/server.json`` for reuse. With
@@ -194,14 +197,14 @@ def start_prefect_server(home: Path, *, detach: bool = False, wait: bool = True,
     """
     phome = prefect_home(home)
     phome.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}/api"
+    port = port or free_port(host)
+    url = f"http://{host}:{port}/api"
     env = {**os.environ, **QUIET_ENV, **_SERVER_ENV, "PREFECT_HOME": str(phome)}
     env.pop("PREFECT_API_URL", None)
     env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{phome / 'prefect.db'}"
     _seed_database(phome / "prefect.db")
     prefect_exe = Path(sys.executable).with_name("prefect")
-    argv = [str(prefect_exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(prefect_exe), "server", "start", "--host", host, "--port", str(port)]
     log_path = phome / "server.log"
     with log_path.open("ab") as log_fh:
         proc = subprocess.Popen(
@@ -272,13 +275,79 @@ def stop_detached_server(home: Path) -> bool:
     return True
 
 
-def worker_env(prefect_api_url: str) -> dict[str, str]:
-    """Environment every Ray worker gets: the one Prefect API and the quiet flags."""
+#: Variables a remote Ray worker needs from the driver besides RAYFLOW_* (credentials for
+#: the Prefect API and Qdrant; Ray's own token is handled by Ray).
+_FORWARDED = ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "RAYFLOW_QDRANT_API_KEY")
+
+
+def worker_env(prefect_api_url: str, *, home: Path | None = None,
+               environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment every Ray worker gets, on this machine or any other node.
+
+    prefect-ray does not forward the driver's environment, and a worker on another
+    machine inherits nothing from it. So workers get: the quiet/offline flags, the one
+    Prefect API URL (and its key), every ``RAYFLOW_*`` variable of the run (model
+    folders and model choices the ml/ loaders read from the environment), and
+    ``RAYFLOW_HOME`` for the run's home. Everything else a stage reads (timeouts,
+    output paths, steps, shared prefixes) travels inside the ``Settings`` object that
+    every task and actor receives, so it needs no variable.
+    """
+    environ = dict(os.environ) if environ is None else environ
     env = {**QUIET_ENV, "PREFECT_API_URL": prefect_api_url}
-    for key in ("PREFECT_API_KEY", "RAYFLOW_QDRANT_API_KEY"):
-        if os.environ.get(key):
-            env[key] = os.environ[key]
+    for key, value in sorted(environ.items()):
+        if value and (key.startswith("RAYFLOW_") or key in _FORWARDED):
+            env[key] = value
+    if home is not None:
+        env["RAYFLOW_HOME"] = str(home)
     return env
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def cluster_host(address: str | None) -> str:
+    """The IP other Ray nodes reach this machine by (where the managed Prefect API listens).
+
+    Embedded Ray: 127.0.0.1. With ``address``: the local interface that routes to the
+    cluster's head (a UDP ``connect`` sends nothing). When the head is this machine, its
+    own address (the one Ray advertises to the workers) is used. ``auto`` is resolved the
+    way Ray does (``RAY_ADDRESS``, then the last cluster started here).
+    """
+    if not address:
+        return "127.0.0.1"
+    target = address
+    if target.startswith("ray://"):
+        target = target[len("ray://"):]
+    if target == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+
+        target = canonicalize_bootstrap_address("auto") or "127.0.0.1:0"
+    host = target.rsplit(":", 1)[0].strip("[]") if ":" in target else target
+    try:
+        ip = socket.gethostbyname(host)
+    except OSError:
+        return "127.0.0.1"
+    if is_loopback(ip):
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect((ip, 9))
+            return str(sock.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def _enable_ray_token_auth() -> None:
+    """Clusters started by ``ray start`` use token auth by default (Ray >= 2.5x); a driver
+    connecting to one must send the token. Turn token mode on when a token is available
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and the user has
+    not chosen a mode (``RAY_AUTH_MODE``)."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (
+            Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 @dataclass(frozen=True)
@@ -300,10 +369,11 @@ def start_ray(
     import ray
 
     started = time.monotonic()
-    runtime_env = {"env_vars": worker_env(prefect_api_url)}
+    runtime_env = {"env_vars": worker_env(prefect_api_url, home=home)}
     if ray.is_initialized():
         ray.shutdown()
     if address:
+        _enable_ray_token_auth()
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
                  logging_level=logging.WARNING)
         embedded = False

@@ -106,14 +106,25 @@ def _ingest(
     runtime.apply_quiet_env()
     timings = timings or RunTimings()
     started = time.monotonic()
+    from rayflow.engine.placement import local_path
+
+    paths = [local_path(p) for p in paths]  # file:// URLs; other schemes raise UnsupportedUrl
+    _check_cluster_settings(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     server: runtime.PrefectServer | None = None
     if settings.prefect_api_url:
         api_url = settings.prefect_api_url
     else:
-        server = runtime.running_server(settings.home) or runtime.start_prefect_server(
-            settings.home, wait=False
-        )
+        # On a cluster, workers on other machines report to this API: it listens on the
+        # address they reach this machine by, not on loopback.
+        host = runtime.cluster_host(settings.address)
+        server = runtime.running_server(settings.home)
+        if server is not None and runtime.is_loopback(server.url.split("//")[-1].split(":")[0]) \
+                and not runtime.is_loopback(host):
+            log.warning("the running Prefect server at %s is loopback-only; remote Ray workers could "
+                        "not reach it, so this run starts its own on %s", server.url, host)
+            server = None
+        server = server or runtime.start_prefect_server(settings.home, wait=False, host=host)
         api_url = server.url
     previous_api = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api_url
@@ -137,6 +148,16 @@ def _ingest(
             runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
                               resources=encode.node_resources if encode and not settings.address else None)
         timings.ray_s = time.monotonic() - t
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        if settings.preflight and len(nodes) > 1:
+            t = time.monotonic()
+            _preflight(paths, settings)
+            timings.extra["preflight_s"] = time.monotonic() - t
+        if encode is not None and settings.address:
+            # Each node advertises its own NVENC sessions / CPU encode slots; schedule on the totals.
+            from rayflow.engine.resources import cluster_encode
+
+            encode = cluster_encode(ray.cluster_resources()) or encode
         if encode is not None and not _cluster_has(encode.node_resources):
             # A cluster (or a warm test cluster) without rayflow's encode resources: a task
             # asking for them would pend forever, so schedule encodes on CPUs alone.
@@ -261,6 +282,39 @@ def prune_prefect_runs(days: int, *, limit: int = 200) -> int:
     if deleted:
         log.info("pruned %d Prefect flow run(s) older than %d days", deleted, days)
     return deleted
+
+
+class ClusterSetupError(RuntimeError):
+    """Settings that cannot work on the requested cluster (the message says what to change)."""
+
+
+def _check_cluster_settings(settings: Settings) -> None:
+    """Refuse combinations that would fail later and less clearly.
+
+    With Ray Client (``ray://``) the CLI is not on a cluster node: the catalog writer
+    actor runs on the cluster, so an embedded catalog under this machine's home cannot be
+    reached by it, and a Prefect API on this machine is usually not reachable from there.
+    """
+    if settings.address and settings.address.startswith("ray://"):
+        missing = []
+        if not settings.qdrant_url:
+            missing.append("--qdrant-url (a Qdrant server the cluster can reach; the embedded catalog "
+                           "lives on this machine, the writer actor on the cluster)")
+        if not settings.prefect_api_url:
+            missing.append("PREFECT_API_URL (a Prefect server or Cloud the cluster's workers can reach)")
+        if missing:
+            raise ClusterSetupError(
+                f"{settings.address} is a Ray Client address: this process is not a cluster node. Set "
+                + " and ".join(missing) + "; or run rayflow on the head node with --address auto")
+
+
+def _preflight(paths: list[str], settings: Settings) -> None:
+    """Every node must see the inputs (those that exist here) and write the output dir."""
+    from rayflow.engine.preflight import check_nodes
+
+    # Absolute (other nodes have another cwd); missing ones get the per-file discover error.
+    present = [os.path.abspath(p) for p in paths if os.path.lexists(p)]
+    check_nodes(present, str(settings.output_dir), settings.shared_prefix)
 
 
 def _cluster_has(wanted: dict[str, float]) -> bool:
