@@ -248,6 +248,24 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+SECRET_KEYS: frozenset[str] = frozenset({"qdrant_api_key"})
+"""Settings that are credentials: never printed, never stored in records, runs or flow parameters."""
+
+
+def check_secret_permissions(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a config file that holds a credential but others can read (like ssh does).
+
+    Raises ``ValueError`` naming the fix (``chmod 600``); the CLI exits with a usage error."""
+    held = sorted(k for k in data if k in SECRET_KEYS)
+    if not held:
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ValueError(
+            f"{path} holds {', '.join(held)} but is readable by group/others (mode {mode:o}); "
+            f"run `chmod 600 {path}`, or set RAYFLOW_QDRANT_API_KEY in the environment instead")
+
+
 def load_settings(
     *,
     config_file: Path | None = None,
@@ -262,7 +280,9 @@ def load_settings(
     path = config_file or Path(str(home_hint)).expanduser() / "config.toml"
     if path.is_file():
         with path.open("rb") as fh:
-            settings = _apply(settings, tomllib.load(fh), str(path))
+            data = tomllib.load(fh)
+        check_secret_permissions(path, data)
+        settings = _apply(settings, data, str(path))
     elif config_file is not None:
         raise FileNotFoundError(f"config file not found: {config_file}")
     settings = _apply(settings, env_values, "environment")

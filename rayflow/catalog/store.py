@@ -461,14 +461,23 @@ def write_sidecar(record: ClipRecord, records_dir: Path) -> Path:
     """Write ``<records_dir>/<clip_id>.json`` atomically (temp file in the same dir + rename)."""
     records_dir.mkdir(parents=True, exist_ok=True)
     target = records_dir / f"{record.clip_id}.json"
-    fd, tmp = tempfile.mkstemp(prefix=f".{record.clip_id}.", suffix=".tmp", dir=records_dir)
+    data = json.dumps(record.model_dump(mode="json"), indent=2, ensure_ascii=False).encode("utf-8")
+    atomic_write_bytes(target, data)
+    return target
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write ``target`` through a hidden temp file in its folder, fsync, rename.
+
+    A failure (disk full, read-only folder) or a kill leaves ``target`` as it was; a
+    failure also removes the temp file (a kill leaves it, and the next run sweeps it)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record.model_dump(mode="json"), fh, indent=2, ensure_ascii=False)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target

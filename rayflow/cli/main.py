@@ -286,6 +286,32 @@ def doctor(
 
 
 @app.command()
+def verify(
+    home: HomeOpt = None,
+    output: OutputOpt = None,
+    qdrant_url: QdrantOpt = None,
+    deep: Annotated[bool, typer.Option("--deep", help="Also decode every thumbnail.")] = False,
+    clean: Annotated[bool, typer.Option("--clean", help="Remove temp files of interrupted writes.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check catalog vs records vs clip folders; exit 1 when they disagree (see docs/reliability.md)."""
+    from rayflow.catalog.verify import verify as check
+    from rayflow.cli import render
+
+    settings = _settings(home=home, output=output, qdrant_url=qdrant_url)
+    catalog = _open_catalog(home, qdrant_url)
+    try:
+        report = check(catalog, settings.output_dir, deep=deep, clean=clean)
+    finally:
+        catalog.close()
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        out.print(render.verify_view(report))
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@app.command()
 def runs(home: HomeOpt = None, limit: int = 10, as_json: JsonOpt = False) -> None:
     """Recent ingest runs with their counts."""
     from rich.table import Table

@@ -182,3 +182,24 @@ def doctor_table(checks: list[Check]) -> Table:
             "MISSING" if c.required else "warn", style="red" if c.required else "yellow")
         table.add_row(mark, c.group, c.name, safe(c.detail, 600), safe(c.fix, 200))
     return table
+
+
+def verify_view(report: Any) -> Group:
+    """``rayflow verify``: counts, then each discrepancy (paths and details escaped)."""
+    head = Text.assemble(
+        ("consistent" if report.ok else "INCONSISTENT", "green" if report.ok else "bold red"),
+        f"  {report.points} catalog points · {report.records} records · {report.clip_dirs} clip folders · "
+        f"{report.moments} moments · {len(report.temp_files)} temp file(s)"
+        + (f" ({len(report.cleaned)} removed)" if report.cleaned else ""),
+    )
+    table = Table(show_header=True)
+    for col in ("kind", "clip_id", "detail"):
+        table.add_column(col, overflow="fold")
+    for f in report.findings[:200]:
+        table.add_row(f.kind, (f.clip_id or "—")[:8], safe(f.detail, 300))
+    parts: list[Any] = [head]
+    if report.findings:
+        parts.append(table)
+        if len(report.findings) > 200:
+            parts.append(Text(f"... and {len(report.findings) - 200} more (--json lists all)"))
+    return Group(*parts)

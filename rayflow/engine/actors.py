@@ -7,14 +7,18 @@ so a restarted actor or a retried call cannot duplicate anything.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from rayflow.catalog.store import Catalog, write_sidecar
+from rayflow.catalog.store import Catalog, atomic_write_bytes, write_sidecar
+from rayflow.media.tempfiles import sweep_temp_files
 from rayflow.record import ClipRecord
+
+log = logging.getLogger(__name__)
 
 
 class CatalogWriter:
@@ -26,6 +30,14 @@ class CatalogWriter:
             path=Path(catalog_dir) if catalog_dir else None, url=qdrant_url, api_key=api_key
         )
         self.records_dir = Path(records_dir)
+        # Temp files a killed run left behind (sidecars, thumbnails, proxies). Nothing else
+        # writes there now: this run holds the home lock, the last run's processes are gone
+        # (orphans stopped, tools die with their worker), and the first task starts after this.
+        clips = self.records_dir.parent / "clips"
+        folders = [self.records_dir, *(sorted(p for p in clips.iterdir() if p.is_dir()) if clips.is_dir() else [])]
+        swept = [tmp for folder in folders for tmp in sweep_temp_files(folder)]
+        if swept:
+            log.warning("removed %d temp file(s) left by an interrupted run, e.g. %s", len(swept), swept[0])
 
     def statuses(self, clip_ids: list[str]) -> dict[str, dict[str, Any]]:
         """For clip ids already catalogued: their stored status and path."""
@@ -33,12 +45,30 @@ class CatalogWriter:
 
     def write(self, records: list[ClipRecord], vectors: list[Any] | None = None) -> int:
         """Sidecar first, then the catalog point (and its moments): a killed write leaves
-        no point, so a re-run redoes the file; a sidecar without a point is overwritten."""
-        for record in records:
-            write_sidecar(record, self.records_dir)
-        if vectors is None:
-            return self.catalog.upsert(records)
-        return self.catalog.upsert(records, vectors=vectors)
+        no point, so a re-run redoes the file; a sidecar without a point is overwritten.
+
+        When the point cannot be written (disk full, read-only catalog, server error) the
+        sidecars written here are rolled back to what they were, so records and catalog
+        never disagree; the error propagates and the file is reported failed."""
+        previous: list[tuple[Path, bytes | None]] = []
+        try:
+            for record in records:
+                target = self.records_dir / f"{record.clip_id}.json"
+                previous.append((target, target.read_bytes() if target.is_file() else None))
+                write_sidecar(record, self.records_dir)
+            if vectors is None:
+                return self.catalog.upsert(records)
+            return self.catalog.upsert(records, vectors=vectors)
+        except Exception:
+            for target, old in previous:
+                try:
+                    if old is None:
+                        target.unlink(missing_ok=True)
+                    else:
+                        atomic_write_bytes(target, old)
+                except OSError:
+                    log.exception("could not roll back %s", target)
+            raise
 
     def check_model(self, text_model: str, text_dim: int) -> None:
         """Fail before the first file when the catalog was built with another text model."""
@@ -60,7 +90,9 @@ def start_catalog_writer(*, catalog_dir: Path | None, qdrant_url: str | None,
     node_id = ray.get_runtime_context().get_node_id()
     actor_cls = ray.remote(CatalogWriter).options(
         num_cpus=0,
-        max_restarts=2,
+        # A killed writer reopens the catalog (the dead process's lock is released) and
+        # retries the call: upserts keyed by clip id make that safe. Bounded per call.
+        max_restarts=100,
         max_task_retries=2,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
     )

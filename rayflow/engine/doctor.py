@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import re
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 from rayflow.config import Settings
 from rayflow.engine import runtime
@@ -84,15 +86,58 @@ def check_packages() -> list[Check]:
     return checks
 
 
+def _loopback(host: str | None) -> bool:
+    return host is not None and (host in ("localhost", "::1") or host.startswith("127."))
+
+
 def _endpoint_warning(url: str, *, has_key: bool) -> str:
     parsed = urllib.parse.urlparse(url)
     notes = []
-    loopback = parsed.hostname in ("127.0.0.1", "localhost", "::1")
+    loopback = _loopback(parsed.hostname)
     if parsed.scheme == "http" and not loopback:
-        notes.append("plain HTTP to a remote host")
+        notes.append("plain HTTP to a remote host (traffic and any key readable on the network)")
     if not has_key and not loopback:
-        notes.append("no API key set")
+        notes.append("no API key set (anyone who reaches it can read and change it)")
     return "; ".join(notes)
+
+
+def _ray_warning(address: str) -> str:
+    """Ray Client (``ray://``) and GCS addresses speak gRPC: TLS only with RAY_USE_TLS=1,
+    authentication only with token mode (RAY_AUTH_MODE=token or a token available)."""
+    target = address.removeprefix("ray://")
+    if target == "auto":
+        return ""
+    host = target.rsplit(":", 1)[0].strip("[]") if ":" in target else target
+    if _loopback(host):
+        return ""
+    notes = []
+    if os.environ.get("RAY_USE_TLS", "0").lower() not in ("1", "true"):
+        notes.append("unencrypted gRPC to a remote host (set RAY_USE_TLS=1 with certificates)")
+    token = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+             or (Path.home() / ".ray" / "auth_token").is_file())
+    if os.environ.get("RAY_AUTH_MODE") == "disabled" or not token:
+        notes.append("no Ray auth token (anyone who reaches the cluster can run code on it)")
+    return "; ".join(notes)
+
+
+def check_endpoints(settings: Settings) -> list[Check]:
+    """One row per configured remote endpoint: 'warn' when it is plain HTTP/gRPC to a
+    non-loopback host or unauthenticated. Nothing is contacted here."""
+    rows: list[tuple[str, str, str]] = []
+    if settings.qdrant_url:
+        rows.append(("qdrant_url", settings.qdrant_url,
+                     _endpoint_warning(settings.qdrant_url, has_key=bool(settings.qdrant_api_key))))
+    if settings.prefect_api_url:
+        rows.append(("prefect_api_url", settings.prefect_api_url,
+                     _endpoint_warning(settings.prefect_api_url,
+                                       has_key=bool(os.environ.get("PREFECT_API_KEY")))))
+    if settings.address:
+        rows.append(("ray address", settings.address, _ray_warning(settings.address)))
+    fixes = {"qdrant_url": "use https:// and set RAYFLOW_QDRANT_API_KEY",
+             "prefect_api_url": "use https:// and set PREFECT_API_KEY (or keep the API on loopback)",
+             "ray address": "RAY_USE_TLS=1 and a Ray auth token, or reach the cluster over a VPN/SSH tunnel"}
+    return [Check("security", name, not warn, False, f"{url}: {warn or 'ok'}", fixes[name] if warn else "")
+            for name, url, warn in rows]
 
 
 def check_services(settings: Settings) -> list[Check]:
@@ -169,5 +214,5 @@ def check_models(settings: Settings) -> list[Check]:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    return [*check_tools(), *check_packages(), *check_services(settings), *check_gpus(settings),
-            *check_models(settings)]
+    return [*check_tools(), *check_packages(), *check_services(settings), *check_endpoints(settings),
+            *check_gpus(settings), *check_models(settings)]

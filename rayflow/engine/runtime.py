@@ -370,6 +370,11 @@ def start_ray(
 
     started = time.monotonic()
     runtime_env = {"env_vars": worker_env(prefect_api_url, home=home)}
+    # Ray writes the runtime env to its logs (runtime_env_agent.log): no secret goes through
+    # it. No worker needs the Qdrant key (the catalog writer gets it as an argument), and
+    # embedded workers inherit the driver's environment, Prefect's key included.
+    for key in ("RAYFLOW_QDRANT_API_KEY", *(() if address else ("PREFECT_API_KEY",))):
+        runtime_env["env_vars"].pop(key, None)
     if ray.is_initialized():
         ray.shutdown()
     if address:
@@ -380,6 +385,13 @@ def start_ray(
     else:
         temp = ray_temp_dir(home)
         temp.mkdir(parents=True, exist_ok=True)
+        # Ray replaces a loopback node address with the host's LAN IP (and its gRPC servers
+        # then listen on every interface) unless its single-machine switch is off. The switch
+        # (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, in QUIET_ENV) is read when ray is imported,
+        # which may have happened before apply_quiet_env: set the constant it became as well.
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,

@@ -94,6 +94,12 @@ def ingest(
     embedded catalog is open elsewhere.
     """
     with home_lock(settings.home):
+        # A run killed with -9 leaves its Prefect server (and maybe Ray) running: stop them.
+        import ray
+
+        from rayflow.engine.orphans import stop_leftovers
+
+        stop_leftovers(settings.home, ray=not settings.address and not ray.is_initialized())
         progress = progress or Progress()
         with publish_live(progress, settings.home):  # <home>/runs/live.json for `rayflow serve`
             return _ingest(paths, settings, progress=progress, run_id=run_id, timings=timings)

@@ -1,7 +1,8 @@
 """Decode a few exact frames of a video, once, small, in display orientation.
 
-Primary decoder: decord (in-process, one thread, frames picked by index with
-``get_batch`` — exact frames, not the nearest keyframes). Fallback: one ffmpeg
+Primary decoder: decord (one thread, frames picked by index with ``get_batch`` —
+exact frames, not the nearest keyframes), run in a forked child so that a native
+crash, a hang or a runaway allocation on a hostile file is contained and reported. Fallback: one ffmpeg
 subprocess that picks the frame at each target time (AV1, which decord 0.6.0 cannot
 open, and anything else decord fails on). Containers without a trustworthy index
 (MPEG-TS/PS, elementary streams, images) skip decord: its index there maps to the
@@ -29,16 +30,21 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import pickle
 import re
+import resource
+import select
+import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from rayflow.media.tools import ToolError, ToolTimeout, run_tool
+from rayflow.media.tools import ToolError, ToolTimeout, run_tool, signal_name
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,19 @@ SEEK_MIN_FRAMES_PER_TARGET = 25
 """The ffmpeg fallback seeks only when there are more frames than this per target;
 below it a decode in order is cheaper (measured on ../shared/media)."""
 
+DECODE_MEMORY_HEADROOM_BYTES = 3 * 1024**3
+"""Address space the isolated decord process may add to what it inherits (3 GiB): a file
+declaring absurd dimensions fails its allocation there instead of exhausting the node."""
+
+CRASH_HOOK_ENV = "RAYFLOW_FAULT_DECODER_CRASH"
+"""Fault-injection hook for tests: when this variable is set, the isolated decord process
+kills itself with SIGSEGV on files whose name contains its value (a stand-in for a native
+decoder crash on a hostile file). Unset in normal use."""
+
+
+class DecoderCrashed(ToolError):
+    """The isolated decoder process died of a signal (a native crash on this file)."""
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Frames:
@@ -63,6 +82,8 @@ class Frames:
     """(N,) float64 ascending seconds from the first frame of the video stream."""
     decoder: Decoder
     """Which decoder produced the frames."""
+    note: str | None = None
+    """Why the preferred decoder was not the one used, when it crashed (for the record)."""
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -174,8 +195,9 @@ def decode_frames(
     disagreement is logged and the file wins (a second rotation would be wrong).
 
     ``timeout_s`` bounds the whole call. ffprobe and ffmpeg are killed at the deadline;
-    decord runs in-process and cannot be interrupted (the engine contains it in a Ray
-    task), but its time counts against the deadline left for the fallback.
+    decord runs in a forked child process (see ``_isolated``) that is killed at the
+    deadline too. When decord crashes (a signal), ffmpeg decodes instead and
+    ``Frames.note`` says so; when ffmpeg then fails as well, the error names both.
 
     Raises ``ToolError`` naming the decoders and the file when nothing decodes,
     ``ToolTimeout`` when the deadline passes.
@@ -193,23 +215,109 @@ def decode_frames(
             "%s: caller says rotation %d but the display matrix says %d; using the file's",
             path, rotation, stream.rotation,
         )
+    crashed: str | None = None
     if stream.seekable:
         try:
-            return _decode_decord(path, stream, timestamps_s=timestamps_s, count=count,
-                                  max_side=max_side)
+            return _isolated(
+                lambda: _decode_decord(path, stream, timestamps_s=timestamps_s, count=count,
+                                       max_side=max_side),
+                path=path, deadline=deadline)
+        except ToolTimeout:
+            raise  # decord hung: its process was killed at the deadline
+        except DecoderCrashed as exc:
+            crashed = why_not_decord = _message(exc)
+            log.warning("decord crashed on %s (%s); falling back to ffmpeg", path, why_not_decord)
         except Exception as exc:  # any decord failure (DECORDError, RuntimeError, ...)
             why_not_decord = f"decord failed: {type(exc).__name__}: {_first_line(str(exc))}"
-        log.info("%s on %s; falling back to ffmpeg", why_not_decord, path)
+            log.info("%s on %s; falling back to ffmpeg", why_not_decord, path)
     else:
         why_not_decord = f"decord not used for {stream.format_name!r} (unreliable index)"
     try:
-        return _decode_ffmpeg(path, stream, timestamps_s=timestamps_s, count=count,
-                              max_side=max_side, deadline=deadline)
+        frames = _decode_ffmpeg(path, stream, timestamps_s=timestamps_s, count=count,
+                                max_side=max_side, deadline=deadline)
     except ToolTimeout:
         raise  # transient: names ffmpeg and the file already; the engine may retry
     except ToolError as exc:
         raise ToolError("decord+ffmpeg", path,
                         f"no frames decoded; {why_not_decord}; ffmpeg: {_message(exc)}") from exc
+    if crashed:
+        frames = replace(frames, note=f"{crashed}; frames decoded by ffmpeg instead")
+    return frames
+
+
+def _isolated(fn: Any, *, path: str | Path, deadline: float) -> Frames:
+    """Run ``fn`` (an in-process native decode) in a forked child and return its frames.
+
+    decord is a C++ library: a hostile file can segfault or abort it, or hang it, and
+    in-process neither can be caught or interrupted (a crash would kill the Ray worker
+    and every file sharing its task). In a child, a signal death becomes
+    ``DecoderCrashed`` ("decord crashed (signal 11 SIGSEGV)"), the deadline kills it
+    (``ToolTimeout``), and its address space is capped (``DECODE_MEMORY_HEADROOM_BYTES``
+    over what it inherits). Cost: one fork (~1-5 ms; pages are shared copy-on-write)
+    and one copy of the frames through a pipe (~5 MB by default).
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no logging, no cleanup handlers; always leave through os._exit
+        try:
+            os.close(read_fd)
+            _child_limits()
+            hook = os.environ.get(CRASH_HOOK_ENV)
+            if hook and hook in os.path.basename(str(path)):
+                os.kill(os.getpid(), signal.SIGSEGV)
+            try:
+                frames = fn()
+                payload = pickle.dumps(("ok", (frames.images, frames.timestamps_s, frames.decoder)),
+                                       protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:  # reported to the parent as a value
+                payload = pickle.dumps(("error", (type(exc).__name__, str(exc))))
+            with os.fdopen(write_fd, "wb") as fh:
+                fh.write(payload)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise ToolTimeout("decord", path, "decode timed out (decoder process killed)")
+            ready, _, _ = select.select([read_fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(read_fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        raise DecoderCrashed("decord", path, f"decord crashed (signal {sig} {signal_name(sig)})")
+    if not chunks:
+        raise ToolError("decord", path, f"decoder process exited with {os.waitstatus_to_exitcode(status)} "
+                                        "and no result")
+    kind, value = pickle.loads(b"".join(chunks))
+    if kind == "error":
+        name, message = value
+        raise RuntimeError(f"{name}: {message}")
+    images, stamps, decoder = value
+    return Frames(images=images, timestamps_s=stamps, decoder=decoder)
+
+
+def _child_limits() -> None:
+    """Cap the decode child's address space at what it has now plus the headroom."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            vm_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmSize:"))
+        limit = vm_kb * 1024 + DECODE_MEMORY_HEADROOM_BYTES
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or hard > limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (OSError, StopIteration, ValueError):
+        pass  # no /proc (not Linux): the decode runs without a cap
 
 
 def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:

@@ -9,8 +9,11 @@ deterministic (the same input fails the same way, so it is recorded, not retried
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 
@@ -51,6 +54,38 @@ def which(tool: str) -> str:
     return found
 
 
+def signal_name(number: int) -> str:
+    """``11`` -> ``'SIGSEGV'`` (``'signal N'`` for numbers Python does not name)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def exit_description(returncode: int) -> str:
+    """How a tool ended, for an error: ``exit 1`` or ``crashed (signal 11 SIGSEGV)``."""
+    if returncode < 0:
+        return f"crashed (signal {-returncode} {signal_name(-returncode)})"
+    return f"exit {returncode}"
+
+
+@cache
+def _pdeathsig_prefix() -> tuple[str, ...]:
+    found = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return (found, "--pdeathsig", "KILL", "--") if found else ()
+
+
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` wrapped so the tool is killed when the process that started it dies.
+
+    A Ray worker killed by ``kill -9`` (or the OOM killer) cannot stop its ffmpeg, which
+    would run on as an orphan, writing a temp file nobody renames. util-linux
+    ``setpriv --pdeathsig KILL`` (an exec wrapper; ~1 ms) makes the kernel kill it
+    instead. Without setpriv (not Linux) the argv is returned unchanged.
+    """
+    return [*_pdeathsig_prefix(), *argv]
+
+
 def run_tool(
     argv: list[str],
     *,
@@ -69,7 +104,7 @@ def run_tool(
     exe = which(argv[0]) if "/" not in argv[0] else argv[0]
     try:
         proc = subprocess.run(
-            [exe, *argv[1:]],
+            dies_with_parent([exe, *argv[1:]]),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout_s,
@@ -78,7 +113,7 @@ def run_tool(
     except subprocess.TimeoutExpired as exc:
         raise ToolTimeout(tool, path, f"timed out after {timeout_s:g} s") from exc
     if check and proc.returncode != 0:
-        raise ToolError(tool, path, f"exit {proc.returncode}: {last_line(proc.stderr)}")
+        raise ToolError(tool, path, f"{exit_description(proc.returncode)}: {last_line(proc.stderr)}")
     return ToolOutput(proc.stdout, proc.stderr, proc.returncode)
 
 

@@ -42,36 +42,43 @@ def discover(paths: list[Path], *, extensions: tuple[str, ...], limit: int | Non
     result = Discovery()
     seen_dirs: set[tuple[int, int]] = set()
 
-    def walk(folder: Path) -> None:
-        try:
-            st = folder.stat()
-        except OSError as exc:
-            log.warning("cannot read folder %s: %s", folder, exc)
-            return
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            return
-        seen_dirs.add(key)
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            log.warning("cannot list folder %s: %s", folder, exc)
-            return
-        for entry in entries:
-            if _hidden(entry.name):
-                result.skipped += 1
-                continue
-            path = Path(entry.path)
+    def walk(top: Path) -> None:
+        # Depth-first with an explicit stack (a recursive walk dies of RecursionError on
+        # folders nested ~1000 deep); sorted, so the order is the recursive one.
+        stack = [top]
+        while stack:
+            folder = stack.pop()
             try:
-                is_dir = entry.is_dir(follow_symlinks=True)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                walk(path)
-            elif entry.name.lower().endswith(exts):
-                found.setdefault(str(path), path)
-            else:
-                result.skipped += 1
+                st = folder.stat()
+            except OSError as exc:
+                log.warning("cannot read folder %s: %s", folder, exc)
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                continue
+            seen_dirs.add(key)
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                log.warning("cannot list folder %s: %s", folder, exc)
+                continue
+            subdirs = []
+            for entry in entries:
+                if _hidden(entry.name):
+                    result.skipped += 1
+                    continue
+                path = Path(entry.path)
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=True)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    subdirs.append(path)
+                elif entry.name.lower().endswith(exts):
+                    found.setdefault(str(path), path)
+                else:
+                    result.skipped += 1
+            stack.extend(reversed(subdirs))
 
     for raw in paths:
         path = Path(os.path.abspath(raw))

@@ -57,7 +57,7 @@ from rayflow.media.encoders import (
     libplacebo_filter,
     nvdec_supports,
 )
-from rayflow.media.tools import ToolError, ToolTimeout, run_tool, which
+from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, exit_description, run_tool, which
 from rayflow.record import AudioTrack, ProxyInfo, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ def run_ffmpeg_progress(
     exe = which(argv[0]) if "/" not in argv[0] else argv[0]
     timed_out = threading.Event()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([exe, *argv[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(dies_with_parent([exe, *argv[1:]]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=err, start_new_session=True)
 
         def kill() -> None:
@@ -422,7 +422,7 @@ def run_ffmpeg_progress(
             raise ToolTimeout("ffmpeg", path, f"proxy encode timed out after {timeout_s:g} s")
         if proc.returncode != 0:
             err.seek(0)
-            raise ToolError("ffmpeg", path, f"exit {proc.returncode}: {_error_summary(err.read())}")
+            raise ToolError("ffmpeg", path, f"{exit_description(proc.returncode)}: {_error_summary(err.read())}")
 
 
 def _progress_fraction(raw: bytes, duration_s: float | None) -> float | None:

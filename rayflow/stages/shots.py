@@ -64,7 +64,7 @@ import cv2
 import numpy as np
 
 from rayflow.media.decode import probe_video_stream
-from rayflow.media.tools import ToolError, ToolTimeout, last_line, which
+from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
 from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts
 from rayflow.record import Shot, ShotDetection
@@ -339,7 +339,7 @@ class SmallFrames:
                 "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
 
     def __enter__(self) -> SmallFrames:
-        self._proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self._proc = subprocess.Popen(dies_with_parent(self.argv()), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=self._log)
         self._timer = threading.Timer(self.timeout_s, self._kill_for_timeout)
         self._timer.daemon = True

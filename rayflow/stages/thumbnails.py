@@ -18,6 +18,7 @@ from PIL import Image
 
 from rayflow.config import ThumbnailSettings
 from rayflow.media.decode import Frames, even_indices
+from rayflow.media.tempfiles import sweep_temp_files
 from rayflow.record import Thumbnail
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def write_thumbnails(frames: Frames, out_dir: Path, settings: ThumbnailSettings)
     if settings.count <= 0 or frames.count == 0:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
+    sweep_temp_files(out_dir, pattern=".thumb_*.tmp")  # left by a run killed mid-write
     thumbs: list[Thumbnail] = []
     for n, index in enumerate(choose_frames(frames, settings.count)):
         image = Image.fromarray(frames.images[index])
