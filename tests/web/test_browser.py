@@ -93,6 +93,11 @@ def test_moment_hit_opens_the_clip_playing_from_the_moment(site: str, browser: A
     assert browser.find_element(By.CSS_SELECTOR, ".clip-name").text == "election.mp4"
     transcript = browser.find_element(By.CSS_SELECTOR, ".transcript").text.lower()
     assert "votes" in transcript
+    facts = {f.find_element(By.TAG_NAME, "h3").text.lower(): f.text for f in
+             browser.find_elements(By.CSS_SELECTOR, ".facts")}
+    assert {"file", "video", "color / hdr", "audio track 1", "exposure"} <= set(facts), list(facts)
+    assert "h264" in facts["video"] and "aac" in facts["audio track 1"]
+    assert "[object" not in browser.find_element(By.TAG_NAME, "body").text
 
 
 def test_html_in_a_file_name_is_shown_as_text(site: str, browser: Any) -> None:

@@ -19,7 +19,7 @@ function el(tag, attrs, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -27,6 +27,13 @@ function el(tag, attrs, ...children) {
 }
 
 function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+
+// Replace a node's children (null/false entries skipped, like el()).
+function fill(node, ...children) {
+  clear(node);
+  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false) node.append(child);
+  return node;
+}
 
 function clock(s) {
   if (s === null || s === undefined) return "";
@@ -153,13 +160,13 @@ async function showSearch(params) {
   $("#mode").value = params.get("mode") || "hybrid";
   $("#in").value = params.get("in") || "clips";
   for (const input of FILTER_INPUTS) input.value = params.get(input.dataset.param) || "";
-  clear(view).append(el("p", { class: "loading", text: "Loading…" }));
+  fill(view, el("p", { class: "loading", text: "Loading…" }));
   const q = params.get("q");
   try {
     if (q) {
       const body = await api("/api/search?" + params.toString());
       notice(null);
-      clear(view).append(
+      fill(view, 
         el("h2", { class: "title" }, body.results.length + " " + (body.in === "moments" ? "moments" : "clips") +
           " for ", el("q", { text: body.query }),
           body.where.length ? el("span", { class: "dim", text: "  where " + body.where.join(", ") }) : null),
@@ -168,7 +175,7 @@ async function showSearch(params) {
       const filtered = FILTER_INPUTS.some((i) => i.value);
       const body = await api("/api/clips?limit=120");
       notice(body.notice, "busy");
-      clear(view).append(
+      fill(view, 
         el("h2", { class: "title" }, body.total + " clips",
           el("span", { class: "dim", text: body.source === "records" ? "  (from the JSON records)" : "" }),
           filtered ? el("span", { class: "dim", text: "  — filters apply to searches" }) : null),
@@ -176,7 +183,7 @@ async function showSearch(params) {
     }
   } catch (err) {
     notice(err.message, err.status === 503 ? "busy" : "error");
-    clear(view).append(el("p", { class: "empty", text: err.status === 503 ? "Search is paused." : "No results." }));
+    fill(view, el("p", { class: "empty", text: err.status === 503 ? "Search is paused." : "No results." }));
   }
 }
 
@@ -239,13 +246,13 @@ function seekTo(video, t, play = true) {
 }
 
 async function showClip(clipId, params) {
-  clear(view).append(el("p", { class: "loading", text: "Loading…" }));
+  fill(view, el("p", { class: "loading", text: "Loading…" }));
   let body;
   try {
     body = await api("/api/clips/" + encodeURIComponent(clipId));
   } catch (err) {
     notice(err.message, "error");
-    clear(view).append(el("p", { class: "empty", text: "No such clip." }));
+    fill(view, el("p", { class: "empty", text: "No such clip." }));
     return;
   }
   notice(body.notice, "busy");
@@ -311,7 +318,7 @@ async function showClip(clipId, params) {
   const errors = Object.entries(r.errors || {});
   const similar = el("div", { class: "similar" }, el("p", { class: "dim", text: "Looking for similar clips…" }));
 
-  clear(view).append(
+  fill(view, 
     el("div", { class: "clip-head" },
       el("a", { class: "back", href: "#/", onclick: (e) => { e.preventDefault(); history.back(); }, text: "← back" }),
       el("h1", { class: "clip-name", text: r.file.name }),
@@ -324,21 +331,20 @@ async function showClip(clipId, params) {
         a.description || a.caption ? el("p", { class: "description", text: a.caption || a.description }) : null,
         (a.tags || []).length ? el("div", { class: "tags" }, a.tags.map((t) => el("span", { class: "tag", text: t }))) : null,
         segments.length ? el("section", {}, el("h3", { text: "Transcript" }), transcript) : null,
-        (a.screen_text || []).length ? el("section", {}, el("h3", { text: "On-screen text" }), screen) : null),
+        (a.screen_text || []).length ? el("section", {}, el("h3", { text: "On-screen text" }), screen) : null,
+        el("h3", { text: "Technical facts" }), technical(r)),
       el("aside", { class: "col-side" },
         body.best.length ? el("section", {}, el("h3", { text: "Best frames" }), best) : null,
-        el("section", {}, el("h3", { text: "Similar clips" }), similar))),
-    el("h2", { class: "title", text: "Technical facts" }),
-    technical(r));
+        el("section", {}, el("h3", { text: "Similar clips" }), similar))));
   view.focus({ preventScroll: true });
   window.scrollTo(0, 0);
 
   try {
     const sim = await api("/api/clips/" + encodeURIComponent(clipId) + "/similar?limit=6");
-    clear(similar).append(sim.results.length ? el("div", { class: "grid small" }, sim.results.map((x) => card(x, [])))
+    fill(similar, sim.results.length ? el("div", { class: "grid small" }, sim.results.map((x) => card(x, [])))
       : el("p", { class: "dim", text: sim.note || "None found." }));
   } catch (err) {
-    clear(similar).append(el("p", { class: "dim", text: err.message }));
+    fill(similar, el("p", { class: "dim", text: err.message }));
   }
 }
 
@@ -370,17 +376,17 @@ async function showRuns() {
   notice(null);
   const live = el("section", { class: "live-box" });
   const list = el("section", {});
-  clear(view).append(el("h2", { class: "title", text: "Ingest" }), live, el("h2", { class: "title", text: "Recent runs" }), list);
+  fill(view, el("h2", { class: "title", text: "Ingest" }), live, el("h2", { class: "title", text: "Recent runs" }), list);
   const tick = async () => {
     if (document.body.dataset.page !== "runs") { clearInterval(runsTimer); runsTimer = null; return; }
-    try { clear(live).append(progressView(await api("/api/progress"))); } catch (e) { /* keep the last view */ }
+    try { fill(live, progressView(await api("/api/progress"))); } catch (e) { /* keep the last view */ }
   };
   await tick();
   clearInterval(runsTimer);
   runsTimer = setInterval(tick, 1000);
   try {
     const body = await api("/api/runs");
-    clear(list).append(body.runs.length ? el("div", { class: "runs" }, body.runs.map((run) =>
+    fill(list, body.runs.length ? el("div", { class: "runs" }, body.runs.map((run) =>
       el("article", { class: "run" },
         el("div", { class: "row" }, el("b", { text: run.run_id }),
           el("span", { class: "dim", text: "  " + run.started_at.slice(0, 19).replace("T", " ") + (run.seconds ? " · " + clock(run.seconds) : "") })),
