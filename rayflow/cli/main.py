@@ -131,6 +131,7 @@ def ingest(
     from rayflow.engine.placement import UnsupportedUrl
     from rayflow.engine.pools import NoGpuError
     from rayflow.engine.preflight import PreflightError
+    from rayflow.engine.runtime import ClusterUnreachable
     from rayflow.engine.session import ClusterSetupError, HomeBusy
     from rayflow.engine.session import ingest as run
 
@@ -141,15 +142,17 @@ def ingest(
             return render.live_view(progress.snapshot())
 
     try:
-        if err.is_terminal or not as_json:
-            with Live(_View(), console=err, refresh_per_second=4, transient=as_json):
+        with render.stdout_reserved(as_json):  # --json: nothing but the summary on stdout
+            if err.is_terminal or not as_json:
+                with Live(_View(), console=err, refresh_per_second=4, transient=as_json):
+                    summary = run([str(p) for p in paths], settings, progress=progress)
+            else:
                 summary = run([str(p) for p in paths], settings, progress=progress)
-        else:
-            summary = run([str(p) for p in paths], settings, progress=progress)
     except UnsupportedUrl as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    except (CatalogBusy, HomeBusy, NoGpuError, ModelMismatch, PreflightError, ClusterSetupError) as exc:
+    except (CatalogBusy, HomeBusy, NoGpuError, ModelMismatch, PreflightError, ClusterSetupError,
+            ClusterUnreachable) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ENV) from exc
     except Exception as exc:

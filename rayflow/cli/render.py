@@ -4,6 +4,10 @@ characters are made visible."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Group
@@ -25,6 +29,25 @@ def safe(text: object, limit: int = 120) -> Text:
     if len(cleaned) > limit:
         cleaned = "…" + cleaned[-(limit - 1):]
     return Text(cleaned)
+
+
+@contextlib.contextmanager
+def stdout_reserved(active: bool) -> Iterator[None]:
+    """While active, whatever is written to stdout (fd 1: Python, or native code and Ray's
+    background notices such as "A worker died...") goes to stderr, so ``--json`` output is
+    the summary and nothing else, even when workers crash."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _fmt_s(seconds: float | None) -> str:
@@ -137,6 +160,7 @@ def record_view(r: ClipRecord) -> Table:
     if r.container:
         c = r.container
         _kv(t, "container", f"{c.format} · {c.duration_s} s · {c.bitrate_bps} bps")
+        _kv(t, "title", c.title)  # metadata text: shown literally (safe), never as markup
     if v := r.video:
         _kv(t, "video", f"{v.codec} {v.profile or ''} {v.level or ''} · {v.pix_fmt} · "
                         f"{v.bit_depth}-bit · {v.chroma_subsampling}")
