@@ -26,9 +26,17 @@ def test_folders_nested_1500_deep_do_not_break_discovery(tmp_path: Path) -> None
     leaf = tmp_path / "leaf.mp4"
     leaf.write_bytes(b"\x00" * 32)
     bottom = make_deep_tree(tmp_path / "deep", depth=1500, leaf=leaf)
-    found = discover([tmp_path / "deep"], extensions=DEFAULT_VIDEO_EXTENSIONS)
-    assert found.files == [bottom]
-    assert len(str(bottom)) > 3000
+    try:
+        found = discover([tmp_path / "deep"], extensions=DEFAULT_VIDEO_EXTENSIONS)
+        assert found.files == [bottom]
+        assert len(str(bottom)) > 3000
+    finally:
+        # shutil.rmtree (and so pytest's tmp cleanup) recurses per level: remove it bottom-up here.
+        bottom.unlink()
+        folder = bottom.parent
+        while folder != tmp_path:
+            folder.rmdir()
+            folder = folder.parent
 
 
 def test_names_with_control_bytes_and_dashes_are_found_and_hashed(tmp_path: Path) -> None:
