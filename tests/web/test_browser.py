@@ -67,6 +67,13 @@ def test_search_with_the_keyboard_shows_the_right_clip_first(site: str, browser:
     assert first.find_element(By.CSS_SELECTOR, ".name").text == "harbour.mp4"
     marks = [m.text.lower() for m in first.find_elements(By.CSS_SELECTOR, "mark")]
     assert "ferry" in marks or "harbour" in marks, marks
+    # Arrow down from the box lands on the first card; Enter opens it.
+    browser.find_element(By.ID, "q").send_keys(Keys.ARROW_DOWN)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("data-clip") == first.get_attribute("data-clip")
+    focused.send_keys(Keys.ENTER)
+    title = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".clip-name"), "the clip page")[0]
+    assert title.text == "harbour.mp4"
 
 
 def test_moment_hit_opens_the_clip_playing_from_the_moment(site: str, browser: Any) -> None:

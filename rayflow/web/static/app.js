@@ -415,9 +415,25 @@ async function pollLive() {
 $("#search").addEventListener("submit", (e) => { e.preventDefault(); go(searchParams()); });
 for (const input of FILTER_INPUTS) input.addEventListener("change", () => { if ($("#q").value.trim()) go(searchParams()); });
 $("#f-clear").addEventListener("click", () => { for (const i of FILTER_INPUTS) i.value = ""; if ($("#q").value.trim()) go(searchParams()); });
+// Arrow keys move between result cards (Enter opens one, as any link).
+function moveInGrid(key) {
+  const cards = Array.from(view.querySelectorAll(".grid:not(.small) .card"));
+  if (!cards.length) return false;
+  const at = cards.indexOf(document.activeElement);
+  if (at < 0) { cards[0].focus(); return true; }
+  const columns = cards.filter((c) => c.offsetTop === cards[0].offsetTop).length || 1;
+  const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns }[key];
+  const next = cards[Math.min(cards.length - 1, Math.max(0, at + step))];
+  next.focus();
+  next.scrollIntoView({ block: "nearest" });
+  return true;
+}
+
 document.addEventListener("keydown", (e) => {
   const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName);
   if (e.key === "/" && !typing) { e.preventDefault(); $("#q").focus(); $("#q").select(); }
+  else if (e.key.startsWith("Arrow") && !typing && document.body.dataset.page !== "clip" && moveInGrid(e.key)) e.preventDefault();
+  else if (e.key === "ArrowDown" && document.activeElement === $("#q") && moveInGrid(e.key)) e.preventDefault();
   else if (e.key === "Escape" && typing) document.activeElement.blur();
   else if (e.key === "Escape" && document.body.dataset.page === "clip") history.back();
 });
