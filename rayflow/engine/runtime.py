@@ -74,7 +74,9 @@ _SERVER_ENV: dict[str, str] = {
 }
 
 _SERVER_STATE = "server.json"
-_SOCKET_PATH_LIMIT = 60  # Ray appends ~45 chars of session/socket names; AF_UNIX allows 107.
+# Ray appends "/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store": up to 64 chars (7-digit
+# pids); AF_UNIX allows 107. A longer temp dir makes ray.init fail ("AF_UNIX path length").
+_SOCKET_PATH_LIMIT = 40
 
 
 def apply_quiet_env() -> None:
