@@ -131,6 +131,7 @@ def ingest(
     from rayflow.engine.placement import UnsupportedUrl
     from rayflow.engine.pools import NoGpuError
     from rayflow.engine.preflight import PreflightError
+    from rayflow.engine.runtime import ClusterUnreachable
     from rayflow.engine.session import ClusterSetupError, HomeBusy
     from rayflow.engine.session import ingest as run
 
@@ -150,7 +151,8 @@ def ingest(
     except UnsupportedUrl as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    except (CatalogBusy, HomeBusy, NoGpuError, ModelMismatch, PreflightError, ClusterSetupError) as exc:
+    except (CatalogBusy, HomeBusy, NoGpuError, ModelMismatch, PreflightError, ClusterSetupError,
+            ClusterUnreachable) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ENV) from exc
     except Exception as exc:

@@ -486,7 +486,11 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
     board_name: str | None = None
     if "proxy" in steps:
         board_name = f"rayflow-progress-{run_id}"
-        board = ray.remote(ProgressBoard).options(name=board_name, num_cpus=0).remote()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # On the driver's node: a lost worker node must not take the progress board with it.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        board = ray.remote(ProgressBoard).options(name=board_name, num_cpus=0, scheduling_strategy=here).remote()
     last_poll = [0.0]
 
     def poll_board() -> None:

@@ -342,14 +342,20 @@ def cluster_host(address: str | None) -> str:
 
 def _enable_ray_token_auth() -> None:
     """Clusters started by ``ray start`` use token auth by default (Ray >= 2.5x); a driver
-    connecting to one must send the token. Turn token mode on when a token is available
-    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and the user has
-    not chosen a mode (``RAY_AUTH_MODE``)."""
-    if os.environ.get("RAY_AUTH_MODE"):
+    connecting to one must send the token. Ray's own helper turns token mode on (and
+    refreshes Ray's cached config) when a token is available (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and ``RAY_AUTH_MODE`` is unset."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token auth
         return
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (
-            Path.home() / ".ray" / "auth_token").is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+class ClusterUnreachable(RuntimeError):
+    """``--address`` names a Ray cluster this process cannot join."""
 
 
 @dataclass(frozen=True)
@@ -381,8 +387,14 @@ def start_ray(
         ray.shutdown()
     if address:
         _enable_ray_token_auth()
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
+                     logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            raise ClusterUnreachable(
+                f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}. Is it up "
+                "(`ray status`)? Token auth: export RAY_AUTH_TOKEN (or copy the head's ~/.ray/auth_token)"
+            ) from exc
         embedded = False
     else:
         temp = ray_temp_dir(home)

@@ -1,0 +1,186 @@
+"""A real multi-node Ray cluster on this machine: ``ray start --head`` plus worker nodes
+started with ``ray start --address``, each its own raylet with its own resources and temp
+dir, as on a cluster of machines (only the host is shared).
+
+Small on purpose (2-core box shared with other work): 1 CPU and a 100 MB object store
+per node, no dashboard UI. Ray's temp dirs sit under a short /tmp path (AF_UNIX socket
+paths must stay under ~107 bytes), removed at the end. Token authentication is on, as
+``ray start`` enables it by default: the token travels in ``RAY_AUTH_TOKEN``, so nothing is
+written to ``~/.ray``. Every process a node starts shares the process group of its
+``ray start --block``, so a node is stopped (or killed with SIGKILL, like a lost machine)
+by its group id and nothing else on the machine is touched.
+
+Note: ``ray start`` advertises the host's interface address even when asked for
+127.0.0.1 (Ray resolves loopback to a reachable IP); the nodes still only talk to each
+other on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from rayflow.engine.runtime import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+OBJECT_STORE_BYTES = 100 * 1024 * 1024
+
+
+@dataclass
+class Node:
+    """One ``ray start --block`` process (and, through its process group, its raylet and agents)."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    temp_dir: Path
+    resources: dict[str, float]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL the whole node at once, like a machine that vanished."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=15)
+        self.kill()
+        # Raylet children that outlived the group leader still carry its group id.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@dataclass
+class Cluster:
+    """The head's address and the environment a driver needs to join it."""
+
+    root: Path
+    env: dict[str, str]
+    nodes: list[Node] = field(default_factory=list)
+    address: str = ""
+
+    def _ports(self) -> list[str]:
+        return [
+            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
+        ]
+
+    def _start(self, name: str, argv: list[str], resources: dict[str, float], prefix: list[str] | None = None) -> Node:
+        temp = self.root / name
+        temp.mkdir(parents=True, exist_ok=True)
+        log = self.root / f"{name}.log"
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                [*(prefix or []), RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", "--num-gpus=0",
+                 f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp}",
+                 f"--resources={json.dumps(resources)}", *self._ports(), *argv],
+                env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        node = Node(name, proc, temp, resources, log)
+        self.nodes.append(node)
+        return node
+
+    def start_head(self, resources: dict[str, float]) -> Node:
+        port = free_port()
+        node = self._start("head", ["--head", f"--port={port}", "--include-dashboard=false",
+                                    f"--dashboard-port={free_port()}",
+                                    f"--ray-client-server-port={free_port()}"], resources)
+        marker = node.temp_dir / "ray_current_cluster"
+        deadline = time.monotonic() + 120
+        while not marker.is_file() or not marker.read_text().strip():
+            if node.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray head did not start; see {node.log}:\n{node.log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        self.address = marker.read_text().strip()
+        return node
+
+    def add_worker(self, name: str, resources: dict[str, float], *,
+                   hide: tuple[Path, Path, Path] | None = None) -> Node:
+        """Start a worker node; ``hide=(src, alt, hidden)`` starts it in a mount namespace where
+        ``hidden`` is an empty tmpfs and ``src`` is visible at ``alt`` (see blind_node.py)."""
+        prefix = None
+        if hide is not None:
+            src, alt, hidden = hide
+            prefix = ["unshare", "-m", "--propagation", "private", sys.executable, "-m",
+                      "tests.cluster.blind_node", str(src), str(alt), str(hidden), "--"]
+        node = self._start(name, [f"--address={self.address}"], {f"test_node_{name}": 1, **resources}, prefix)
+        self.wait_nodes()
+        return node
+
+    def info(self) -> list[dict[str, object]]:
+        """Alive nodes as the cluster sees them (asked from a separate driver process, so this
+        test process never joins the cluster itself)."""
+        code = (
+            "import json, ray\n"
+            f"ray.init(address={self.address!r}, log_to_driver=False, logging_level='ERROR')\n"
+            "print(json.dumps([{'id': n['NodeID'], 'resources': n['Resources']} "
+            "for n in ray.nodes() if n['Alive']]))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
+                             timeout=120, check=True)
+        return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    def wait_nodes(self, timeout_s: float = 120) -> list[dict[str, object]]:
+        """Block until every started (and not killed) node is alive in the cluster."""
+        deadline = time.monotonic() + timeout_s
+        want = sum(1 for n in self.nodes if n.proc.poll() is None)
+        while True:
+            alive = self.info()
+            if len(alive) >= want:
+                return alive
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(alive)} of {want} Ray nodes alive after {timeout_s:g} s")
+            time.sleep(1)
+
+    def node_id(self, node: Node) -> str:
+        """The Ray node id of ``node`` (found by its unique marker resource)."""
+        marker = f"test_node_{node.name}"
+        for n in self.info():
+            if marker in n["resources"]:  # type: ignore[operator]
+                return str(n["id"])
+        raise LookupError(f"node {node.name} is not alive")
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Head (1 CPU, no encode slot) + ``worker`` (1 CPU, the only ``rayflow_encode`` slot)."""
+    root = Path(tempfile.mkdtemp(prefix="rfc-", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_"))}
+    env.update({
+        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0",
+        # Notice a lost node in seconds, not the default ~30 s.
+        "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
+        "RAY_health_check_timeout_ms": "1000",
+        "PYTHONPATH": str(ROOT),
+    })
+    c = Cluster(root, env)
+    try:
+        c.start_head({"test_node_head": 1})
+        c.add_worker("worker", {"rayflow_encode": 1})
+        yield c
+    finally:
+        c.stop()
+        shutil.rmtree(root, ignore_errors=True)
