@@ -67,7 +67,7 @@ def serve_command(
                         format="%(levelname)s %(name)s: %(message)s")
     loopback = _is_loopback(host)
     allowed = [*LOOPBACK_NAMES] if loopback else None  # DNS-rebinding guard where it is meaningful
-    app = create_app(settings, allowed_hosts=allowed)
+    app = create_app(settings, allowed_hosts=allowed, warm_model=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="info" if verbose else "warning",
                             access_log=verbose, server_header=False)
     server = uvicorn.Server(config)

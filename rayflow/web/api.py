@@ -229,6 +229,13 @@ class Api:
                 self._encoders["image"] = encoder
             return self._encoders["image"]
 
+    def warm(self) -> None:
+        """Load the text model now (``rayflow serve`` does this in the background at startup)."""
+        try:
+            self.text_encoder()
+        except Exception as exc:  # the first search will report it to the user
+            log.warning("could not preload the text model: %s", exc)
+
     # -- endpoints
 
     def status(self, request: Request) -> JSONResponse:

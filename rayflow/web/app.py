@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -39,10 +40,13 @@ MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".webp": "image/webp"}
 
 
 def create_app(settings: Settings, *, allowed_hosts: Sequence[str] | None = None,
-               idle_release_s: float = IDLE_RELEASE_S) -> Starlette:
+               idle_release_s: float = IDLE_RELEASE_S, warm_model: bool = False) -> Starlette:
     """The app for ``settings.home``. ``allowed_hosts``: Host header values accepted (None:
     any) — ``rayflow serve`` passes the loopback names when bound to loopback, which stops
-    DNS-rebinding pages from reading the catalog through the user's browser."""
+    DNS-rebinding pages from reading the catalog through the user's browser.
+    ``warm_model``: load the text model in the background at startup, so the first
+    semantic/hybrid search does not wait for it (a few seconds, ~100 MB); off by default
+    so tests and short-lived apps only load it when a search needs it."""
     access = CatalogAccess(settings, idle_release_s=idle_release_s)
     api = Api(settings, access)
     output_dir = settings.output_dir
@@ -64,6 +68,8 @@ def create_app(settings: Settings, *, allowed_hosts: Sequence[str] | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         access.start()
+        if warm_model:
+            threading.Thread(target=api.warm, name="rayflow-serve-warm", daemon=True).start()
         try:
             yield
         finally:

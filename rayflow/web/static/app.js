@@ -95,15 +95,20 @@ function notice(message, kind = "info") {
 
 // ---------------------------------------------------------------- routing
 
+// Each navigation gets a number; a slow answer for an earlier page must not draw over the current one.
+let navSeq = 0;
+const current = (seq) => seq === navSeq;
+
 function route() {
+  const seq = ++navSeq;
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
   const parts = path.split("/").filter(Boolean);
   document.body.dataset.page = parts[0] || "clips";
-  if (parts[0] === "clip" && parts[1]) return showClip(parts[1], params);
-  if (parts[0] === "runs") return showRuns();
-  return showSearch(params);
+  if (parts[0] === "clip" && parts[1]) return showClip(parts[1], params, seq);
+  if (parts[0] === "runs") return showRuns(seq);
+  return showSearch(params, seq);
 }
 
 function searchParams() {
@@ -155,7 +160,7 @@ function grid(results, terms) {
 
 // ---------------------------------------------------------------- search page
 
-async function showSearch(params) {
+async function showSearch(params, seq) {
   $("#q").value = params.get("q") || "";
   $("#mode").value = params.get("mode") || "hybrid";
   $("#in").value = params.get("in") || "clips";
@@ -165,6 +170,7 @@ async function showSearch(params) {
   try {
     if (q) {
       const body = await api("/api/search?" + params.toString());
+      if (!current(seq)) return;
       notice(null);
       fill(view, 
         el("h2", { class: "title" }, body.results.length + " " + (body.in === "moments" ? "moments" : "clips") +
@@ -174,6 +180,7 @@ async function showSearch(params) {
     } else {
       const filtered = FILTER_INPUTS.some((i) => i.value);
       const body = await api("/api/clips?limit=120");
+      if (!current(seq)) return;
       notice(body.notice, "busy");
       fill(view, 
         el("h2", { class: "title" }, body.total + " clips",
@@ -182,6 +189,7 @@ async function showSearch(params) {
         grid(body.results, []));
     }
   } catch (err) {
+    if (!current(seq)) return;
     notice(err.message, err.status === 503 ? "busy" : "error");
     fill(view, el("p", { class: "empty", text: err.status === 503 ? "Search is paused." : "No results." }));
   }
@@ -245,16 +253,18 @@ function seekTo(video, t, play = true) {
   video.scrollIntoView({ block: "nearest", behavior: "smooth" });
 }
 
-async function showClip(clipId, params) {
+async function showClip(clipId, params, seq) {
   fill(view, el("p", { class: "loading", text: "Loading…" }));
   let body;
   try {
     body = await api("/api/clips/" + encodeURIComponent(clipId));
   } catch (err) {
+    if (!current(seq)) return;
     notice(err.message, "error");
     fill(view, el("p", { class: "empty", text: "No such clip." }));
     return;
   }
+  if (!current(seq)) return;
   notice(body.notice, "busy");
   const r = body.record, c = body.card, a = r.analysis || {};
   const start = parseFloat(params.get("t") || "0") || 0;
@@ -372,13 +382,13 @@ function progressView(live) {
 
 let runsTimer = null;
 
-async function showRuns() {
+async function showRuns(seq) {
   notice(null);
   const live = el("section", { class: "live-box" });
   const list = el("section", {});
   fill(view, el("h2", { class: "title", text: "Ingest" }), live, el("h2", { class: "title", text: "Recent runs" }), list);
   const tick = async () => {
-    if (document.body.dataset.page !== "runs") { clearInterval(runsTimer); runsTimer = null; return; }
+    if (!current(seq)) { clearInterval(runsTimer); runsTimer = null; return; }
     try { fill(live, progressView(await api("/api/progress"))); } catch (e) { /* keep the last view */ }
   };
   await tick();
@@ -386,6 +396,7 @@ async function showRuns() {
   runsTimer = setInterval(tick, 1000);
   try {
     const body = await api("/api/runs");
+    if (!current(seq)) return;
     fill(list, body.runs.length ? el("div", { class: "runs" }, body.runs.map((run) =>
       el("article", { class: "run" },
         el("div", { class: "row" }, el("b", { text: run.run_id }),
