@@ -52,6 +52,8 @@ PACKAGES: dict[str, tuple[str, bool]] = {
     "PIL": ("pillow", True),
     "pydantic": ("pydantic", True),
     "pynvml": ("nvidia-ml-py", True),
+    "starlette": ("starlette", False),  # rayflow serve only (ingest does not need it)
+    "uvicorn": ("uvicorn", False),
 }
 
 
