@@ -10,7 +10,7 @@ Prints files/s, failures by reason, retries (Prefect task retries, files re-run 
 crashed shared worker), kills, peak RSS per process kind, and the consistency check;
 writes benchmarks/results/soak.json and soak.png.
 
-    .venv/bin/python benchmarks/soak.py                 # 500 files, 5 % hostile, a kill every ~4 s
+    .venv/bin/python benchmarks/soak.py                 # 500 files, 5 % hostile, a kill every ~8 s
     .venv/bin/python benchmarks/soak.py --quick         # 60 files, for a quick look
     .venv/bin/python benchmarks/soak.py --files 200 --hostile-pct 10 --kill-every 2
 
@@ -248,7 +248,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=500)
     ap.add_argument("--hostile-pct", type=float, default=5.0)
-    ap.add_argument("--kill-every", type=float, default=4.0, help="mean seconds between kills (0: none)")
+    ap.add_argument("--kill-every", type=float, default=8.0, help="mean seconds between kills (0: none)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--quick", action="store_true", help="60 files: a quick look, not the reported run")
     ap.add_argument("--all-steps", action="store_true", help="also run analyze and embed")
@@ -290,9 +290,10 @@ def main() -> int:
     print("kills:", dict(Counter(str(k["process"]) for k in faulted["kills"])))
     print("prefect task retries (with kills):", faulted["prefect_retries"] or "none")
     print(f"files failed in the faulted run and finished by the resume: {len(recovered)}")
-    print("failures by reason (resume = what is left: the hostile files):")
-    for reason, n in resume["failures"].items():
-        print(f"  {n:>4}  {reason}")
+    for label, run in (("run with kills", faulted), ("resume: what is left, the hostile files", resume)):
+        print(f"failures by reason ({label}):")
+        for reason, n in run["failures"].items():
+            print(f"  {n:>4}  {reason}")
     print("peak RSS per process kind, MiB (run with kills):")
     for kind, mb in sorted(faulted["peak_rss_mb"].items(), key=lambda kv: -kv[1]):
         print(f"  {mb:>8.1f}  {kind}")

@@ -101,6 +101,7 @@ def test_kill_9_of_the_cli_then_rerun_finishes_only_what_is_missing(clips60: Pat
     # The killed run's lock file still names it, and its Prefect server (own session) lives on.
     assert f"pid {first.pid}" in (home / "ingest.lock").read_text()
     leftovers = [p.pid for p in leftover_processes(home)]
+    assert leftovers, "the killed run's Prefect server (its own session) should still be running"
 
     rerun = run_cli(args, env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
