@@ -61,7 +61,7 @@ class Node:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=3)  # a test node holds nothing worth a longer goodbye
         self.kill()
         # Raylet children that outlived the group leader still carry its group id.
         with contextlib.suppress(ProcessLookupError):
