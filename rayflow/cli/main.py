@@ -62,16 +62,21 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+def _print_version(value: bool) -> None:
+    """Eager ``--version``: answers before typer asks for a command."""
+    if value:
+        out.print(f"rayflow {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     # Progress bars of model loaders would garble the display (and --json output).
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if version:
-        out.print(f"rayflow {__version__}")
-        raise typer.Exit(0)
 
 
 @app.command()

@@ -95,3 +95,11 @@ def test_doctor_names_the_fix_when_a_tool_is_missing(tmp_path: Path) -> None:
     assert proc.returncode == 3
     assert "MISSING" in proc.stdout
     assert "apt-get install libimage-exiftool-perl" in proc.stdout
+
+
+def test_version_answers_without_a_command(tmp_path: Path) -> None:
+    from rayflow import __version__
+
+    proc = _run(["--version"], tmp_path / "h", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"rayflow {__version__}"
