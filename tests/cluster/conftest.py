@@ -10,9 +10,7 @@ written to ``~/.ray``. Every process a node starts shares the process group of i
 ``ray start --block``, so a node is stopped (or killed with SIGKILL, like a lost machine)
 by its group id and nothing else on the machine is touched.
 
-Note: ``ray start`` advertises the host's interface address even when asked for
-127.0.0.1 (Ray resolves loopback to a reachable IP); the nodes still only talk to each
-other on this machine.
+Nodes advertise 127.0.0.2 (see ``NODE_IP``), so all cluster traffic stays on loopback.
 """
 
 from __future__ import annotations
@@ -38,6 +36,11 @@ from rayflow.engine.runtime import free_port
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
+#: Loopback, but not 127.0.0.1: Ray rewrites "127.0.0.1"/"localhost" to the host's interface
+#: address (it assumes a cluster spans machines), while any other 127/8 address is kept, so
+#: every node advertises (and reaches the others at) a loopback address. Ray's gRPC servers
+#: still listen on all interfaces, as in production.
+NODE_IP = "127.0.0.2"
 
 
 @dataclass
@@ -89,7 +92,8 @@ class Cluster:
         log = self.root / f"{name}.log"
         with log.open("wb") as fh:
             proc = subprocess.Popen(
-                [*(prefix or []), RAY, "start", "--block", "--disable-usage-stats", "--num-cpus=1", "--num-gpus=0",
+                [*(prefix or []), RAY, "start", "--block", "--disable-usage-stats", f"--node-ip-address={NODE_IP}",
+                 "--num-cpus=1", "--num-gpus=0",
                  f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp}",
                  f"--resources={json.dumps(resources)}", *self._ports(), *argv],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,

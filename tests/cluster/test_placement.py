@@ -123,7 +123,14 @@ def test_spread_only_on_more_than_one_node_and_prefect_host() -> None:
     assert cluster_host(None) == "127.0.0.1"
     assert cluster_host("127.0.0.1:6379") == "127.0.0.1"
     assert cluster_host("ray://localhost:10001") == "127.0.0.1"
-    # A remote head: the multi-node test checks the server then listens off loopback.
+    # A head elsewhere: the API listens on this machine's address towards it (here: an address of
+    # one of this machine's own interfaces, which routes to itself).
+    import psutil
+
+    own = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+           if a.family.name == "AF_INET" and not a.address.startswith("127.")]
+    if own:
+        assert cluster_host(f"{own[0]}:6379") == own[0]
 
 
 def test_ray_client_needs_a_reachable_catalog_and_prefect_api(tmp_path: Path) -> None:
