@@ -107,6 +107,11 @@ class Timeouts:
     proxy_s: float = 1800.0
     analyze_s: float = 900.0
     hash_s: float = 600.0
+    lost_resource_s: float = 300.0
+    """On a cluster: how long proxies may wait for an encode resource (``nvenc``,
+    ``rayflow_encode``) that no alive node offers any more (its node was lost) before they are
+    moved to the other kind, or failed with that reason. Long enough for an autoscaler to
+    replace the node; without one, a shorter wait finishes the run sooner."""
 
 
 @dataclass(frozen=True)

@@ -646,7 +646,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         if not waiting[key]:
             ready(key)
 
-    def submit_proxy(item: _InFlight, record: ClipRecord) -> None:
+    def submit_proxy(item: _InFlight, record: ClipRecord, *, again: bool = False) -> None:
         from rayflow.stages.proxy import ProxySource
 
         try:
@@ -662,7 +662,8 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         with remote_options(**options, **spread, max_retries=1):
             future = proxy_task.submit(item.path, record.clip_id, source, task_settings, threads, board_name)
         proxy_options[future.wrapped_future] = options
-        progress.stage_started("proxy")
+        if not again:
+            progress.stage_started("proxy")
         proxy_pending[future.wrapped_future] = (item, record, future)
         waiting[item.path].add("proxy")
 
@@ -750,8 +751,41 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         progress.stage_finished("proxy", ok=record.proxy is not None)
         part_done(item.path, "proxy")
 
+    last_rescue = [time.monotonic()]
+
+    def rescue_stranded() -> None:
+        """A proxy asking for a resource no alive node offers any more (its node was lost)
+        would pend forever: after ``timeouts.lost_resource_s`` move it to the kind that is
+        still offered, or fail it with the reason."""
+        now = time.monotonic()
+        if handles.encode is None or not proxy_pending or now - last_rescue[0] < 2.0:
+            return
+        last_rescue[0] = now
+        handles.encode.refresh(ray.cluster_resources(), now)
+        stranded = handles.encode.stranded(now, settings.timeouts.lost_resource_s)
+        if not stranded:
+            return
+        for ref, (item, record, _future) in list(proxy_pending.items()):
+            kinds = set(proxy_options.get(ref, {}).get("resources", {}))
+            if not kinds & stranded:
+                continue
+            ray.cancel(ref, force=True)
+            del proxy_pending[ref]
+            handles.encode.done(proxy_options.pop(ref, {}))
+            if handles.encode.can_encode():
+                log.warning("proxy of %s waited for %s that no alive node offers; re-planned", item.path,
+                            ", ".join(sorted(kinds)))
+                submit_proxy(item, record, again=True)
+            else:
+                record.errors["proxy"] = (
+                    f"no alive node has offered {', '.join(sorted(kinds))} for "
+                    f"{settings.timeouts.lost_resource_s:g} s (its node was lost?)")
+                progress.stage_finished("proxy", ok=False)
+                part_done(item.path, "proxy")
+
     while pending_fp or in_flight or queue or proxy_pending or analysis_pending or to_embed or embed_pending:
         poll_board()
+        rescue_stranded()
         launch()
         flush_embeds()
         # Fingerprint batches are consumed in path order, so the first copy of some content

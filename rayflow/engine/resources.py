@@ -39,6 +39,15 @@ class EncodeResources:
     def done(self, options: dict[str, object]) -> None:
         """One node decides alone: nothing to account for (``ClusterEncode`` counts)."""
 
+    def refresh(self, cluster: dict[str, float], now: float) -> None:
+        """One node: if it is lost, so is the run; nothing to follow."""
+
+    def stranded(self, now: float, grace_s: float) -> set[str]:
+        return set()
+
+    def can_encode(self) -> bool:
+        return True
+
     def settings_for(self, options: dict[str, object], settings: Settings) -> Settings:
         """The run's settings: on one node the encode plan already matches the resources."""
         return settings
@@ -72,10 +81,40 @@ class ClusterEncode:
     threads: int = 2
     """ffmpeg threads per CPU encode (the default slot is two threads)."""
     in_flight: dict[str, int] = field(default_factory=lambda: {NVENC: 0, ENCODE_SLOT: 0})
+    live: dict[str, float] | None = None
+    """Totals the alive nodes offer now (``refresh``); None = as at the start."""
+    gone_since: dict[str, float] = field(default_factory=dict)
+    """Kind -> when the alive nodes stopped offering any of it (monotonic seconds)."""
 
     @property
     def node_resources(self) -> dict[str, float]:
         return {k: v for k, v in ((NVENC, self.nvenc_sessions), (ENCODE_SLOT, self.cpu_slots)) if v > 0}
+
+    def _capacity(self) -> dict[str, float]:
+        """Kinds to schedule on: those alive nodes offer now, else (all gone: wait for an
+        autoscaler to bring a node back) those the cluster had at the start."""
+        if self.live is None:
+            return self.node_resources
+        offered = {k: v for k, v in self.live.items() if v > 0 and k in self.node_resources}
+        return offered or self.node_resources
+
+    def refresh(self, cluster: dict[str, float], now: float) -> None:
+        """Follow node loss: the alive nodes' totals of each kind this run schedules on."""
+        self.live = {k: float(cluster.get(k, 0)) for k in self.node_resources}
+        for kind, total in self.live.items():
+            if total > 0:
+                self.gone_since.pop(kind, None)
+            else:
+                self.gone_since.setdefault(kind, now)
+
+    def stranded(self, now: float, grace_s: float) -> set[str]:
+        """Kinds no alive node has offered for ``grace_s``: tasks asking for them cannot start
+        (Ray keeps an infeasible task pending forever) and must be re-planned or failed."""
+        return {kind for kind, since in self.gone_since.items() if now - since >= grace_s}
+
+    def can_encode(self) -> bool:
+        """True while some alive node offers an encode resource."""
+        return self.live is None or any(v > 0 for v in self.live.values())
 
     @property
     def hardware(self) -> bool:
@@ -83,13 +122,14 @@ class ClusterEncode:
 
     def task_options(self) -> dict[str, object]:
         """Ray options for the next proxy task (counts it as in flight until ``done``)."""
-        free = {k: cap - self.in_flight[k] for k, cap in self.node_resources.items()}
+        capacity = self._capacity()
+        free = {k: cap - self.in_flight[k] for k, cap in capacity.items()}
         if free.get(NVENC, 0) > 0:
             kind = NVENC
         elif free.get(ENCODE_SLOT, 0) > 0:
             kind = ENCODE_SLOT
         else:
-            kind = min(self.node_resources, key=lambda k: self.in_flight[k] / self.node_resources[k])
+            kind = min(capacity, key=lambda k: self.in_flight[k] / capacity[k])
         self.in_flight[kind] += 1
         return {"num_cpus": 1, "resources": {kind: 1}}
 

@@ -174,9 +174,14 @@ def test_a_node_lost_mid_run_costs_no_file_and_leaves_the_catalog_consistent(
     folder.mkdir(parents=True)
     for i in range(10):
         make_clip(folder / f"m{i:02d}.mp4", 100 + i, seconds=2.0)
-    victim = cluster.add_worker("victim", {"rayflow_encode": 1})
+    # The victim offers the cluster's only NVENC session (a stand-in count: the proxy there
+    # still finds no NVENC and uses libx264), so proxies prefer it; the worker keeps its CPU slot.
+    victim = cluster.add_worker("victim", {"nvenc": 1})
     victim_id = cluster.node_id(victim)
     home = tmp_path / "home"
+    home.mkdir()
+    # Proxies stranded on the lost node's resource are re-planned after 3 s instead of 300 s.
+    (home / "config.toml").write_text("[timeouts]\nlost_resource_s = 3\n")
     proc = ingest(cluster, home, str(folder), background=True)
     assert isinstance(proc, subprocess.Popen)
     # Kill the node as soon as it has demonstrably done work for this run (a stored record
@@ -206,6 +211,8 @@ def test_a_node_lost_mid_run_costs_no_file_and_leaves_the_catalog_consistent(
         assert result.status == "ingested" or result.errors, (name, result)
     ingested = [f for f in names.values() if f.status == "ingested"]
     assert len(ingested) >= 8, summary.files  # retried on the surviving nodes, not given up
+    # Proxies that waited for the lost node's NVENC session moved to the CPU slot left.
+    assert "that no alive node offers; re-planned" in err, err[-3000:]
     recs = records(home)
     # Nothing half-written: one sidecar and one catalog point per file, and they agree.
     assert {r.clip_id for r in recs} == catalog_ids(home) == {f.clip_id for f in names.values()}

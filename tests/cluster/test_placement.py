@@ -141,3 +141,19 @@ def test_ray_client_needs_a_reachable_catalog_and_prefect_api(tmp_path: Path) ->
     _check_cluster_settings(Settings(home=tmp_path, address="ray://head:10001", qdrant_url="http://q:6333",
                                      prefect_api_url="http://p:4200/api"))
     _check_cluster_settings(Settings(home=tmp_path, address="auto"))  # on a node: nothing to refuse
+
+
+def test_encode_kinds_follow_node_loss() -> None:
+    enc = cluster_encode({NVENC: 1, ENCODE_SLOT: 2})
+    assert enc is not None
+    enc.refresh({NVENC: 1, ENCODE_SLOT: 2}, now=0.0)
+    assert enc.stranded(100.0, grace_s=5) == set()
+    enc.refresh({ENCODE_SLOT: 2}, now=10.0)  # the NVENC node is gone
+    assert enc.stranded(12.0, grace_s=5) == set()  # not yet: an autoscaler may bring it back
+    assert enc.stranded(15.0, grace_s=5) == {NVENC}
+    assert enc.can_encode()
+    assert {next(iter(enc.task_options()["resources"])) for _ in range(4)} == {ENCODE_SLOT}  # type: ignore[call-overload]
+    enc.refresh({NVENC: 1, ENCODE_SLOT: 2}, now=20.0)  # back
+    assert enc.stranded(30.0, grace_s=5) == set()
+    enc.refresh({}, now=40.0)
+    assert not enc.can_encode() and enc.stranded(50.0, grace_s=5) == {NVENC, ENCODE_SLOT}
