@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import math
@@ -261,6 +262,7 @@ def _isolated(fn: Any, *, path: str | Path, deadline: float) -> Frames:
     if pid == 0:  # child: no logging, no cleanup handlers; always leave through os._exit
         try:
             os.close(read_fd)
+            faulthandler.disable()  # a crash is reported by the parent, by signal; no dump here
             _child_limits()
             hook = os.environ.get(CRASH_HOOK_ENV)
             if hook and hook in os.path.basename(str(path)):

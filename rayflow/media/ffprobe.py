@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rayflow.media.tools import ToolError, last_line, run_tool
+from rayflow.media.tools import ToolError, exit_description, last_line, run_tool
 
 PACKET_WINDOW = 1000
 """Packets demuxed (all streams together) for GOP and frame timing; ~15-30 s of a typical clip."""
@@ -109,6 +109,8 @@ def explain_failure(path: Path, stderr: str, returncode: int) -> str:
         if "moov atom not found" in stderr:
             return f"truncated or incomplete MP4/MOV: moov atom not found ({reason})"
         return f"not a media file or corrupt ({reason})"
+    if returncode < 0:
+        return f"{exit_description(returncode)}: {reason}"
     return f"failed with exit {returncode}: {reason}"
 
 

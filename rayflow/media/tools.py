@@ -2,8 +2,10 @@
 name the tool and the file.
 
 Two error kinds matter to the pipeline: ``ToolTimeout`` is transient (the tool may
-succeed under less load, so the stage may be retried) and ``ToolError`` is
-deterministic (the same input fails the same way, so it is recorded, not retried).
+succeed under less load, so the stage may be retried; ``ToolKilled``, a tool stopped by
+SIGKILL/SIGTERM from outside, is one too) and ``ToolError`` is deterministic (the same
+input fails the same way, so it is recorded, not retried; a tool that crashes with
+SIGSEGV/SIGABRT on a file is reported as ``crashed (signal 11 SIGSEGV)``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ class ToolError(RuntimeError):
 
 class ToolTimeout(ToolError):
     """A tool ran past its timeout; transient (retry may succeed)."""
+
+
+class ToolKilled(ToolTimeout):
+    """A tool was killed from outside (SIGKILL, SIGTERM...: the OOM killer, an operator, the
+    worker that ran it dying) rather than failing on its input; transient like a timeout."""
+
+
+KILLED_FROM_OUTSIDE = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+"""Signals that say the tool was stopped, not that it crashed on the file (SIGSEGV, SIGABRT...)."""
 
 
 class ToolMissing(RuntimeError):
@@ -112,6 +123,9 @@ def run_tool(
         )
     except subprocess.TimeoutExpired as exc:
         raise ToolTimeout(tool, path, f"timed out after {timeout_s:g} s") from exc
+    if proc.returncode < 0 and -proc.returncode in KILLED_FROM_OUTSIDE:
+        raise ToolKilled(tool, path, f"killed by {signal_name(-proc.returncode)} (stopped from outside, "
+                                     "e.g. out of memory); may succeed on a retry")
     if check and proc.returncode != 0:
         raise ToolError(tool, path, f"{exit_description(proc.returncode)}: {last_line(proc.stderr)}")
     return ToolOutput(proc.stdout, proc.stderr, proc.returncode)
