@@ -381,7 +381,7 @@ def start_ray(
     # Ray writes the runtime env to its logs (runtime_env_agent.log): no secret goes through
     # it. No worker needs the Qdrant key (the catalog writer gets it as an argument), and
     # embedded workers inherit the driver's environment, Prefect's key included.
-    for key in ("RAYFLOW_QDRANT_API_KEY", *(() if address else ("PREFECT_API_KEY",))):
+    for key in ("RAYFLOW_QDRANT_API_KEY", *(() if address else ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"))):
         runtime_env["env_vars"].pop(key, None)
     if ray.is_initialized():
         ray.shutdown()
