@@ -1,7 +1,7 @@
 """Frames are sampled and bounded: a 4K file, a 20-minute file and a file declaring
 30000x30000 frames decode (or fail) in a fresh process whose peak memory stays small.
 
-Peak memory is the kernel's ``ru_maxrss`` of the measuring process and of its children
+Peak memory is the kernel's high-water mark of the measuring process (``VmHWM``) and of its children
 (ffprobe, ffmpeg, the forked decord process), so nothing is estimated."""
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ try:
     out = {"shape": list(f.images.shape), "bytes": int(f.images.nbytes)}
 except ToolError as exc:
     out = {"error": str(exc)}
-out["self_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not RUSAGE_SELF: Linux carries ru_maxrss across execve, so a process spawned by a
+# big pytest would report pytest's own peak.
+with open("/proc/self/status") as fh:
+    out["self_mb"] = next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
 out["children_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps(out))
 """
