@@ -107,6 +107,11 @@ class Timeouts:
     proxy_s: float = 1800.0
     analyze_s: float = 900.0
     hash_s: float = 600.0
+    model_call_s: float = 1800.0
+    """One model call on one clip (speech, on-screen text, shots, faces, caption, thumbnail
+    ranking). A hung call cannot be interrupted in-process: past this the role is recorded
+    as timed out and the analyzer process is restarted. Generous, as Whisper on a long
+    file's audio runs for minutes on a CPU."""
     lost_resource_s: float = 300.0
     """On a cluster: how long proxies may wait for an encode resource (``nvenc``,
     ``rayflow_encode``) that no alive node offers any more (its node was lost) before they are

@@ -91,10 +91,14 @@ class AnalyzerActor:
 
     def analyze(self, path: str, clip_id: str, frames: Any, record: Any) -> Any:
         """Analysis for one file; a failing model is recorded in the result, never raised."""
+        if getattr(self.analyzer, "stuck", False):
+            _exit_now()  # the next file came before the timer fired; Ray retries it on the restart
         self.files += 1
         result = self.analyzer.process(self.paths.to_node(path), clip_id, frames, record)
         if self.paths.active() and getattr(result, "analysis", None) is not None:
             result.analysis = self.paths.paths_to_driver(result.analysis)
+        if getattr(self.analyzer, "stuck", False):
+            _exit_soon()
         return result
 
     @ray.method(concurrency_group="info")
@@ -135,6 +139,27 @@ class EmbedderActor:
 
     def model(self) -> dict[str, Any]:
         return {"model_id": self.encoder.model_id, "dim": self.encoder.dim}
+
+
+STUCK_EXIT_DELAY_S = 1.0
+"""After a model call hung, the actor answers the file first, then exits this long after."""
+
+
+def _exit_soon() -> None:
+    """Exit the actor's process shortly after this reply is sent: a hung model thread cannot
+    be stopped any other way. An unexpected exit (not ``exit_actor``) makes Ray restart the
+    actor (``max_restarts``) with fresh models and retry calls already queued to it
+    (``max_task_retries``: a queued file spends one of its ``max_attempts`` on this)."""
+    import threading
+
+    log.error("a model call hung: restarting this analyzer process")
+    threading.Timer(STUCK_EXIT_DELAY_S, _exit_now).start()
+
+
+def _exit_now() -> None:
+    import os
+
+    os._exit(75)
 
 
 # Small queries (node, stats) run in their own one-thread group beside the one analyze at a time.

@@ -11,6 +11,7 @@ replaced by a made-up result.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,35 @@ class AnalyzeResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+class ModelTimeout(Exception):
+    """A model call ran past ``Timeouts.model_call_s``; its thread was abandoned."""
+
+
+def call_with_deadline(call: Any, timeout_s: float, *, what: str) -> Any:
+    """Run ``call()`` on a daemon thread and return its result, or raise ``ModelTimeout``.
+
+    A model call in native code (onnxruntime, CTranslate2, torch, OpenCV) cannot be
+    interrupted from Python, so a hung one is abandoned, not stopped: it keeps its thread
+    (and maybe a core) until the process ends. The host must restart the process after a
+    timeout (``ClipAnalyzer.stuck``). Cost: one thread start per call (~0.1 ms)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"model:{what}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise ModelTimeout(f"timed out after {timeout_s:g} s (model call abandoned; the analyzer restarts)")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 class ClipAnalyzer:
     """Speech, on-screen text, shots, faces/shot scale, focal length, description, tags
     and the best thumbnails of one clip. ``setup()`` once; ``process()`` per clip."""
@@ -44,6 +74,9 @@ class ClipAnalyzer:
         self.models: dict[str, str] = {}
         self.unavailable: dict[str, str] = {}
         self.stages: dict[str, Any] = {}
+        self.stuck = False
+        """A model call timed out and its thread is still running: the host must restart this
+        process (the AnalyzerActor exits so Ray restarts it with fresh models)."""
 
     def setup(self) -> None:
         if self.loads:
@@ -110,7 +143,13 @@ class ClipAnalyzer:
                 return None
             started = time.perf_counter()
             try:
-                return call(self.stages[role])
+                return call_with_deadline(lambda: call(self.stages[role]),
+                                          self.settings.timeouts.model_call_s, what=role)
+            except ModelTimeout as exc:
+                self.stuck = True
+                errors[role] = str(exc)
+                log.error("%s hung on %s: %s", role, path, exc)
+                return None
             except Exception as exc:  # one model failing on one clip never stops the others
                 errors[role] = f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("%s failed on %s: %s", role, path, exc)

@@ -50,3 +50,23 @@ def test_on_a_long_lived_cluster_actors_stay_warm_across_runs(engine, tmp_path) 
     finally:
         for actor in second.actors:
             ray.kill(actor, no_restart=True)
+
+
+def test_a_hung_model_call_fails_that_file_and_the_actor_restarts_fresh(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(env={}, home=tmp_path / "home", timeouts={"model_call_s": 1.0},
+                             analysis={"workers": 1, "max_attempts": 2})
+    pool = AnalyzerPool.start(settings, holder="tests.engine.crashy:HangyAnalyzer")
+    try:
+        ref, idx = pool.submit("/x/hang.mp4", "id", None, None)
+        hung = ray.get(ref, timeout=120)
+        pool.done(idx)
+        assert "timed out after 1 s" in hung.errors["fake"]  # answered, with the reason
+        ref, idx = pool.submit("/x/fine.mp4", "id", None, None)
+        after = ray.get(ref, timeout=120)
+        pool.done(idx)
+        assert after.errors == {}
+        assert after.analysis.description != hung.analysis.description  # a new process: the hung thread is gone
+        (stats,) = pool.stats()
+        assert stats["loads"] == 1 and stats["files"] == 1
+    finally:
+        pool.stop()

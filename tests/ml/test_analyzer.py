@@ -74,3 +74,31 @@ def test_configured_image_text_model_scores_thumbnails_by_prompt(
     assert result.errors == {}
     assert result.timings["thumbnail_prompt"] > 0
     assert result.analysis.best_thumbnails and result.analysis.best_thumbnails[0].primary
+
+
+def test_a_hung_model_call_times_out_marks_the_analyzer_stuck_and_the_others_run(tmp_path: Path) -> None:
+    import threading
+
+    settings = load_settings(env={}, home=tmp_path / "home", timeouts={"model_call_s": 1.0}, analysis={
+        "speech": False, "screen_text": False, "shots": False, "faces": True, "thumbnails": False})
+    analyzer = ClipAnalyzer(settings)
+    analyzer.setup()
+    release = threading.Event()
+
+    class HungFaces:  # stands in for a native model call that never returns
+        def process(self, frames: Frames) -> None:
+            release.wait(60)
+
+    analyzer.stages["faces"] = HungFaces()
+    try:
+        result = analyzer.process(str(tmp_path / "x.mp4"), "c1", _frames(), _record(tmp_path / "x.mp4"))
+    finally:
+        release.set()
+    assert "timed out after 1 s" in result.errors["faces"]
+    assert 1.0 <= result.timings["faces"] < 30
+    assert analyzer.stuck  # the host must restart the process
+    assert result.analysis.faces is None and result.analysis.description  # the rest still ran
+
+    fresh = ClipAnalyzer(settings)  # the real face model, same deadline: well inside it
+    ok = fresh.process(str(tmp_path / "x.mp4"), "c1", _frames(), _record(tmp_path / "x.mp4"))
+    assert "faces" not in ok.errors and not fresh.stuck
