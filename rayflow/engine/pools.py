@@ -17,7 +17,7 @@ from typing import Any
 import ray
 
 from rayflow import __version__
-from rayflow.config import AnalysisSettings, EmbedSettings
+from rayflow.config import AnalysisSettings, EmbedSettings, Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class AnalyzerActor:
 class EmbedderActor:
     """Hosts one warm text encoder; embeds many records per call (texts batched across files)."""
 
-    def __init__(self, settings: EmbedSettings) -> None:
+    def __init__(self, settings: EmbedSettings, timeout_s: float = Timeouts.model_call_s) -> None:
         from rayflow.ml.device import torch_device
         from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder, configured_image_model
 
@@ -130,12 +130,21 @@ class EmbedderActor:
         if self.image_encoder is not None:
             self.image_encoder.setup(device=torch_device())
         self.calls = 0
+        self.timeout_s = timeout_s
 
     def embed(self, records: list[Any]) -> list[Any]:
+        """Vectors for ``records``; a call past ``timeout_s`` raises ``ModelTimeout`` (the batch
+        is stored without vectors, with the reason) and the actor restarts, as analyzers do."""
+        from rayflow.ml.analyzer import ModelTimeout, call_with_deadline
         from rayflow.stages.embed import embed_records
 
         self.calls += 1
-        return embed_records(records, self.encoder, self.image_encoder)
+        try:
+            return call_with_deadline(lambda: embed_records(records, self.encoder, self.image_encoder),
+                                      self.timeout_s, what="embed")
+        except ModelTimeout:
+            _exit_soon()
+            raise
 
     def model(self) -> dict[str, Any]:
         return {"model_id": self.encoder.model_id, "dim": self.encoder.dim}
@@ -230,6 +239,9 @@ class AnalyzerPool:
             ray.kill(actor, no_restart=True)
 
 
-def start_embedder(settings: EmbedSettings) -> Any:
+def start_embedder(settings: EmbedSettings, timeouts: Timeouts | None = None) -> Any:
     # num_cpus=0: mostly idle between batches; reserving a core would starve per-file tasks.
-    return ray.remote(EmbedderActor).options(num_cpus=0, max_restarts=1, max_task_retries=1).remote(settings)
+    # A timed-out call is not retried (it raised), but the restart after it must be allowed.
+    timeout_s = (timeouts or Timeouts()).model_call_s
+    return ray.remote(EmbedderActor).options(num_cpus=0, max_restarts=100, max_task_retries=1).remote(
+        settings, timeout_s)

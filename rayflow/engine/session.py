@@ -184,7 +184,7 @@ def _ingest(
         from rayflow.engine.pools import AnalyzerPool, start_embedder
 
         analyzers = AnalyzerPool.start(settings) if "analyze" in steps else None
-        embedder = start_embedder(settings.embed) if "embed" in steps else None
+        embedder = start_embedder(settings.embed, settings.timeouts) if "embed" in steps else None
         # Warm every worker (imports of prefect, stages, decord: ~2 s each) while the
         # Prefect server migrates its database; tasks then reuse these workers.
         from rayflow.engine.flow import warm_worker

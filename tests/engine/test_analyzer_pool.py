@@ -70,3 +70,23 @@ def test_a_hung_model_call_fails_that_file_and_the_actor_restarts_fresh(engine, 
         assert stats["loads"] == 1 and stats["files"] == 1
     finally:
         pool.stop()
+
+
+def test_a_hung_embed_call_raises_with_the_reason_and_asks_for_a_restart(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from rayflow.config import EmbedSettings
+    from rayflow.engine import pools
+    from rayflow.ml.analyzer import ModelTimeout
+
+    release = threading.Event()
+    restarts: list[bool] = []
+    monkeypatch.setattr("rayflow.stages.embed.embed_records", lambda *a, **k: release.wait(60))
+    monkeypatch.setattr(pools, "_exit_soon", lambda: restarts.append(True))  # not this pytest process
+    actor = pools.EmbedderActor(EmbedSettings(), timeout_s=1.0)  # the real text model, loaded once
+    try:
+        with pytest.raises(ModelTimeout, match="timed out after 1 s"):
+            actor.embed([])
+    finally:
+        release.set()
+    assert restarts == [True]
