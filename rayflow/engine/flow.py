@@ -15,6 +15,7 @@ load, a lost worker) raises ``TransientError`` so Prefect's ``retries`` apply.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -34,6 +35,7 @@ from prefect_ray.context import remote_options
 from rayflow import __version__
 from rayflow.config import Settings
 from rayflow.engine.placement import node_placement, path_map, spread_options
+from rayflow.engine.pools import GpuWatch
 from rayflow.engine.progress import Progress
 from rayflow.media.tools import ToolError, ToolTimeout
 from rayflow.record import (
@@ -783,9 +785,37 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                 progress.stage_finished("proxy", ok=False)
                 part_done(item.path, "proxy")
 
+    pool_plan = getattr(handles.analyzers, "plan", None)
+    gpu_watch = GpuWatch(pool_plan.num_gpus if pool_plan is not None else 0.0)
+    last_gpu_check = [time.monotonic()]
+
+    def rescue_analysis() -> None:
+        """Analyses queued to GPU actors whose GPUs left the cluster (node lost, not replaced)
+        would pend forever: after ``timeouts.lost_resource_s`` fail them with the reason."""
+        now = time.monotonic()
+        if not gpu_watch.need_gpus or not analysis_pending or now - last_gpu_check[0] < 2.0:
+            return
+        last_gpu_check[0] = now
+        gpu_watch.update(ray.cluster_resources(), now)
+        if not gpu_watch.stranded(now, settings.timeouts.lost_resource_s):
+            return
+        for ref, (key, index, _) in list(analysis_pending.items()):
+            with contextlib.suppress(Exception):  # already finished or its actor is gone: nothing to stop
+                ray.cancel(ref)
+            del analysis_pending[ref]
+            handles.analyzers.done(index)
+            _, record = joined[key]
+            record.errors["analyze"] = (
+                f"no GPU left in the cluster for {settings.timeouts.lost_resource_s:g} s (the analyzers need "
+                f"{gpu_watch.need_gpus:g} GPU each; was their node lost?)")
+            record.status = "failed"
+            progress.stage_finished("analyze", ok=False)
+            part_done(key, "analyze")
+
     while pending_fp or in_flight or queue or proxy_pending or analysis_pending or to_embed or embed_pending:
         poll_board()
         rescue_stranded()
+        rescue_analysis()
         launch()
         flush_embeds()
         # Fingerprint batches are consumed in path order, so the first copy of some content

@@ -70,6 +70,27 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
     return PoolPlan(workers, per, min(1.0, cpus), f"{workers} GPU actor(s) x {per:g} GPU")
 
 
+@dataclass
+class GpuWatch:
+    """Notices when the GPUs the analyzers need are gone from the cluster (their node was lost
+    and no autoscaler replaced it). Ray keeps an actor restart that needs a GPU pending forever,
+    and every analysis queued to it with it; the flow fails those files after a grace period.
+    Pure: fed ``ray.cluster_resources()`` totals, tested without Ray."""
+
+    need_gpus: float
+    """GPUs one analyzer asks for (``PoolPlan.num_gpus``); 0 = CPU actors, never stranded."""
+    gone_since: float | None = None
+
+    def update(self, cluster: dict[str, float], now: float) -> None:
+        if self.need_gpus > 0 and float(cluster.get("GPU", 0)) < self.need_gpus:
+            self.gone_since = self.gone_since if self.gone_since is not None else now
+        else:
+            self.gone_since = None
+
+    def stranded(self, now: float, grace_s: float) -> bool:
+        return self.gone_since is not None and now - self.gone_since >= grace_s
+
+
 class AnalyzerActor:
     """Hosts one warm ``ClipAnalyzer``; the device is chosen inside (CUDA when visible).
 
@@ -222,8 +243,18 @@ class AnalyzerPool:
     def done(self, index: int) -> None:
         self.in_flight[index] = max(0, self.in_flight[index] - 1)
 
-    def stats(self) -> list[dict[str, Any]]:
-        return ray.get([a.stats.remote() for a in self.actors])
+    def stats(self, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        """Each reachable actor's counters; an actor that does not answer in ``timeout_s`` (its
+        node was lost and its restart waits for a GPU) is left out rather than waited for."""
+        refs = [a.stats.remote() for a in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        answers = []
+        for ref in ready:
+            try:
+                answers.append(ray.get(ref))
+            except ray.exceptions.RayError:
+                continue
+        return answers
 
     def where(self, index: int) -> Any:
         """The node actor ``index`` runs on now (it just served a file), or None if it is gone."""

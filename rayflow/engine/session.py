@@ -229,10 +229,13 @@ def _ingest(
             summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
             if analyzers is not None:
                 stats = analyzers.stats()
+                gone = len(analyzers.actors) - len(stats)
                 summary.notes.append(
                     f"analysis: {analyzers.plan.reason}; model loads {sum(x['loads'] for x in stats)} "
-                    f"for {sum(x['files'] for x in stats)} file(s)")
-                timings.extra["analyzer_load_s"] = max(x["load_s"] for x in stats)
+                    f"for {sum(x['files'] for x in stats)} file(s)"
+                    + (f"; {gone} analyzer(s) unreachable (node lost?)" if gone else ""))
+                if stats:
+                    timings.extra["analyzer_load_s"] = max(x["load_s"] for x in stats)
             timings.flow_s = time.monotonic() - t
         finally:
             t = time.monotonic()

@@ -86,14 +86,15 @@ class Cluster:
             f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
         ]
 
-    def _start(self, name: str, argv: list[str], resources: dict[str, float], prefix: list[str] | None = None) -> Node:
+    def _start(self, name: str, argv: list[str], resources: dict[str, float], prefix: list[str] | None = None,
+               num_gpus: int = 0) -> Node:
         temp = self.root / name
         temp.mkdir(parents=True, exist_ok=True)
         log = self.root / f"{name}.log"
         with log.open("wb") as fh:
             proc = subprocess.Popen(
                 [*(prefix or []), RAY, "start", "--block", "--disable-usage-stats", f"--node-ip-address={NODE_IP}",
-                 "--num-cpus=1", "--num-gpus=0",
+                 "--num-cpus=1", f"--num-gpus={num_gpus}",
                  f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp}",
                  f"--resources={json.dumps(resources)}", *self._ports(), *argv],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
@@ -118,15 +119,18 @@ class Cluster:
         return node
 
     def add_worker(self, name: str, resources: dict[str, float], *,
-                   hide: tuple[Path, Path, Path] | None = None) -> Node:
+                   hide: tuple[Path, Path, Path] | None = None, num_gpus: int = 0) -> Node:
         """Start a worker node; ``hide=(src, alt, hidden)`` starts it in a mount namespace where
-        ``hidden`` is an empty tmpfs and ``src`` is visible at ``alt`` (see blind_node.py)."""
+        ``hidden`` is an empty tmpfs and ``src`` is visible at ``alt`` (see blind_node.py).
+        ``num_gpus`` makes it advertise GPUs it does not have (Ray takes the count as given;
+        the models inside still run on the CPU), so analyzers are placed there."""
         prefix = None
         if hide is not None:
             src, alt, hidden = hide
             prefix = ["unshare", "-m", "--propagation", "private", sys.executable, "-m",
                       "tests.cluster.blind_node", str(src), str(alt), str(hidden), "--"]
-        node = self._start(name, [f"--address={self.address}"], {f"test_node_{name}": 1, **resources}, prefix)
+        node = self._start(name, [f"--address={self.address}"], {f"test_node_{name}": 1, **resources}, prefix,
+                           num_gpus)
         self.wait_nodes()
         return node
 

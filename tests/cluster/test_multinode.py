@@ -21,7 +21,7 @@ import pytest
 
 from rayflow.catalog.store import Catalog
 from rayflow.record import ClipRecord, RunSummary
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, Node
 
 pytestmark = pytest.mark.slow
 
@@ -53,8 +53,8 @@ def footage(cluster: Cluster) -> Path:
     return folder
 
 
-def ingest(cluster: Cluster, home: Path, *args: str, background: bool = False,
-           timeout_s: float = 400) -> subprocess.Popen[str] | tuple[int, RunSummary | None, str]:
+def ingest(cluster: Cluster, home: Path, *args: str, background: bool = False, timeout_s: float = 400,
+           skip: tuple[str, ...] = ("analyze", "embed")) -> subprocess.Popen[str] | tuple[int, RunSummary | None, str]:
     """``rayflow ingest --address <head> ... --json`` in a subprocess, as a user would run it.
 
     RAY_AUTH_MODE is left unset: rayflow turns token auth on by itself when a token is
@@ -62,7 +62,7 @@ def ingest(cluster: Cluster, home: Path, *args: str, background: bool = False,
     reachable by the cluster's nodes."""
     env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
     argv = [RAYFLOW, "ingest", *args, "--address", cluster.address, "--home", str(home),
-            "--skip", "analyze", "--skip", "embed", "--json"]
+            *[a for step in skip for a in ("--skip", step)], "--json"]
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=cluster.root)
     if background:
@@ -222,3 +222,49 @@ def test_a_node_lost_mid_run_costs_no_file_and_leaves_the_catalog_consistent(
             assert not list(Path(rec.proxy.path).parent.glob(".*.tmp"))  # no partial proxy left
     assert rc in (0, 1)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _node_runs(node: Node, title: str) -> bool:
+    """Whether a process started by ``node`` (a descendant of its ``ray start``) has ``title``
+    in its command line (Ray workers show their actor class there)."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if title in " ".join(proc.info["cmdline"] or ()) and any(
+                    p.pid == node.proc.pid for p in proc.parents()):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
+def test_analysis_on_a_lost_gpu_node_fails_with_the_reason_instead_of_pending_forever(
+        cluster: Cluster, footage: Path, tmp_path: Path) -> None:
+    # The only GPU of the cluster is on this node, so the analyzer actor lands there; when the
+    # node is lost, Ray would keep the actor's restart (and every analysis queued to it) pending.
+    gpu_node = cluster.add_worker("gpu", {}, num_gpus=1)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text("[timeouts]\nlost_resource_s = 3\n")
+    proc = ingest(cluster, home, str(footage), background=True, skip=("embed", "proxy"))
+    assert isinstance(proc, subprocess.Popen)
+    deadline = time.monotonic() + 300
+    while not _node_runs(gpu_node, "AnalyzerActor"):
+        assert proc.poll() is None, "the run ended before its analyzer started on the GPU node"
+        assert time.monotonic() < deadline, "the analyzer never started on the GPU node"
+        time.sleep(0.2)
+    gpu_node.kill()
+    rc, summary, err = finish(proc)
+    assert summary is not None, (rc, err[-4000:])
+    names = {Path(f.path).name: f for f in summary.files}
+    assert names["notes.mp4"].status == "failed" and "probe" in names["notes.mp4"].errors
+    clips = [f for name, f in names.items() if name != "notes.mp4"]
+    assert len(clips) == 6
+    for result in clips:  # every clip ends, failed with the reason: none is left pending
+        assert result.status == "failed", result
+        assert "no GPU left in the cluster" in result.errors.get("analyze", ""), result.errors
+    assert rc == 1
+    recs = records(home)  # whole records, one per file, the same in the catalog
+    assert {r.clip_id for r in recs} == catalog_ids(home) == {f.clip_id for f in names.values()}
+    assert all(r.video is not None for r in recs if r.file.name != "notes.mp4")  # the facts were kept

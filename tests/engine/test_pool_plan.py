@@ -31,3 +31,21 @@ def test_requests_that_can_never_be_met_are_refused() -> None:
         plan_analyzers(AnalysisSettings(workers=3), {"CPU": 16, "GPU": 2})
     with pytest.raises(NoGpuError, match="lower --gpus-per-worker"):
         plan_analyzers(AnalysisSettings(gpus_per_worker=2), {"CPU": 16, "GPU": 1})
+
+
+def test_gpu_watch_strands_gpu_analyzers_only_after_the_grace_period() -> None:
+    from rayflow.engine.pools import GpuWatch
+
+    watch = GpuWatch(need_gpus=1.0)
+    watch.update({"CPU": 4, "GPU": 1}, now=0)
+    assert not watch.stranded(now=1000, grace_s=5)  # the GPU is there
+    watch.update({"CPU": 4}, now=10)  # its node was lost
+    assert not watch.stranded(now=14, grace_s=5)
+    watch.update({"CPU": 4}, now=14)  # still gone: the clock runs from the first miss
+    assert watch.stranded(now=15, grace_s=5)
+    watch.update({"CPU": 4, "GPU": 2}, now=16)  # an autoscaler brought one back
+    assert not watch.stranded(now=100, grace_s=5)
+
+    cpu_only = GpuWatch(need_gpus=0.0)
+    cpu_only.update({"CPU": 4}, now=0)
+    assert not cpu_only.stranded(now=1000, grace_s=5)
