@@ -18,4 +18,5 @@ set -e
 # Search what was said and shown (hybrid: dense vectors + keywords, fused by RRF).
 .venv/bin/rayflow search "person on screen" --in moments --limit 5
 .venv/bin/rayflow search "HDR" --where "hdr=true" --limit 5
+echo "Browse it in a web page: RAYFLOW_HOME=$RAYFLOW_HOME .venv/bin/rayflow serve --open"
 exit $rc
