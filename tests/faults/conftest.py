@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rayflow.catalog.store import Catalog
+from rayflow.catalog.verify import Report, verify
 from tests.hostile import clip
 
 RAYFLOW = str(Path(sys.executable).with_name("rayflow"))
@@ -58,3 +60,15 @@ def clips60(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("clips60")
     make_clips(folder, 60)
     return folder
+
+
+def verified_home(home: Path) -> Report:
+    """``rayflow verify --deep`` of ``home``, asserted clean: no discrepancy, no temp file left."""
+    catalog = Catalog.open(path=home / "catalog", url=None)
+    try:
+        report = verify(catalog, home / "output", deep=True)
+    finally:
+        catalog.close()
+    assert report.findings == [], report.counts()
+    assert report.temp_files == []
+    return report

@@ -21,10 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from rayflow.catalog.store import Catalog
-from rayflow.catalog.verify import verify
 from rayflow.record import RunSummary
-from tests.faults.conftest import FAST, cli_env, run_cli
+from tests.faults.conftest import FAST, cli_env, run_cli, verified_home
 from tests.hostile import EXPECT, MARKUP_TITLE, clip, make_deep_tree, make_hostile
 
 pytestmark = pytest.mark.slow
@@ -113,13 +111,7 @@ def test_a_hung_tool_is_timed_out_and_the_run_goes_on(hostile_run) -> None:  # t
 
 def test_the_home_is_consistent_after_the_hostile_batch(hostile_run) -> None:  # type: ignore[no-untyped-def]
     home, summary, _ = hostile_run
-    catalog = Catalog.open(path=home / "catalog", url=None)
-    try:
-        report = verify(catalog, home / "output", deep=True)
-    finally:
-        catalog.close()
-    assert report.findings == [], report.counts()
-    assert report.temp_files == []
+    report = verified_home(home)
     assert report.points == len([f for f in summary.files if f.clip_id and f.status in ("ingested", "failed")
                                  and "fingerprint" not in f.errors])
     # Output paths come from clip ids only: nothing named after a file escapes clips/<id>/.

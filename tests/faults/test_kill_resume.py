@@ -18,11 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from rayflow.catalog.store import Catalog
-from rayflow.catalog.verify import verify
 from rayflow.engine.orphans import leftover_processes
 from rayflow.record import RunSummary
-from tests.faults.conftest import FAST, cli_env, run_cli, start_cli
+from tests.faults.conftest import FAST, cli_env, run_cli, start_cli, verified_home
 
 pytestmark = pytest.mark.slow
 
@@ -61,14 +59,8 @@ def _loopback(ip: str) -> bool:
 
 
 def _check_home(home: Path, expected_points: int) -> None:
-    catalog = Catalog.open(path=home / "catalog", url=None)
-    try:
-        report = verify(catalog, home / "output", deep=True)
-    finally:
-        catalog.close()
-    assert report.findings == [], report.counts()
+    report = verified_home(home)
     assert report.points == report.records == report.clip_dirs == expected_points
-    assert report.temp_files == []
 
 
 def test_kill_9_of_the_cli_then_rerun_finishes_only_what_is_missing(clips60: Path, tmp_path: Path) -> None:
