@@ -31,8 +31,6 @@ from pathlib import Path
 
 import pytest
 
-from rayflow.engine.runtime import free_port
-
 ROOT = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
@@ -41,6 +39,18 @@ OBJECT_STORE_BYTES = 100 * 1024 * 1024
 #: every node advertises (and reaches the others at) a loopback address. Ray's gRPC servers
 #: still listen on all interfaces, as in production.
 NODE_IP = "127.0.0.2"
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports. The sockets stay open until all are chosen: one
+    at a time, the kernel may hand out the same port twice (Ray then refuses to start)."""
+    import socket
+
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 @dataclass
@@ -80,14 +90,16 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     address: str = ""
 
-    def _ports(self) -> list[str]:
+    def _ports(self, extra: int = 0) -> tuple[list[str], list[int]]:
+        """The agents' port flags, plus ``extra`` more free ports, all distinct."""
+        ports = free_ports(4 + extra)
         return [
-            f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
-        ]
+            f"--dashboard-agent-listen-port={ports[0]}", f"--dashboard-agent-grpc-port={ports[1]}",
+            f"--runtime-env-agent-port={ports[2]}", f"--metrics-export-port={ports[3]}",
+        ], ports[4:]
 
     def _start(self, name: str, argv: list[str], resources: dict[str, float], prefix: list[str] | None = None,
-               num_gpus: int = 0) -> Node:
+               num_gpus: int = 0, port_flags: list[str] | None = None) -> Node:
         temp = self.root / name
         temp.mkdir(parents=True, exist_ok=True)
         log = self.root / f"{name}.log"
@@ -96,7 +108,7 @@ class Cluster:
                 [*(prefix or []), RAY, "start", "--block", "--disable-usage-stats", f"--node-ip-address={NODE_IP}",
                  "--num-cpus=1", f"--num-gpus={num_gpus}",
                  f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp}",
-                 f"--resources={json.dumps(resources)}", *self._ports(), *argv],
+                 f"--resources={json.dumps(resources)}", *(port_flags or self._ports()[0]), *argv],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -105,10 +117,10 @@ class Cluster:
         return node
 
     def start_head(self, resources: dict[str, float]) -> Node:
-        port = free_port()
+        flags, (port, dashboard, client) = self._ports(extra=3)
         node = self._start("head", ["--head", f"--port={port}", "--include-dashboard=false",
-                                    f"--dashboard-port={free_port()}",
-                                    f"--ray-client-server-port={free_port()}"], resources)
+                                    f"--dashboard-port={dashboard}",
+                                    f"--ray-client-server-port={client}"], resources, port_flags=flags)
         marker = node.temp_dir / "ray_current_cluster"
         deadline = time.monotonic() + 120
         while not marker.is_file() or not marker.read_text().strip():
