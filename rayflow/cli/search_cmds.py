@@ -17,7 +17,7 @@ import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder
 
 log = logging.getLogger(__name__)
+_E = TypeVar("_E", "TextEncoder", "ImageTextEncoder")
 
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
@@ -77,20 +78,21 @@ def _text_model(settings: Settings) -> str | None:
 
 
 def _load_text_encoder(model: str | None) -> TextEncoder:
-    from rayflow.ml.text_encoder import ModelNotFound, TextEncoder
+    from rayflow.ml.text_encoder import TextEncoder
 
-    encoder = TextEncoder(model_path=model)
-    try:
-        encoder.setup(torch_device())
-    except ModelNotFound as exc:
-        raise _fail(str(exc), EXIT_ENV) from exc
-    return encoder
+    return _loaded(TextEncoder(model_path=model))
 
 
 def _load_image_encoder(model: str) -> ImageTextEncoder:
-    from rayflow.ml.text_encoder import ImageTextEncoder, ModelNotFound
+    from rayflow.ml.text_encoder import ImageTextEncoder
 
-    encoder = ImageTextEncoder(model=model)
+    return _loaded(ImageTextEncoder(model=model))
+
+
+def _loaded(encoder: _E) -> _E:
+    """``encoder`` set up on this machine's device; missing weights exit 3 with the fix."""
+    from rayflow.ml.text_encoder import ModelNotFound
+
     try:
         encoder.setup(torch_device())
     except ModelNotFound as exc:

@@ -118,11 +118,8 @@ def frames(count: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(count, 48, 64, 3), dtype=np.uint8)
 
 
-def test_captions_frames_with_a_tiny_blip(blip_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cap = Captioner(str(blip_folder), frames=2)
-    cap.setup("cpu")
-    assert type(cap._model).__name__ == "BlipForConditionalGeneration"
-
+def spy_generate(cap: Captioner, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Record the keyword arguments of every ``generate()`` call of the captioner's model."""
     calls: list[dict] = []
     generate = cap._model.generate
 
@@ -131,6 +128,15 @@ def test_captions_frames_with_a_tiny_blip(blip_folder: Path, monkeypatch: pytest
         return generate(**kwargs)
 
     monkeypatch.setattr(cap._model, "generate", spy)
+    return calls
+
+
+def test_captions_frames_with_a_tiny_blip(blip_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = Captioner(str(blip_folder), frames=2)
+    cap.setup("cpu")
+    assert type(cap._model).__name__ == "BlipForConditionalGeneration"
+
+    calls = spy_generate(cap, monkeypatch)
     text = cap.caption(list(frames(2)), max_new_tokens=5)
 
     assert isinstance(text, str)
@@ -150,14 +156,7 @@ def test_captions_with_a_chat_vlm(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     cap.setup("cpu")
     assert cap._chat and type(cap._model).__name__ == "LlavaForConditionalGeneration"
 
-    calls: list[dict] = []
-    generate = cap._model.generate
-
-    def spy(**kwargs: object) -> object:
-        calls.append(kwargs)
-        return generate(**kwargs)
-
-    monkeypatch.setattr(cap._model, "generate", spy)
+    calls = spy_generate(cap, monkeypatch)
     text = cap.caption(frames(5), max_new_tokens=4)
     assert isinstance(text, str)
     assert len(calls) == 1 and calls[0]["pixel_values"].shape[0] == 2
