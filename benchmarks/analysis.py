@@ -48,12 +48,12 @@ from rayflow.record import ClipRecord  # noqa: E402
 from rayflow.stages.fingerprint import fingerprint  # noqa: E402
 from rayflow.stages.frames import sample_frames  # noqa: E402
 from rayflow.stages.probe import probe  # noqa: E402
+from tests.media import find_font  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = ROOT / "benchmarks" / ".cache"
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
 FFMPEG = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-FONT_CANDIDATES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf", "LiberationSans-Bold.ttf", "FreeSansBold.ttf")
 SENTENCES = (
     "the quick brown fox jumps over the lazy dog",
     "welcome to the evening news from the harbour",
@@ -84,21 +84,12 @@ class Prepared:
     frames_ref: Any = None
 
 
-def _font() -> Path | None:
-    fonts = Path("/usr/share/fonts")
-    for name in FONT_CANDIDATES:
-        found = sorted(fonts.rglob(name)) if fonts.is_dir() else []
-        if found:
-            return found[0]
-    return None
-
-
 def make_corpus(n: int, seconds: float, size: str) -> list[Path]:
     """n distinct clips: testsrc2 with a per-clip hue, a burnt-in caption and a spoken
     sentence (espeak-ng, from 0.5 s), h264 ultrafast + AAC. Cached between runs."""
     folder = CACHE / f"analysis_{n}x{seconds:g}s_{size}"
     folder.mkdir(parents=True, exist_ok=True)
-    font = _font()
+    font = find_font()
     paths = []
     for i in range(n):
         out = folder / f"clip_{i:03d}.mp4"

@@ -56,6 +56,20 @@ _TIMEOUT_S = 120.0
 Maker = Callable[[Path], None]
 
 
+FONT_CANDIDATES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf", "LiberationSans-Bold.ttf", "FreeSansBold.ttf")
+
+
+def find_font() -> Path | None:
+    """A TrueType font for ffmpeg's drawtext captions: a known bold sans first, else any."""
+    fonts = Path("/usr/share/fonts")
+    for name in FONT_CANDIDATES:
+        found = sorted(fonts.rglob(name)) if fonts.is_dir() else []
+        if found:
+            return found[0]
+    any_ttf = sorted(fonts.rglob("*.ttf")) if fonts.is_dir() else []
+    return any_ttf[0] if any_ttf else None
+
+
 def _run(argv: list[str]) -> None:
     """Run one maker command; a failure names the command and its stderr."""
     proc = subprocess.run(argv, capture_output=True, timeout=_TIMEOUT_S, check=False,

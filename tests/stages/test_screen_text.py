@@ -19,24 +19,14 @@ from rayflow.media.decode import Frames, decode_frames
 from rayflow.ml.ocr import OcrModel, TextLine, describe_model
 from rayflow.record import TextBox
 from rayflow.stages.screen_text import ScreenTextStage, normalise
+from tests.media import find_font
 
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-FONT_CANDIDATES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf", "LiberationSans-Bold.ttf", "FreeSansBold.ttf")
-
-
-def _font() -> Path | None:
-    fonts = Path("/usr/share/fonts")
-    for name in FONT_CANDIDATES:
-        found = sorted(fonts.rglob(name)) if fonts.is_dir() else []
-        if found:
-            return found[0]
-    any_ttf = sorted(fonts.rglob("*.ttf")) if fonts.is_dir() else []
-    return any_ttf[0] if any_ttf else None
 
 
 def _drawtext(text: str, *, enable: str | None = None) -> str:
     """A drawtext filter: large white text, centred. Without a TTF, ffmpeg's default font."""
-    font = _font()
+    font = find_font()
     options = [f"text='{text}'", "fontsize=40", "fontcolor=white", "x=(w-text_w)/2", "y=(h-text_h)/2"]
     if font is not None:
         options.insert(0, f"fontfile={font}")
