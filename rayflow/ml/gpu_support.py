@@ -13,6 +13,7 @@ imported; torch is imported only when a GPU is present.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.metadata
 import importlib.util
@@ -47,10 +48,8 @@ def nvidia_gpus() -> list[str]:
             names.append(name.decode() if isinstance(name, bytes) else str(name))
         return names
     finally:
-        try:
+        with contextlib.suppress(Exception):  # shutting NVML down fails only if init half-worked
             pynvml.nvmlShutdown()
-        except Exception:  # shutting NVML down can only fail if init half-worked; nothing to undo
-            pass
 
 
 def torch_build() -> str:
