@@ -89,10 +89,12 @@ class GpuMonitor:
         self.stop()
 
     def start(self) -> None:
-        nvml = self._nvml
+        nvml: Any = self._nvml
         try:
             if nvml is None:
-                import pynvml as nvml
+                import pynvml
+
+                nvml = pynvml
             nvml.nvmlInit()
             count = nvml.nvmlDeviceGetCount()
             for i in range(count):
@@ -118,6 +120,7 @@ class GpuMonitor:
 
     def sample(self) -> None:
         """Take one sample of every GPU now (the thread calls this every ``interval_s``)."""
+        assert self._nvml is not None, "start() first"
         for gpu, handle in zip(self._gpus, self._handles, strict=True):
             util = self._nvml.nvmlDeviceGetUtilizationRates(handle)
             mem = self._nvml.nvmlDeviceGetMemoryInfo(handle)
