@@ -47,6 +47,8 @@ class Fact:
     truth: Any
     actual: Any
     ok: bool
+    error: str | None = None
+    """Set when the probe raised for this file (then every fact of the file fails)."""
 
 
 def load_truth() -> dict[str, dict[str, Any]]:
@@ -120,10 +122,10 @@ def check_file(name: str, entry: dict[str, Any]) -> list[Fact]:
         result, error = None, f"probe raised {type(exc).__name__}: {exc}"
     facts = []
     for fact, truth in entry["facts"].items():
-        actual = error if result is None else actual_value(result, fact)
+        actual = None if result is None else actual_value(result, fact)
         ok = result is not None and matches(fact, truth, actual)
         shown = "<no such field>" if actual is _MISSING else actual
-        facts.append(Fact(name, entry["class"], fact, truth, shown, ok))
+        facts.append(Fact(name, entry["class"], fact, truth, shown, ok, error))
     return facts
 
 
@@ -141,8 +143,18 @@ def accuracy(facts: list[Fact]) -> float:
 
 
 def mismatch_lines(facts: list[Fact]) -> list[str]:
-    """One markdown table row per mismatching fact: file, fact, truth, probe."""
-    return [f"| `{f.file}` | {f.name} | {f.truth!r} | {f.actual!r} |" for f in facts if not f.ok]
+    """One markdown table row per mismatching fact (file, fact, truth, probe); one row for a file the probe failed."""
+    rows, failed = [], set()
+    for f in facts:
+        if f.ok or f.file in failed:
+            continue
+        if f.error is not None:
+            failed.add(f.file)
+            count = sum(g.file == f.file for g in facts)
+            rows.append(f"| `{f.file}` | all {count} facts | - | {f.error} |")
+        else:
+            rows.append(f"| `{f.file}` | {f.name} | {f.truth!r} | {f.actual!r} |")
+    return rows
 
 
 def class_table(facts: list[Fact]) -> list[str]:
