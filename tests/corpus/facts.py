@@ -10,7 +10,8 @@ Each fact is a dotted name that maps onto ``ProbeResult``:
 - ``camera.make`` / ``camera.model``, ``capture.gps`` ([lat, lon])
 - ``timecode``: the start timecode ``HH:MM:SS:FF`` (``;`` before the frames when
   drop-frame). The record has no timecode field yet; it is looked up as
-  ``timecode`` on the result, its container, video or capture part.
+  ``timecode`` or ``start_timecode`` on the result, its container, video or capture
+  part (a string, or an object whose ``start``/``value``/``timecode`` is one).
 
 A ``null`` truth means the file does not carry the fact and the probe must say
 ``None``. Tolerances: durations within max(0.05 s, 1 %), frame rates within 1 %,
@@ -68,9 +69,9 @@ def _attr(obj: Any, dotted: str) -> Any:
 
 def _timecode(result: Any) -> Any:
     """The start timecode wherever the probe puts it (a string, or an object with start/value)."""
-    for owner in (result, getattr(result, "container", None), getattr(result, "video", None),
-                  getattr(result, "capture", None)):
-        tc = getattr(owner, "timecode", _MISSING) if owner is not None else _MISSING
+    owners = (result, *(getattr(result, part, None) for part in ("container", "video", "capture")))
+    for owner, field_name in ((o, f) for o in owners if o is not None for f in ("timecode", "start_timecode")):
+        tc = getattr(owner, field_name, _MISSING)
         if tc is _MISSING:
             continue
         for name in ("start", "value", "timecode"):
