@@ -8,7 +8,8 @@ broadcast, pro, audio, still) and, with ``--mismatches``, every fact that differ
 ``--write`` also rewrites ``tests/corpus/MISMATCHES.md`` (keeping its hand-written
 "## Causes" section, which then needs a human update). Issue #13's bar is 97 %.
 
-Run: ``.venv/bin/python benchmarks/facts.py [--mismatches] [--write]`` (about 15-40 s on 2 cores).
+Run: ``.venv/bin/python benchmarks/facts.py [--mismatches] [--write]``
+(about 10 s of CPU; 38-66 s wall on 2 busy cores).
 """
 
 from __future__ import annotations
