@@ -26,23 +26,35 @@ class Tags:
 
     def __init__(self, ex: ExiftoolOutput | None, ff: FfprobeOutput) -> None:
         self.main = ex.main if ex else {}
+        self.printed = ex.printed if ex else {}
         self.docs = ex.embedded if ex else {}
         self.ff = {str(k).lower(): v for k, v in (ff.format.get("tags") or {}).items()}
         self.groups = {k.split(":", 1)[0] for k in self.main if ":" in k}
 
     def ex(self, *keys: str) -> Any:
-        """First present value for "Group:Tag" keys; "*:Tag" matches any camera-ish group."""
+        """First present value (as a number where exiftool has one) for "Group:Tag" keys;
+        "*:Tag" matches any camera-ish group."""
+        found = self._find(keys)
+        return found[1] if found else None
+
+    def name(self, *keys: str) -> Any:
+        """Like ``ex`` but the printed form: a tag whose number is a code (AVCHD
+        ``H264:Make`` 4113, EXIF WhiteBalance 0, a maker lens id) gives its printed name."""
+        found = self._find(keys)
+        return self.printed.get(found[0], found[1]) if found else None
+
+    def _find(self, keys: tuple[str, ...]) -> tuple[str, Any] | None:
         for key in keys:
             group, _, name = key.partition(":")
             if group != "*":
                 value = self.main.get(key)
                 if present(value):
-                    return value
+                    return key, value
                 continue
             for full, value in self.main.items():
                 g, _, n = full.partition(":")
                 if n == name and not g.startswith(self._SKIP_GROUPS) and present(value):
-                    return value
+                    return full, value
         return None
 
     def ffprobe(self, *names: str) -> str | None:
@@ -62,24 +74,27 @@ class Tags:
 
 
 def camera_info(t: Tags) -> CameraInfo:
-    make = text(t.ex("IFD0:Make", "XMP-tiff:Make", "Keys:Make", "UserData:Make", "*:Make")
+    """Names (make, model, lens, serial, software, white balance) are exiftool's printed
+    values, never its numeric codes; numbers (focal length, ISO, shutter, aperture) are numbers."""
+    make = _name(t.name("IFD0:Make", "XMP-tiff:Make", "Keys:Make", "UserData:Make", "*:Make")
                  or t.ffprobe("com.apple.quicktime.make", "make"))
     if make is None and "GoPro" in t.groups:
         make = "GoPro"  # GoPro's own metadata block (GPMF/udta) names only the model
-    model = text(t.ex("IFD0:Model", "XMP-tiff:Model", "Keys:Model", "UserData:Model",
-                       "GoPro:Model", "*:Model")
+    model = _name(t.name("IFD0:Model", "XMP-tiff:Model", "Keys:Model", "UserData:Model",
+                         "GoPro:Model", "*:Model")
                   or t.ffprobe("com.apple.quicktime.model", "model"))
-    lens = text(str_only(t.ex("ExifIFD:LensModel", "XMP-exifEX:LensModel", "XMP-aux:Lens",
-                                "Keys:LensModel", "Composite:LensID", "*:LensModel", "*:Lens"))
+    # A lens tag with no printed form is a bare number (a maker lens-type code): not a name.
+    lens = _name(str_only(t.name("ExifIFD:LensModel", "XMP-exifEX:LensModel", "XMP-aux:Lens",
+                                 "Keys:LensModel", "Composite:LensID", "*:LensModel", "*:Lens"))
                  or t.ffprobe("com.apple.quicktime.camera.lens_model"))
-    serial = text(t.ex("ExifIFD:SerialNumber", "XMP-exifEX:BodySerialNumber", "XMP-aux:SerialNumber",
-                        "GoPro:CameraSerialNumber", "*:SerialNumber", "*:CameraSerialNumber",
-                        "*:InternalSerialNumber"))
-    # Apple Keys software is "12.3": exiftool -n turns it into a number, ffprobe keeps the text.
-    software = text(t.ex("IFD0:Software", "XMP-tiff:Software")
+    serial = _name(t.name("ExifIFD:SerialNumber", "XMP-exifEX:BodySerialNumber", "XMP-aux:SerialNumber",
+                          "GoPro:CameraSerialNumber", "*:SerialNumber", "*:CameraSerialNumber",
+                          "*:InternalSerialNumber"))
+    # Apple Keys software is "12.3": exiftool gives it as a number, ffprobe keeps the text.
+    software = _name(t.name("IFD0:Software", "XMP-tiff:Software")
                      or t.ffprobe("com.apple.quicktime.software")
-                     or t.ex("Keys:Software", "GoPro:FirmwareVersion", "UserData:FirmwareVersion",
-                             "*:FirmwareVersion", "*:Software"))
+                     or t.name("Keys:Software", "GoPro:FirmwareVersion", "UserData:FirmwareVersion",
+                               "*:FirmwareVersion", "*:Software"))
     focal = positive(t.ex("ExifIFD:FocalLength", "XMP-exif:FocalLength", "*:FocalLength"))
     focal_35 = positive(t.ex("ExifIFD:FocalLengthIn35mmFormat", "XMP-exif:FocalLengthIn35mmFormat",
                               "*:FocalLengthIn35mmFormat")
@@ -105,8 +120,8 @@ def camera_info(t: Tags) -> CameraInfo:
         iso=int(round(iso)) if iso is not None else None,
         shutter_s=shutter,
         aperture_f=aperture,
-        white_balance=_white_balance(t.ex("ExifIFD:WhiteBalance", "XMP-exif:WhiteBalance",
-                                          "*:WhiteBalance")),
+        white_balance=_white_balance(t.name("ExifIFD:WhiteBalance", "XMP-exif:WhiteBalance",
+                                            "*:WhiteBalance")),
     )
 
 
@@ -129,3 +144,9 @@ def _white_balance(value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return {0: "Auto", 1: "Manual"}.get(int(value))  # EXIF/XMP WhiteBalance codes
     return text(value)
+
+
+def _name(value: Any) -> str | None:
+    """A printed name; exiftool's "Unknown (4113)" (a code it cannot name) is no name."""
+    name = text(value)
+    return None if name is None or name.startswith("Unknown (") else name

@@ -8,6 +8,7 @@ from rayflow.media.ffprobe import FfprobeOutput
 from rayflow.media.mediainfo import MediainfoOutput
 from rayflow.media.parse import (
     disposition,
+    fraction,
     integer,
     number,
     tag,
@@ -15,6 +16,7 @@ from rayflow.media.parse import (
 from rayflow.record import (
     ContainerInfo,
     MediaKind,
+    VideoStreamRef,
 )
 
 _IMAGE_FORMATS = frozenset({"image2", "gif", "apng", "webp", "jpegxl", "heif"})
@@ -22,26 +24,80 @@ _STILL_CODECS = frozenset({
     "mjpeg", "png", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls", "jpegxl", "qoi",
     "pam", "ppm", "pgm", "pbm", "exr", "dpx", "sgi", "targa", "apng", "hdr", "phm",
 })
-# --------------------------------------------------------------------------- kind, container
+DEFAULT_DISPOSITION_BONUS = 5_000_000
+"""Pixels a stream's default disposition is worth when picking the primary video stream:
+ffmpeg's own automatic stream selection scores width x height + 5,000,000 for default."""
 
 
 def media_kind(ff: FfprobeOutput) -> tuple[MediaKind, dict[str, Any] | None]:
     """Media kind and the primary picture stream (cover art never counts as video)."""
-    pictures = [
+    pictures = _pictures(ff)
+    audio = [s for s in ff.streams if s.get("codec_type") == "audio"]
+    if pictures:
+        primary = primary_video(ff)
+        assert primary is not None
+        if not audio and len(pictures) == 1 and _is_still(ff, primary):
+            return "image", primary
+        return "video", primary
+    if audio:
+        return "audio", None
+    return "unknown", None
+
+
+def _pictures(ff: FfprobeOutput) -> list[dict[str, Any]]:
+    """Video streams that are pictures of the programme (not cover art, not thumbnails)."""
+    return [
         s for s in ff.streams
         if s.get("codec_type") == "video"
         and not disposition(s, "attached_pic")
         and not disposition(s, "timed_thumbnails")
     ]
-    audio = [s for s in ff.streams if s.get("codec_type") == "audio"]
-    if pictures:
-        first = pictures[0]
-        if not audio and len(pictures) == 1 and _is_still(ff, first):
-            return "image", first
-        return "video", first
-    if audio:
-        return "audio", None
-    return "unknown", None
+
+
+def primary_video(ff: FfprobeOutput) -> dict[str, Any] | None:
+    """The video stream ffmpeg selects by default: the highest width x height, the default
+    disposition worth ``DEFAULT_DISPOSITION_BONUS`` pixels, the first on a tie; never cover art."""
+    pictures = _pictures(ff)
+    if not pictures:
+        return None
+
+    def score(stream: dict[str, Any]) -> int:
+        area = (integer(stream.get("width")) or 0) * (integer(stream.get("height")) or 0)
+        return area + DEFAULT_DISPOSITION_BONUS * disposition(stream, "default")
+
+    best = max(score(s) for s in pictures)
+    return next(s for s in pictures if score(s) == best)
+
+
+def other_video_streams(ff: FfprobeOutput, primary: dict[str, Any]) -> list[VideoStreamRef]:
+    """Every picture stream besides ``primary`` (preview tracks, other angles), in file order."""
+    return [
+        VideoStreamRef(index=int(s["index"]), codec=s.get("codec_name"), width=integer(s.get("width")),
+                       height=integer(s.get("height")), default=disposition(s, "default"))
+        for s in _pictures(ff) if s is not primary
+    ]
+
+
+def packet_duration(ff: FfprobeOutput) -> float | None:
+    """Duration from packet timestamps (last pts + duration - first pts, over all streams), when
+    the packet window holds the whole file; else ``ff.scanned_duration_s`` (a full demux)."""
+    if not ff.window_is_whole_file:
+        return ff.scanned_duration_s
+    bases = {s.get("index"): fraction(s.get("time_base")) for s in ff.streams}
+    first: float | None = None
+    end: float | None = None
+    for packet in ff.packets:
+        base, pts = bases.get(packet.get("stream_index")), packet.get("pts")
+        if base is None or not isinstance(pts, int):
+            continue
+        start = float(pts * base)
+        dur = packet.get("duration")
+        stop = start + (float(dur * base) if isinstance(dur, int) else 0.0)
+        first = start if first is None else min(first, start)
+        end = stop if end is None else max(end, stop)
+    if first is None or end is None or end <= first:
+        return None
+    return round(end - first, 6)
 
 
 def _is_still(ff: FfprobeOutput, stream: dict[str, Any]) -> bool:
@@ -60,7 +116,7 @@ def container_info(ff: FfprobeOutput, mi: MediainfoOutput | None, is_image: bool
     fmt = ff.format
     general = mi.general if mi else {}
     tags = {str(k): str(v) for k, v in (fmt.get("tags") or {}).items()}
-    duration = number(fmt.get("duration")) or number(general.get("Duration"))
+    duration = number(fmt.get("duration")) or number(general.get("Duration")) or packet_duration(ff)
     bitrate = integer(fmt.get("bit_rate")) or integer(general.get("OverallBitRate"))
     return ContainerInfo(
         format=fmt.get("format_name"),
@@ -75,6 +131,8 @@ def container_info(ff: FfprobeOutput, mi: MediainfoOutput | None, is_image: bool
         ),
         tags=tags,
     )
+
+
 def video_ordinal(ff: FfprobeOutput, stream: dict[str, Any]) -> int:
     """Position of ``stream`` among real video streams (mediainfo lists cover art elsewhere)."""
     real = [s for s in ff.streams if s.get("codec_type") == "video"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rayflow.config import Timeouts
 from rayflow.media.exiftool import ExiftoolOutput, run_exiftool
-from rayflow.media.ffprobe import FfprobeOutput, run_ffprobe
+from rayflow.media.ffprobe import FfprobeOutput, run_ffprobe, scan_duration
 from rayflow.media.mediainfo import MediainfoOutput, run_mediainfo
 from rayflow.media.parse import (
     nth,
@@ -28,7 +28,9 @@ from rayflow.record import (
 )
 from rayflow.stages.probe.camera import Tags, camera_info
 from rayflow.stages.probe.capture import capture_info
-from rayflow.stages.probe.container import container_info, media_kind, video_ordinal
+from rayflow.stages.probe.container import container_info, media_kind, other_video_streams, video_ordinal
+from rayflow.stages.probe.log_profile import log_profile, read_sidecars
+from rayflow.stages.probe.timecode import reel_name, timecode_info
 from rayflow.stages.probe.tracks import audio_tracks, subtitle_tracks
 from rayflow.stages.probe.video import video_info
 
@@ -37,9 +39,6 @@ log = logging.getLogger(__name__)
 EMBEDDED_MAX_DURATION_S = 300.0
 """exiftool reads embedded telemetry (-ee) only for clips up to this long: ~2.7 s of
 exiftool time for 5 min of GoPro GPMF, growing linearly beyond."""
-
-VFR_OUTLIER_SHARE = 0.02
-"""Share of frame intervals off the median (by more than one tick) that makes a clip VFR."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,9 @@ def probe(path: Path, *, timeouts: Timeouts = Timeouts()) -> ProbeResult:
     empty, text, truncated, no streams) — deterministic, so record it and move on —
     and ``ToolTimeout`` when any tool runs past ``timeouts.probe_s`` (transient).
     A mediainfo or exiftool failure that is not a timeout only costs their facts
-    and adds a warning.
+    and adds a warning. Beyond the three tools, a container that declares no duration
+    and holds more packets than ffprobe's window costs one more demux-only ffprobe pass
+    (``scan_duration``), and camera sidecars beside the file (``<clip>M01.XML``) are read.
     """
     path = Path(path)
     _check_regular_file(path)
@@ -96,7 +97,9 @@ def probe(path: Path, *, timeouts: Timeouts = Timeouts()) -> ProbeResult:
         ex_future = pool.submit(run_exiftool, path, timeout_s=timeout_s, embedded=embedded)
         mi = _optional(mi_future, warnings)
         ex = _optional(ex_future, warnings)
-    return consolidate(path, ff, mi, ex, warnings=warnings)
+    if number(ff.format.get("duration")) is None and not ff.window_is_whole_file:
+        ff = replace(ff, scanned_duration_s=scan_duration(path, timeout_s=timeout_s))
+    return consolidate(path, ff, mi, ex, warnings=warnings, sidecars=read_sidecars(path))
 
 
 def consolidate(
@@ -106,13 +109,15 @@ def consolidate(
     ex: ExiftoolOutput | None,
     *,
     warnings: list[str] | None = None,
+    sidecars: dict[str, str] | None = None,
 ) -> ProbeResult:
-    """Merge the three tools' outputs into a ``ProbeResult`` (pure; no tools run).
+    """Merge the three tools' outputs (and camera ``sidecars``: file name -> text) into a
+    ``ProbeResult`` (pure; no tools run).
 
-    Raises ``ToolError`` for a file with no streams or with evidence of truncation.
+    Raises ``ToolError`` for a file with no streams or that ffprobe finds truncated.
     """
     warnings = list(warnings or [])
-    _raise_if_truncated(path, ff, mi, ex)
+    _check_truncation(path, ff, mi, ex, warnings)
     if not ff.streams:
         raise ToolError("ffprobe", path, "no streams at all (format "
                         f"{ff.format.get('format_name')!r}): nothing to catalogue")
@@ -125,8 +130,19 @@ def consolidate(
         mi_video = nth(mi.video if mi else [], video_ordinal(ff, video_stream))
         if mi_video is None and mi and is_image:
             mi_video = nth(mi.image, 0)
-        video = video_info(ff, video_stream, mi_video, ex, is_image, warnings)
-    audio = audio_tracks(ff, mi)
+        video = video_info(ff, video_stream, mi_video, ex, is_image, warnings,
+                           container_duration_s=container.duration_s)
+        profile = log_profile(ex, ff, sidecars)
+        video = video.model_copy(update={
+            "color": video.color.model_copy(update={"log_profile": profile}),
+            "other_streams": other_video_streams(ff, video_stream),
+        })
+    if not is_image:
+        container = container.model_copy(update={
+            "timecode": timecode_info(ff, mi, ex, video.fps if video else None),
+            "reel": reel_name(ff, ex),
+        })
+    audio = audio_tracks(ff, mi, container_duration_s=container.duration_s)
     subtitles = subtitle_tracks(ff, mi)
     tags = Tags(ex, ff)
     camera = camera_info(tags)
@@ -189,20 +205,30 @@ def _optional(future: Future[Any], warnings: list[str]) -> Any:
         return None
 
 
-def _raise_if_truncated(
-    path: Path, ff: FfprobeOutput, mi: MediainfoOutput | None, ex: ExiftoolOutput | None
+def _check_truncation(
+    path: Path, ff: FfprobeOutput, mi: MediainfoOutput | None, ex: ExiftoolOutput | None,
+    warnings: list[str],
 ) -> None:
+    """ffprobe's own evidence ("partial file") fails the file, with the other tools' notes
+    beside it; mediainfo's IsTruncated or an exiftool warning alone never vetoes a file
+    ffprobe read: a browser's MediaRecorder WebM declares no duration, so mediainfo calls
+    it truncated, yet every player plays it. Their opinion becomes a warning."""
     evidence: list[tuple[str, str]] = []
     for line in ff.stderr.splitlines():
         if "partial file" in line:
             evidence.append(("ffprobe", line.split("] ", 1)[-1].strip()))
             break
+    opinions: list[tuple[str, str]] = []
     if mi is not None and mi.is_truncated:
-        evidence.append(("mediainfo", "IsTruncated"))
+        opinions.append(("mediainfo", "IsTruncated"))
     if ex is not None:
         # "[minor]" warnings (e.g. a cut maker-note preview) do not mean the media is cut.
-        evidence.extend(("exiftool", w) for w in ex.warnings
+        opinions.extend(("exiftool", w) for w in ex.warnings
                         if "truncated" in w.lower() and not w.startswith("[minor]"))
     if evidence:
-        detail = "; ".join(f"{tool}: {what}" for tool, what in evidence)
-        raise ToolError(evidence[0][0], path, f"truncated or corrupt file ({detail})")
+        detail = "; ".join(f"{tool}: {what}" for tool, what in evidence + opinions)
+        raise ToolError("ffprobe", path, f"truncated or corrupt file ({detail})")
+    if opinions:
+        detail = "; ".join(f"{tool}: {what}" for tool, what in opinions)
+        warnings.append(f"possibly truncated ({detail}), but ffprobe read the streams without "
+                        "error; catalogued as read")

@@ -20,7 +20,10 @@ from rayflow.record import (
 from rayflow.stages.probe.video import stream_duration
 
 
-def audio_tracks(ff: FfprobeOutput, mi: MediainfoOutput | None) -> list[AudioTrack]:
+def audio_tracks(
+    ff: FfprobeOutput, mi: MediainfoOutput | None, *, container_duration_s: float | None = None
+) -> list[AudioTrack]:
+    """Every audio stream; ``container_duration_s`` stands in for a duration no tool gives per stream."""
     tracks = []
     streams = [s for s in ff.streams if s.get("codec_type") == "audio"]
     for ordinal, st in enumerate(streams):
@@ -39,7 +42,7 @@ def audio_tracks(ff: FfprobeOutput, mi: MediainfoOutput | None) -> list[AudioTra
             language=_language(tags, info),
             title=tag(tags, "title"),
             default=disposition(st, "default"),
-            duration_s=stream_duration(st, tags, info),
+            duration_s=stream_duration(st, tags, info) or container_duration_s,
         ))
     return tracks
 

@@ -30,8 +30,17 @@ from rayflow.stages.probe.colour import color_info, hdr_info
 
 VFR_OUTLIER_SHARE = 0.02
 """Share of frame intervals off the median (by more than one tick) that makes a clip VFR."""
+MAX_PLAUSIBLE_FPS = 300.0
+"""Rate fields above this are container artefacts, not frame rates (Matroska/WebM writers
+leave 1000/1, the 1 ms timebase; phones' slow motion tops out at 240 fps)."""
+RATE_AGREEMENT = 0.01
+"""avg_frame_rate and r_frame_rate that differ by more than this share disagree."""
+STANDARD_RATES = tuple(Fraction(n, d) for n, d in (
+    (24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1), (60000, 1001),
+    (60, 1), (100, 1), (120000, 1001), (120, 1), (240, 1)))
+"""A rate measured from timestamps within 0.2 % of one of these is that rate (1 ms Matroska
+ticks make 29.97 fps measure as 29.96-29.98)."""
 _EXIF_ORIENTATION_CW = {1: 0.0, 3: 180.0, 6: 90.0, 8: 270.0}
-# --------------------------------------------------------------------------- video
 
 
 def video_info(
@@ -41,7 +50,11 @@ def video_info(
     ex: ExiftoolOutput | None,
     is_image: bool,
     warnings: list[str],
+    *,
+    container_duration_s: float | None = None,
 ) -> VideoInfo:
+    """Facts of the primary video stream ``st``; ``container_duration_s`` stands in for a
+    stream duration no tool gives (VP9 WebM has only the Segment's)."""
     mi = mi or {}
     codec = st.get("codec_name")
     pix_fmt = st.get("pix_fmt")
@@ -60,9 +73,9 @@ def video_info(
     tags = st.get("tags") or {}
     packets = [p for p in ff.packets if p.get("stream_index") == st.get("index")]
     time_base = fraction(st.get("time_base"))
-    avg = fraction(st.get("avg_frame_rate"))
-    base = fraction(st.get("r_frame_rate"))
-    fps = float(avg) if avg else (float(base) if base else None)
+    avg = _plausible(fraction(st.get("avg_frame_rate")))
+    base = _plausible(fraction(st.get("r_frame_rate")))
+    fps = frame_rate(avg, base, measure_rate(packets, time_base), warnings)
     gop, key_s = _gop(packets, time_base)
     if gop is None:
         gop = mi_gop(mi.get("Format_Settings_GOP"))
@@ -91,7 +104,7 @@ def video_info(
         r_frame_rate=None if is_image or not base else st.get("r_frame_rate"),
         is_vfr=None if is_image else _is_vfr(packets, time_base, mi, avg, base),
         frame_count=1 if is_image else (integer(st.get("nb_frames")) or integer(mi.get("FrameCount"))),
-        duration_s=None if is_image else stream_duration(st, tags, mi),
+        duration_s=None if is_image else (stream_duration(st, tags, mi) or container_duration_s),
         bitrate_bps=None if is_image else (
             integer(st.get("bit_rate")) or integer(tag(tags, "BPS")) or integer(mi.get("BitRate"))
         ),
@@ -100,6 +113,43 @@ def video_info(
         color=color,
         hdr=hdr_info(st, mi, color),
     )
+
+
+def _plausible(rate: Fraction | None) -> Fraction | None:
+    """``rate`` unless it is a container artefact above ``MAX_PLAUSIBLE_FPS`` (one frame per
+    tick of a 1/1000 or 1/90000 timebase). A rate equal to 1/timebase is not one by itself:
+    AVI's timebase is the frame period."""
+    return None if rate is None or rate > MAX_PLAUSIBLE_FPS else rate
+
+
+def measure_rate(packets: list[dict[str, Any]], time_base: Fraction | None) -> float | None:
+    """Frames per second from the packet timestamps of one stream: (n - 1) / (last - first pts),
+    snapped to a ``STANDARD_RATES`` entry within 0.2 %; None under 8 packets."""
+    pts = sorted(p["pts"] for p in packets if isinstance(p.get("pts"), int))
+    if len(pts) < 8 or not time_base or pts[-1] <= pts[0]:
+        return None
+    measured = (len(pts) - 1) / float((pts[-1] - pts[0]) * time_base)
+    for rate in STANDARD_RATES:
+        if abs(measured - float(rate)) <= 0.002 * float(rate):
+            return float(rate)
+    return round(measured, 3)
+
+
+def frame_rate(avg: Fraction | None, base: Fraction | None, measured: float | None,
+               warnings: list[str]) -> float | None:
+    """The average frame rate: ``avg_frame_rate`` when plausible and not contradicted; the rate
+    measured from frame timestamps when the fields are missing, implausible or disagree (and
+    the measurement does not side with ``avg``); else the base rate."""
+    if avg is not None:
+        agrees = base is None or abs(float(avg) - float(base)) <= RATE_AGREEMENT * float(base)
+        if agrees or measured is None or abs(float(avg) - measured) <= 2 * RATE_AGREEMENT * measured:
+            return float(avg)
+        warnings.append(f"frame rate fields disagree (avg {avg}, r {base}); measured {measured:g} fps "
+                        "from frame timestamps")
+        return measured
+    if measured is not None:
+        return measured
+    return float(base) if base is not None else None
 
 
 def _rotation(
