@@ -2,7 +2,7 @@
 
 One call gives everything the probe stage needs from ffprobe::
 
-    ffprobe -v error -print_format json -show_program_version -show_format
+    ffprobe -v warning -print_format json -show_program_version -show_format
             -show_streams -show_chapters -show_packets
             -show_entries packet=stream_index,pts,dts,duration,flags
             -read_intervals %+#1000 file:/abs/path
@@ -43,10 +43,17 @@ class FfprobeOutput:
     packets: list[dict[str, Any]] = field(default_factory=list, repr=False)
     version: str | None = None
     stderr: str = field(default="", repr=False)
-    """Warnings ffprobe printed at ``-v error`` (e.g. 'partial file' for a truncated MP4)."""
+    """Warnings ffprobe printed at ``-v warning`` (e.g. 'partial file' for a truncated MP4,
+    'Estimating duration from bitrate' for an MP3 without a Xing header)."""
     scanned_duration_s: float | None = None
     """Duration from the timestamps of every packet (``scan_duration``), set only for files
     whose container declares none and whose packets outnumber the window."""
+
+    @property
+    def duration_is_estimate(self) -> bool:
+        """``format.duration`` was guessed from the bitrate (MP3 without Xing/VBRI, some MPEG-PS):
+        off by 5 % on a 2.8 s MP3 with ID3 cover art."""
+        return "Estimating duration from bitrate" in self.stderr
 
     @property
     def window_is_whole_file(self) -> bool:
@@ -57,7 +64,7 @@ class FfprobeOutput:
 def ffprobe_argv(path: Path, *, packet_window: int = PACKET_WINDOW) -> list[str]:
     """The exact argv used for ``path`` (exposed for tests and `rayflow doctor`)."""
     return [
-        TOOL, "-v", "error", "-hide_banner",
+        TOOL, "-v", "warning", "-hide_banner",
         "-print_format", "json",
         "-show_program_version", "-show_format", "-show_streams", "-show_chapters",
         "-show_packets", "-show_entries", "packet=stream_index,pts,dts,duration,flags",

@@ -117,6 +117,8 @@ def container_info(ff: FfprobeOutput, mi: MediainfoOutput | None, is_image: bool
     general = mi.general if mi else {}
     tags = {str(k): str(v) for k, v in (fmt.get("tags") or {}).items()}
     duration = number(fmt.get("duration")) or number(general.get("Duration")) or packet_duration(ff)
+    if ff.duration_is_estimate:  # packet timestamps, then mediainfo (frame count / Xing), then the guess
+        duration = packet_duration(ff) or number(general.get("Duration")) or duration
     bitrate = integer(fmt.get("bit_rate")) or integer(general.get("OverallBitRate"))
     return ContainerInfo(
         format=fmt.get("format_name"),

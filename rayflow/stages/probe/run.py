@@ -30,6 +30,7 @@ from rayflow.stages.probe.camera import Tags, camera_info
 from rayflow.stages.probe.capture import capture_info
 from rayflow.stages.probe.container import container_info, media_kind, other_video_streams, video_ordinal
 from rayflow.stages.probe.log_profile import log_profile, read_sidecars
+from rayflow.stages.probe.still import exiftool_still
 from rayflow.stages.probe.timecode import reel_name, timecode_info
 from rayflow.stages.probe.tracks import audio_tracks, subtitle_tracks
 from rayflow.stages.probe.video import video_info
@@ -90,6 +91,12 @@ def probe(path: Path, *, timeouts: Timeouts = Timeouts()) -> ProbeResult:
         mi_future = pool.submit(run_mediainfo, path, timeout_s=timeout_s)
         try:
             ff = run_ffprobe(path, timeout_s=timeout_s)
+        except ToolTimeout:
+            mi_future.cancel()
+            raise
+        except ToolError as exc:
+            mi_future.cancel()
+            return _still_or_raise(path, exc, timeout_s=timeout_s)
         except BaseException:
             mi_future.cancel()
             raise
@@ -161,6 +168,26 @@ def consolidate(
 
 
 # --------------------------------------------------------------------------- running
+
+
+def _still_or_raise(path: Path, error: ToolError, *, timeout_s: float) -> ProbeResult:
+    """A still ffprobe cannot open (HEIC on ffmpeg < 7) from exiftool alone; else ``error``."""
+    try:
+        ex = run_exiftool(path, timeout_s=timeout_s)
+    except ToolTimeout:
+        raise
+    except ToolError:
+        raise error from None
+    still = exiftool_still(ex)
+    if still is None:
+        raise error
+    container, video = still
+    tags = Tags(ex, FfprobeOutput(format={}, streams=[]))
+    warnings = [f"{error}; facts from exiftool alone"]
+    capture = capture_info(tags, None, warnings)
+    tools = {"exiftool": ex.version} if ex.version else {}
+    return ProbeResult("image", container, video, camera=camera_info(tags), capture=capture,
+                       tools=tools, warnings=warnings)
 
 
 def _check_regular_file(path: Path) -> None:

@@ -6,9 +6,13 @@ Precedence (first that knows wins):
    stream, then on the container (MXF material package, MOV). ffprobe reads the tmcd
    sample with its drop-frame flag; mediainfo misreads GoPro's (16:17:09:19 where the
    tmcd sample and the mvhd time both say 15:44:35).
-2. mediainfo ``TimeCode_FirstFrame`` (its "Time code" tracks, then video, then general):
-   AVCHD/MTS timecode in the H.264 SEI, which ffprobe only sees when decoding.
-3. BWF ``time_reference`` (samples since midnight) at the audio sample rate, as a
+2. exiftool: XMP ``xmpDM:startTimecode`` (value and its time format), QuickTime
+   ``UserData:StartTimecode``, and AVCHD/MTS ``H264:TimeCode`` from the MDPM SEI (the
+   smallest of the first samples: the SEI comes in decode order, the first frame shown
+   has the lowest timecode), which ffprobe only sees when decoding.
+3. mediainfo ``TimeCode_FirstFrame`` of its "Time code" tracks. Its video-track value
+   for MPEG-2 is the GOP header's, which encoders leave at 00:00:00:00: not used.
+4. BWF ``time_reference`` (samples since midnight) at the audio sample rate, as a
    timecode at the iXML ``SPEED`` rate and drop-frame flag (exiftool
    ``XML:BwfxmlSpeedTimecodeRate``/``...Flag``, or the Sound Devices ``sSPEED=`` note in
    the bext description). Without a rate only ``start_s`` is known.
@@ -40,7 +44,7 @@ def timecode_info(
 ) -> TimecodeInfo | None:
     """The file's start timecode, or None when it carries none. ``fps`` (the video's frame
     rate) is the timecode rate when the timecode track does not state its own."""
-    for source, text, rate in _candidates(ff, mi, fps):
+    for source, text, rate in _candidates(ff, mi, ex, fps):
         parsed = from_text(text, rate, source)
         if parsed is not None:
             return parsed
@@ -111,7 +115,7 @@ def timecode_text(frames: int, nominal: int, drop: bool) -> str:
 
 
 def _candidates(
-    ff: FfprobeOutput, mi: MediainfoOutput | None, fps: float | None
+    ff: FfprobeOutput, mi: MediainfoOutput | None, ex: ExiftoolOutput | None, fps: float | None
 ) -> list[tuple[str, Any, float | None]]:
     out: list[tuple[str, Any, float | None]] = []
     streams = sorted(ff.streams, key=lambda s: s.get("codec_tag_string") != "tmcd")
@@ -124,14 +128,40 @@ def _candidates(
     value = (ff.format.get("tags") or {}).get("timecode")
     if value:
         out.append(("ffprobe:timecode", value, fps))
+    out += _exiftool_candidates(ex, fps)
     if mi is not None:
-        tracks = [t for t in mi.other if str(t.get("Type")) == "Time code"] + mi.video + [mi.general]
-        for track in tracks:
+        for track in [t for t in mi.other if str(t.get("Type")) == "Time code"]:
             value = track.get("TimeCode_FirstFrame")
             if value:
                 rate = number(track.get("FrameRate"))
                 out.append(("mediainfo:TimeCode_FirstFrame", value, rate if rate and rate > 1 else fps))
     return out
+
+
+def _exiftool_candidates(ex: ExiftoolOutput | None, fps: float | None) -> list[tuple[str, Any, float | None]]:
+    if ex is None:
+        return []
+    out: list[tuple[str, Any, float | None]] = []
+    xmp = ex.main.get("XMP-xmpDM:StartTimecodeTimeValue")
+    if present(xmp):
+        fmt = str(ex.printed.get("XMP-xmpDM:StartTimecodeTimeFormat", ""))  # "29.97 fps (drop)"
+        rate = number(fmt.split(" fps", 1)[0]) if " fps" in fmt else None
+        if "(drop" in fmt and ";" not in str(xmp):
+            xmp = str(xmp)[:-3] + ";" + str(xmp)[-2:]
+        out.append(("exiftool:XMP-xmpDM:StartTimecode", xmp, rate or fps))
+    userdata = ex.main.get("UserData:StartTimecode")
+    if present(userdata):
+        out.append(("exiftool:UserData:StartTimecode", userdata, fps))
+    sei = [v for v in [ex.main.get("H264:TimeCode")] + [d.get("H264:TimeCode") for d in ex.embedded.values()]
+           if _TIMECODE.match(str(v or ""))]
+    if sei:
+        out.append(("exiftool:H264:TimeCode", min(sei, key=_sortable), fps))
+    return out
+
+
+def _sortable(text: Any) -> tuple[int, ...]:
+    m = _TIMECODE.match(str(text))
+    return tuple(int(g) for g in m.group(1, 2, 3, 5)) if m else (1 << 30,)
 
 
 def _stream_rate(st: dict[str, Any]) -> float | None:
@@ -152,7 +182,7 @@ def _bwf(ff: FfprobeOutput, ex: ExiftoolOutput | None) -> TimecodeInfo | None:
         return None
     seconds = samples / sample_rate
     rate, drop = _bwf_rate(tags, ex)
-    start = None
+    start = "00:00:00:00" if samples == 0 else None  # frame 0 at any rate
     if rate:
         nominal = round(rate)
         start = timecode_text(math.floor(seconds * rate + 1e-6), nominal, bool(drop))

@@ -33,8 +33,6 @@ VFR_OUTLIER_SHARE = 0.02
 MAX_PLAUSIBLE_FPS = 300.0
 """Rate fields above this are container artefacts, not frame rates (Matroska/WebM writers
 leave 1000/1, the 1 ms timebase; phones' slow motion tops out at 240 fps)."""
-RATE_AGREEMENT = 0.01
-"""avg_frame_rate and r_frame_rate that differ by more than this share disagree."""
 STANDARD_RATES = tuple(Fraction(n, d) for n, d in (
     (24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1), (60000, 1001),
     (60, 1), (100, 1), (120000, 1001), (120, 1), (240, 1)))
@@ -75,7 +73,7 @@ def video_info(
     time_base = fraction(st.get("time_base"))
     avg = _plausible(fraction(st.get("avg_frame_rate")))
     base = _plausible(fraction(st.get("r_frame_rate")))
-    fps = frame_rate(avg, base, measure_rate(packets, time_base), warnings)
+    fps = frame_rate(avg, base, measure_rate(packets, time_base))
     gop, key_s = _gop(packets, time_base)
     if gop is None:
         gop = mi_gop(mi.get("Format_Settings_GOP"))
@@ -135,18 +133,13 @@ def measure_rate(packets: list[dict[str, Any]], time_base: Fraction | None) -> f
     return round(measured, 3)
 
 
-def frame_rate(avg: Fraction | None, base: Fraction | None, measured: float | None,
-               warnings: list[str]) -> float | None:
-    """The average frame rate: ``avg_frame_rate`` when plausible and not contradicted; the rate
-    measured from frame timestamps when the fields are missing, implausible or disagree (and
-    the measurement does not side with ``avg``); else the base rate."""
+def frame_rate(avg: Fraction | None, base: Fraction | None, measured: float | None) -> float | None:
+    """The average frame rate: ``avg_frame_rate`` when plausible; else the rate measured from
+    frame timestamps (a browser WebM has avg 0/0 and r 1000/1 or 50/3 while its frames come
+    at 24-28 fps); else the base rate. ``r_frame_rate`` alone is never preferred to a
+    plausible ``avg``: it is twice the frame rate for interlaced video (the field rate)."""
     if avg is not None:
-        agrees = base is None or abs(float(avg) - float(base)) <= RATE_AGREEMENT * float(base)
-        if agrees or measured is None or abs(float(avg) - measured) <= 2 * RATE_AGREEMENT * measured:
-            return float(avg)
-        warnings.append(f"frame rate fields disagree (avg {avg}, r {base}); measured {measured:g} fps "
-                        "from frame timestamps")
-        return measured
+        return float(avg)
     if measured is not None:
         return measured
     return float(base) if base is not None else None
