@@ -32,8 +32,9 @@ SIDECAR_SUFFIXES = ("M01.XML", "M01.xml")
 
 _CURVES: tuple[tuple[str, str], ...] = (
     (r"s-?log\s*3", "S-Log3"), (r"s-?log\s*2", "S-Log2"), (r"s-?log(?![\w])", "S-Log"),
-    (r"v-?log", "V-Log"), (r"c-?log\s*v?3", "C-Log3"), (r"c-?log\s*v?2", "C-Log2"),
-    (r"c-?log(?![\w])", "C-Log"), (r"log\s*c\s*4", "LogC4"), (r"log\s*c(?:\s*3)?(?![\w])", "LogC3"),
+    (r"v-?log", "V-Log"), (r"(?:c-?|canon\s*)log\s*v?3", "C-Log3"),
+    (r"(?:c-?|canon\s*)log\s*v?2", "C-Log2"), (r"(?:c-?|canon\s*)log(?![\w])", "C-Log"),
+    (r"log\s*c\s*4", "LogC4"), (r"log\s*c(?:\s*3)?(?![\w])", "LogC3"),
     (r"apple\s*log", "Apple Log"), (r"d-?log(?:\s*m)?", "D-Log"), (r"f-?log\s*2", "F-Log2"),
     (r"f-?log", "F-Log"), (r"n-?log", "N-Log"),
     (r"hlg|hybrid[\s-]*log|rec\.?\s*2100[\s-]*hlg", "HLG"),

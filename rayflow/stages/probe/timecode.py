@@ -34,7 +34,7 @@ from rayflow.media.parse import clean, integer, number, present
 from rayflow.record import TimecodeInfo
 
 _TIMECODE = re.compile(r"^\s*(\d{1,2}):(\d\d):(\d\d)([:;.,])(\d{1,3})\s*$")
-_SPEED_NOTE = re.compile(r"sSPEED=0*([\d.]+)-?(ND|DF|NDF|D)?", re.IGNORECASE)
+_SPEED_NOTE = re.compile(r"(?:^|[\r\n])s?SPEED=0*([\d.]+)-?(ND|DF|NDF|D)?", re.IGNORECASE)
 _REEL_TAGS = ("reel_name", "tape_name", "reel", "tape")
 _REEL_EXIFTOOL = ("XML:BwfxmlTape", "*:ReelName", "*:TapeName", "*:Reel", "*:TapeID")
 
@@ -66,7 +66,7 @@ def reel_name(ff: FfprobeOutput, ex: ExiftoolOutput | None) -> str | None:
             if (full == key or (group == "*" and full.partition(":")[2] == name)) and present(value):
                 return str(value).strip()
     note = str((ff.format.get("tags") or {}).get("comment") or "")
-    m = re.search(r"sTAPE=([^\r\n]+)", note)
+    m = re.search(r"(?:^|[\r\n])s?TAPE=([^\r\n]+)", note)
     return clean(m.group(1)) if m else None
 
 
@@ -118,6 +118,9 @@ def _candidates(
     ff: FfprobeOutput, mi: MediainfoOutput | None, ex: ExiftoolOutput | None, fps: float | None
 ) -> list[tuple[str, Any, float | None]]:
     out: list[tuple[str, Any, float | None]] = []
+    tc_tracks = [t for t in mi.other if str(t.get("Type")) == "Time code"] if mi is not None else []
+    # An audio-only MXF has no video rate; its timecode track states one (59.94).
+    fps = fps or next((r for r in (number(t.get("FrameRate")) for t in tc_tracks) if r and r > 1), None)
     streams = sorted(ff.streams, key=lambda s: s.get("codec_tag_string") != "tmcd")
     for st in streams:
         value = (st.get("tags") or {}).get("timecode")
@@ -129,12 +132,11 @@ def _candidates(
     if value:
         out.append(("ffprobe:timecode", value, fps))
     out += _exiftool_candidates(ex, fps)
-    if mi is not None:
-        for track in [t for t in mi.other if str(t.get("Type")) == "Time code"]:
-            value = track.get("TimeCode_FirstFrame")
-            if value:
-                rate = number(track.get("FrameRate"))
-                out.append(("mediainfo:TimeCode_FirstFrame", value, rate if rate and rate > 1 else fps))
+    for track in tc_tracks:
+        value = track.get("TimeCode_FirstFrame")
+        if value:
+            rate = number(track.get("FrameRate"))
+            out.append(("mediainfo:TimeCode_FirstFrame", value, rate if rate and rate > 1 else fps))
     return out
 
 
