@@ -51,11 +51,11 @@ class FileInfo(_Part):
 class TimecodeInfo(_Part):
     """The start timecode the file carries (QuickTime tmcd, MXF, MTS, BWF time_reference)."""
 
-    start: str | None = Field(None, description="First frame's timecode, HH:MM:SS:FF; ';' before FF when "
+    start: str | None = Field(default=None, description="First frame's timecode, HH:MM:SS:FF; ';' before FF when "
                               "drop-frame. None when only a time of day is known (BWF with no frame rate).")
-    start_s: float | None = Field(None, description="The start as seconds since midnight (frames / rate).")
-    rate: float | None = Field(None, description="Timecode frame rate, e.g. 29.97, 25, 23.976.")
-    drop_frame: bool | None = Field(None, description="True for drop-frame timecode (29.97/59.94 only).")
+    start_s: float | None = Field(default=None, description="The start as seconds since midnight (frames / rate).")
+    rate: float | None = Field(default=None, description="Timecode frame rate, e.g. 29.97, 25, 23.976.")
+    drop_frame: bool | None = Field(default=None, description="True for drop-frame timecode (29.97/59.94 only).")
     source: str = Field(description="Where it was read, e.g. 'ffprobe:tmcd', 'mediainfo:TimeCode_FirstFrame', "
                         "'bwf:time_reference'.")
 
@@ -65,7 +65,7 @@ class LogProfile(_Part):
 
     name: str = Field(description="Normalised curve name, e.g. 'S-Log3', 'V-Log', 'HLG'.")
     raw: str = Field(description="The value as the camera wrote it, e.g. 's-log3-cine'.")
-    gamut: str | None = Field(None, description="Colour gamut written beside it, e.g. 's-gamut3-cine'.")
+    gamut: str | None = Field(default=None, description="Colour gamut written beside it, e.g. 's-gamut3-cine'.")
     source: str = Field(description="exiftool tag ('XML:CaptureGammaEquation') or sidecar file name.")
 
 
@@ -91,8 +91,8 @@ class ContainerInfo(_Part):
     title: str | None = None
     data_tracks: int = Field(0, description="Streams that are neither video, audio nor subtitles.")
     tags: dict[str, str] = Field(default_factory=dict, description="Container tags as written.")
-    timecode: TimecodeInfo | None = Field(None, description="Start timecode (issue 13).")
-    reel: str | None = Field(None, description="Reel or tape name (issue 13).")
+    timecode: TimecodeInfo | None = Field(default=None, description="Start timecode (issue 13).")
+    reel: str | None = Field(default=None, description="Reel or tape name (issue 13).")
 
 
 class ColorInfo(_Part):
@@ -101,7 +101,7 @@ class ColorInfo(_Part):
     transfer: str | None = Field(None, description="Transfer characteristic, e.g. smpte2084, arib-std-b67.")
     matrix: str | None = None
     range: Literal["limited", "full"] | None = None
-    log_profile: LogProfile | None = Field(None, description="Camera log/gamma curve (issue 13).")
+    log_profile: LogProfile | None = Field(default=None, description="Camera log/gamma curve (issue 13).")
 
 
 class MasteringDisplay(_Part):

@@ -31,7 +31,8 @@ def exiftool_still(ex: ExiftoolOutput) -> tuple[ContainerInfo, VideoInfo] | None
     rotation = rotation % 360 if rotation in (0, 90, 180, 270) else 0
     display_w, display_h = (height, width) if rotation in (90, 270) else (width, height)
     file_type = str(main.get("File:FileType") or "").lower() or None
-    container = ContainerInfo(format=file_type, format_long=str(main.get("File:MIMEType")))
-    video = VideoInfo(codec=file_type, width=width, height=height, display_width=display_w,
-                      display_height=display_h, rotation=rotation, frame_count=1)
+    container = ContainerInfo.model_validate({"format": file_type, "format_long": main.get("File:MIMEType")})
+    video = VideoInfo.model_validate({
+        "codec": file_type, "width": width, "height": height, "display_width": display_w,
+        "display_height": display_h, "rotation": rotation, "frame_count": 1})
     return container, video
