@@ -8,6 +8,7 @@ sidecar), the test builds one that reproduces the class exactly and says so.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,18 @@ def test_browser_recording_is_catalogued_not_failed(name: str, duration_s: float
     assert result.video.r_frame_rate != "1000/1"
     assert result.video.is_vfr is True
     assert any("mediainfo: IsTruncated" in w and "ffprobe read" in w for w in result.warnings)
+
+
+def test_long_recording_without_duration_is_timed_by_a_full_demux(tmp_path: Path) -> None:
+    # Matroska in live mode writes no Duration (as MediaRecorder does); 1200 packets > the
+    # 1000-packet window, so the end comes from a second, demux-only ffprobe pass.
+    clip = tmp_path / "live.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=30:duration=40",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-f", "matroska", "-live", "1", str(clip)],
+                   check=True, timeout=120)
+    result = probe(clip)
+    assert result.video is not None and result.video.fps == 30.0
+    assert result.container.duration_s == pytest.approx(40.0, abs=0.05)
 
 
 def test_ffprobe_evidence_of_truncation_still_fails_the_file() -> None:
