@@ -43,6 +43,45 @@ class FileInfo(_Part):
     modified_at: datetime | None = Field(None, description="File mtime (UTC).")
 
 
+# --------------------------------------------------------------------------- probe facts (issue 13)
+# Timecode, reel, camera log profile and the non-primary video streams. Kept in one
+# block (owned by the probe stage); the fields that use them are marked "issue 13".
+
+
+class TimecodeInfo(_Part):
+    """The start timecode the file carries (QuickTime tmcd, MXF, MTS, BWF time_reference)."""
+
+    start: str | None = Field(default=None, description="First frame's timecode, HH:MM:SS:FF; ';' before FF when "
+                              "drop-frame. None when only a time of day is known (BWF with no frame rate).")
+    start_s: float | None = Field(default=None, description="The start as seconds since midnight (frames / rate).")
+    rate: float | None = Field(default=None, description="Timecode frame rate, e.g. 29.97, 25, 23.976.")
+    drop_frame: bool | None = Field(default=None, description="True for drop-frame timecode (29.97/59.94 only).")
+    source: str = Field(description="Where it was read, e.g. 'ffprobe:tmcd', 'mediainfo:TimeCode_FirstFrame', "
+                        "'bwf:time_reference'.")
+
+
+class LogProfile(_Part):
+    """Camera log/gamma curve (S-Log3, V-Log, C-Log, LogC, Apple Log, HLG from the camera)."""
+
+    name: str = Field(description="Normalised curve name, e.g. 'S-Log3', 'V-Log', 'HLG'.")
+    raw: str = Field(description="The value as the camera wrote it, e.g. 's-log3-cine'.")
+    gamut: str | None = Field(default=None, description="Colour gamut written beside it, e.g. 's-gamut3-cine'.")
+    source: str = Field(description="exiftool tag ('XML:CaptureGammaEquation') or sidecar file name.")
+
+
+class VideoStreamRef(_Part):
+    """A video stream that is not the primary one (a preview track, a second angle)."""
+
+    index: int
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    default: bool = False
+
+
+# --------------------------------------------------------------------------- end of probe facts block
+
+
 class ContainerInfo(_Part):
     format: str | None = Field(None, description="ffprobe format name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'.")
     format_long: str | None = None
@@ -52,6 +91,8 @@ class ContainerInfo(_Part):
     title: str | None = None
     data_tracks: int = Field(0, description="Streams that are neither video, audio nor subtitles.")
     tags: dict[str, str] = Field(default_factory=dict, description="Container tags as written.")
+    timecode: TimecodeInfo | None = Field(default=None, description="Start timecode (issue 13).")
+    reel: str | None = Field(default=None, description="Reel or tape name (issue 13).")
 
 
 class ColorInfo(_Part):
@@ -60,6 +101,7 @@ class ColorInfo(_Part):
     transfer: str | None = Field(None, description="Transfer characteristic, e.g. smpte2084, arib-std-b67.")
     matrix: str | None = None
     range: Literal["limited", "full"] | None = None
+    log_profile: LogProfile | None = Field(default=None, description="Camera log/gamma curve (issue 13).")
 
 
 class MasteringDisplay(_Part):
@@ -109,6 +151,8 @@ class VideoInfo(_Part):
     keyframe_interval_s: float | None = None
     color: ColorInfo = Field(default_factory=ColorInfo)
     hdr: HdrInfo = Field(default_factory=HdrInfo)
+    other_streams: list[VideoStreamRef] = Field(
+        default_factory=list, description="Video streams besides this primary one (issue 13).")
 
 
 class AudioTrack(_Part):

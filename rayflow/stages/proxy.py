@@ -57,6 +57,9 @@ from rayflow.media.encoders import (
     libplacebo_filter,
     nvdec_supports,
 )
+from rayflow.media.parse import aspect_or_square as _aspect
+from rayflow.media.parse import positive as _number
+from rayflow.media.parse import rate as _fps
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, exit_description, run_tool, which
 from rayflow.record import AudioTrack, ProxyInfo, VideoInfo
 
@@ -530,33 +533,3 @@ def _without_prefix(exc: ToolError) -> str:
     prefix = exc.tool + (f" on {exc.path!r}" if exc.path else "") + ": "
     text = str(exc)
     return text[len(prefix):] if text.startswith(prefix) else text
-
-
-def _aspect(value: str | None) -> float:
-    """'4:3' -> 1.333; 1.0 for None, '0:1', 'N/A'."""
-    if not value or ":" not in value:
-        return 1.0
-    num, _, den = value.partition(":")
-    try:
-        ratio = Fraction(int(num), int(den))
-    except (ValueError, ZeroDivisionError):
-        return 1.0
-    return float(ratio) if ratio > 0 else 1.0
-
-
-def _fps(value: Any) -> float | None:
-    if not isinstance(value, str) or "/" not in value:
-        return None
-    num, _, den = value.partition("/")
-    try:
-        return float(Fraction(int(num), int(den))) or None
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None
