@@ -6,6 +6,8 @@ Exit codes as everywhere: 0 ok, 1 per-file failures (or a changed/missing file u
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -17,7 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths in errors stay whole
 
 
 def offload(
@@ -28,6 +30,8 @@ def offload(
     ingest: Annotated[bool, typer.Option("--ingest/--no-ingest", help="Ingest the first destination's copy.")]
     = True,
     home: Annotated[Path | None, typer.Option("--home", help="State dir for the ingest.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Ingest only these steps (as ingest --only).")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Copy a camera card to one or more drives with read-back verification and an ASC MHL, then ingest it.
@@ -59,22 +63,26 @@ def offload(
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_ENV) from exc
     code = EXIT_FAILED if report.failed else EXIT_OK
-    _print_offload(report, as_json)
+    if not as_json:
+        _print_offload(report)
+    summary = None
     if ingest and not report.failed and report.roots:
-        code = max(code, _ingest(report.roots[0], home, as_json))
+        ingest_code, summary = _ingest(report.roots[0], home, only, as_json)
+        code = max(code, ingest_code)
+    if as_json:
+        sys.stdout.write(json.dumps({**_offload_json(report), "ingest": summary}, indent=2) + "\n")
     raise typer.Exit(code)
 
 
-def _print_offload(report, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    if as_json:
-        sys.stdout.write(json.dumps({
-            "card": str(report.card), "destinations": [str(r) for r in report.roots],
+def _offload_json(report) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {"card": str(report.card), "destinations": [str(r) for r in report.roots],
             "hash_format": report.hash_format, "bytes_read": report.bytes_read,
             "manifests": [str(m) for m in report.manifests],
             "files": [{"path": f.rel, "dest": str(f.dest), "size_bytes": f.size_bytes, "status": f.status,
-                       "digest": f.digest, "error": f.error} for f in report.files],
-        }, indent=2) + "\n")
-        return
+                       "digest": f.digest, "error": f.error} for f in report.files]}
+
+
+def _print_offload(report) -> None:  # type: ignore[no-untyped-def]
     for f in report.failed:
         out.print(f"FAILED {f.dest / f.rel}: {f.error}", markup=False)
     for root in report.roots:
@@ -86,14 +94,18 @@ def _print_offload(report, as_json: bool) -> None:  # type: ignore[no-untyped-de
         out.print(f"ASC MHL: {manifest}", markup=False)
 
 
-def _ingest(root: Path, home: Path | None, as_json: bool) -> int:
-    """Ingest the copy through the CLI's own ``ingest`` command; its exit code."""
+def _ingest(root: Path, home: Path | None, only: list[str] | None, as_json: bool) -> tuple[int, object]:
+    """Ingest the copy through the CLI's own ``ingest`` command: (exit code, its JSON summary or None)."""
     from rayflow.cli import main as cli_main
-    try:
-        cli_main.ingest(paths=[root], home=home, as_json=as_json)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    return EXIT_OK
+    captured = io.StringIO()
+    code = EXIT_OK
+    with contextlib.redirect_stdout(captured) if as_json else contextlib.nullcontext():
+        try:
+            cli_main.ingest(paths=[root], home=home, only=only, as_json=as_json)
+        except typer.Exit as exc:
+            code = int(exc.exit_code)
+    text = captured.getvalue().strip()
+    return code, json.loads(text) if as_json and text.startswith("{") else None
 
 
 def _verify(dests: list[Path], as_json: bool) -> int:

@@ -112,8 +112,12 @@ def preflight(card: Path, roots: list[Path], files: list[tuple[str, int]]) -> No
         needed = sum(size for rel, size in files if not (root / rel).exists())
         free = shutil.disk_usage(root).free
         if needed > free:
-            raise OffloadEnvError(f"destination {root.parent} is too small: {needed / 1e9:.2f} GB to copy, "
-                                  f"{free / 1e9:.2f} GB free; free space or pick another drive")
+            raise OffloadEnvError(f"destination {root.parent} is too small: {_size(needed)} to copy, "
+                                  f"{_size(free)} free; free space or pick another drive")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.2f} MB"
 
 
 def _drop_cache(fd: int) -> None:
