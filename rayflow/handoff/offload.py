@@ -16,7 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -125,12 +127,16 @@ def _drop_cache(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def hash_file(path: Path, fmt: HashFormat, *, chunk_bytes: int = CHUNK_BYTES, cold: bool = False) -> str:
-    """Hex digest of ``path``; ``cold`` drops its cached pages first so the disk is read."""
+def hash_file(path: Path, fmt: HashFormat, *, chunk_bytes: int = CHUNK_BYTES, cold: bool = False,
+              sync: bool = False) -> str:
+    """Hex digest of ``path``; ``sync`` fsyncs it first, ``cold`` then drops its cached pages
+    so the bytes are read back from the disk, not from memory."""
     hasher = new_hasher(fmt)
     buf = bytearray(chunk_bytes)
     view = memoryview(buf)
     with path.open("rb", buffering=0) as fh:
+        if sync:
+            os.fsync(fh.fileno())
         if cold:
             _drop_cache(fh.fileno())
         while n := fh.readinto(buf):
@@ -181,12 +187,7 @@ def _copy_pass(src: Path, targets: list[Path], fmt: HashFormat, chunk_bytes: int
                         del handles[target]
                 if on_bytes:
                     on_bytes(rel, n)
-        for target, out in handles.items():
-            try:
-                os.fsync(out.fileno())
-                _drop_cache(out.fileno())
-            except OSError as exc:
-                errors[target] = _os_error(exc, target)
+            _drop_cache(fh.fileno())  # the card's pages are not needed again
     finally:
         for out in handles.values():
             out.close()
@@ -195,42 +196,71 @@ def _copy_pass(src: Path, targets: list[Path], fmt: HashFormat, chunk_bytes: int
     return hasher.hexdigest(), errors
 
 
-def offload_file(card: Path, rel: str, size: int, roots: list[Path], fmt: HashFormat, *,
-                 chunk_bytes: int = CHUNK_BYTES, on_bytes: Progress | None = None) -> list[FileResult]:
-    """Copy one card file to every root (where missing) with read-back; one result per root."""
-    src = card / rel
+@dataclass
+class _Pending:
+    """A file whose card read is done and whose copies still need fsync + read-back."""
+
+    card: Path
+    rel: str
+    size: int
+    roots: list[Path]
+    fresh: list[Path]
+    digest: str | None
+    errors: dict[Path, str]
+    fmt: HashFormat
+    chunk_bytes: int
+
+
+def start_file(card: Path, rel: str, size: int, roots: list[Path], fmt: HashFormat, *,
+               chunk_bytes: int = CHUNK_BYTES, on_bytes: Progress | None = None) -> _Pending:
+    """Phase 1: read the card file once, hashing it and writing it to each root where missing."""
     targets = [root / rel for root in roots]
     fresh = [t for t in targets if not t.exists()]
     try:
-        digest, errors = _copy_pass(src, fresh, fmt, chunk_bytes, on_bytes, rel)
+        digest, errors = _copy_pass(card / rel, fresh, fmt, chunk_bytes, on_bytes, rel)
     except OSError as exc:  # the card itself failed to read: nothing was renamed into place
         for target in fresh:
             _part_path(target).unlink(missing_ok=True)
-        return [FileResult(rel, root, size, "failed", error=f"card read failed: {exc.strerror or exc}")
-                for root in roots]
-    mtime = src.stat().st_mtime
-    results = []
-    for root, target in zip(roots, targets, strict=True):
-        if target in errors:
-            results.append(FileResult(rel, root, size, "failed", digest, errors[target]))
-            continue
-        if target not in fresh:
-            seen = hash_file(target, fmt, chunk_bytes=chunk_bytes)
-            ok = seen == digest
-            results.append(FileResult(rel, root, size, "present" if ok else "failed", digest, None if ok else
-                                      f"{target} exists and differs from the card ({fmt} {seen}); not overwritten"))
-            continue
-        part = _part_path(target)
-        seen = hash_file(part, fmt, chunk_bytes=chunk_bytes, cold=True)
-        if seen != digest:
-            part.unlink(missing_ok=True)
-            results.append(FileResult(rel, root, size, "failed", digest,
-                                      f"read-back of {target} gave {fmt} {seen}, the card {digest}"))
-            continue
-        os.utime(part, (mtime, mtime))
-        part.replace(target)
-        results.append(FileResult(rel, root, size, "copied", digest))
-    return results
+        reason = f"card read failed: {exc.strerror or exc}"
+        return _Pending(card, rel, size, roots, fresh, None, dict.fromkeys(targets, reason), fmt, chunk_bytes)
+    return _Pending(card, rel, size, roots, fresh, digest, errors, fmt, chunk_bytes)
+
+
+def _finish_one(p: _Pending, root: Path, mtime: float) -> FileResult:
+    target = root / p.rel
+    if target in p.errors:
+        return FileResult(p.rel, root, p.size, "failed", p.digest, p.errors[target])
+    if target not in p.fresh:
+        seen = hash_file(target, p.fmt, chunk_bytes=p.chunk_bytes)
+        if seen == p.digest:
+            return FileResult(p.rel, root, p.size, "present", p.digest)
+        return FileResult(p.rel, root, p.size, "failed", p.digest,
+                          f"{target} exists and differs from the card ({p.fmt} {seen}); not overwritten")
+    part = _part_path(target)
+    try:
+        seen = hash_file(part, p.fmt, chunk_bytes=p.chunk_bytes, cold=True, sync=True)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        return FileResult(p.rel, root, p.size, "failed", p.digest, _os_error(exc, target))
+    if seen != p.digest:
+        part.unlink(missing_ok=True)
+        return FileResult(p.rel, root, p.size, "failed", p.digest,
+                          f"read-back of {target} gave {p.fmt} {seen}, the card {p.digest}")
+    os.utime(part, (mtime, mtime))
+    part.replace(target)
+    return FileResult(p.rel, root, p.size, "copied", p.digest)
+
+
+def finish_file(p: _Pending) -> list[FileResult]:
+    """Phase 2: fsync each new part, read it back cold, rename it into place if it matches."""
+    mtime = (p.card / p.rel).stat().st_mtime if p.digest else 0.0
+    return [_finish_one(p, root, mtime) for root in p.roots]
+
+
+def offload_file(card: Path, rel: str, size: int, roots: list[Path], fmt: HashFormat, *,
+                 chunk_bytes: int = CHUNK_BYTES, on_bytes: Progress | None = None) -> list[FileResult]:
+    """Copy one card file to every root (where missing) with read-back; one result per root."""
+    return finish_file(start_file(card, rel, size, roots, fmt, chunk_bytes=chunk_bytes, on_bytes=on_bytes))
 
 
 def write_manifests(report: OffloadReport) -> None:
@@ -259,25 +289,37 @@ def offload(card: Path, dests: list[Path], *, hash_format: HashFormat = "xxh128"
             chunk_bytes: int = CHUNK_BYTES, on_bytes: Progress | None = None) -> OffloadReport:
     """Copy ``card`` into ``DEST/<card name>/`` for each dest, verified, and write each ASC MHL.
 
-    Per-file failures (a differing file already there, a full disk mid-copy, a bad read)
-    are values in the report; a destination that cannot take the card at all raises
-    :class:`OffloadEnvError` before anything is copied.
+    The read-back of file N runs in a second thread while file N+1 is read from the card
+    (at most two files wait for their read-back). Per-file failures (a differing file
+    already there, a full disk mid-copy, a bad read) are values in the report; a
+    destination that cannot take the card at all raises :class:`OffloadEnvError` first.
     """
     files = card_files(card) if card.is_dir() else []
     roots = dest_roots(card, dests)
     preflight(card, roots, files)
     report = OffloadReport(card=card, roots=roots, hash_format=hash_format)
     full: dict[Path, str] = {}
-    for rel, size in files:
-        live = [r for r in roots if r not in full]
-        results = offload_file(card, rel, size, live, hash_format, chunk_bytes=chunk_bytes,
-                               on_bytes=on_bytes) if live else []
-        report.bytes_read += size if live else 0
-        for r in results:
+    waiting: deque[Future[list[FileResult]]] = deque()
+
+    def collect(done: list[FileResult]) -> None:
+        for r in done:
             if r.error and r.error.startswith("destination full"):
-                full[r.dest] = r.error
-        report.files.extend(results)
-        report.files.extend(FileResult(rel, r, size, "failed", error=f"skipped: {full[r]}")
-                            for r in roots if r in full and r not in live)
+                full.setdefault(r.dest, r.error)
+        report.files.extend(done)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="offload-readback") as pool:
+        for rel, size in files:
+            live = [r for r in roots if r not in full]
+            report.files.extend(FileResult(rel, r, size, "failed", error=f"skipped: {full[r]}")
+                                for r in roots if r in full)
+            if not live:
+                continue
+            pending = start_file(card, rel, size, live, hash_format, chunk_bytes=chunk_bytes, on_bytes=on_bytes)
+            report.bytes_read += size
+            waiting.append(pool.submit(finish_file, pending))
+            while len(waiting) > 1:
+                collect(waiting.popleft().result())
+        while waiting:
+            collect(waiting.popleft().result())
     write_manifests(report)
     return report
