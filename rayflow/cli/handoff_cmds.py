@@ -140,5 +140,94 @@ def _verify(dests: list[Path], as_json: bool) -> int:
     return EXIT_OK if all(r.passed for r in reports) else EXIT_FAILED
 
 
+def export(
+    query: Annotated[str | None, typer.Argument(help="Search words (as rayflow search); or use --ids.")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--ids", help="Clip ids (8+ chars) or paths: whole clips.")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="edl | otio | fcpxml (FCP 7 XML) | csv.")] = "edl",
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="File to write.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="semantic | keyword | hybrid.")] = "hybrid",
+    target: Annotated[str, typer.Option("--in", help="moments (one event per moment) | clips.")] = "moments",
+    where: Annotated[str | None, typer.Option("--where", help="Filters, as rayflow search --where.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 50,
+    home: Annotated[Path | None, typer.Option("--home", help="State dir.")] = None,
+    qdrant_url: Annotated[str | None, typer.Option("--qdrant-url", help="Qdrant server.")] = None,
+) -> None:
+    """Search hits (or chosen clips) as a timeline: one event per hit, source timecode in/out at the
+    moment found, clip and reel names, the matched words as comments."""
+    from rayflow.handoff.export import FORMATS, write
+
+    if fmt not in FORMATS:
+        err.print(f"error: --format must be one of {', '.join(FORMATS)}, not {fmt!r}", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    if (query is None) == (not ids) or out_file is None:
+        err.print("error: give QUERY or --ids (not both), and --out FILE")
+        raise typer.Exit(EXIT_USAGE)
+    from rayflow.cli import search_cmds as sc
+
+    settings = sc._settings(home=home, qdrant_url=qdrant_url)
+    catalog = sc._open(settings)
+    try:
+        events = _events_for_ids(catalog, ids) if ids else _events_for_query(
+            catalog, settings, query or "", mode, target, where, limit)
+    finally:
+        catalog.close()
+    if not events:
+        err.print("no matches: nothing exported")
+        raise typer.Exit(EXIT_FAILED)
+    write(events, fmt, out_file, name=f"rayflow: {query}" if query else "rayflow clips")  # type: ignore[arg-type]
+    out.print(f"{len(events)} events -> {out_file}", markup=False)
+    raise typer.Exit(EXIT_OK)
+
+
+def _events_for_ids(catalog, ids: list[str]) -> list:  # type: ignore[no-untyped-def]
+    from rayflow.handoff.export import event_for
+
+    events = []
+    for given in ids:
+        clip_id = catalog.resolve(given)
+        record = catalog.get(clip_id) if clip_id else None
+        if record is None:
+            err.print(f"error: no catalogued clip {given!r}", markup=False)
+            raise typer.Exit(EXIT_USAGE)
+        events.append(event_for(record, None, None))
+    return events
+
+
+def _events_for_query(catalog, settings, query: str, mode: str, target: str,  # type: ignore[no-untyped-def]
+                      where: str | None, limit: int) -> list:
+    from rayflow.catalog import schema
+    from rayflow.catalog.search import STOPWORDS, SearchError, query_terms, search
+    from rayflow.cli import search_cmds as sc
+    from rayflow.handoff.export import event_for
+
+    if mode not in ("semantic", "keyword", "hybrid") or target not in ("clips", "moments"):
+        err.print("error: --mode is semantic|keyword|hybrid and --in is clips|moments")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        flt = schema.parse_where(where)
+    except schema.WhereError as exc:
+        err.print(f"error: --where: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    encoder = sc._load_text_encoder(sc._text_model(settings)) if mode != "keyword" else None
+    try:
+        hits = search(catalog, query, encoder=encoder, mode=mode, target=target,  # type: ignore[arg-type]
+                      where=flt, limit=limit)
+    except SearchError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from exc
+    terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
+    events = []
+    for hit in hits:
+        record = catalog.get(hit.clip_id)
+        if record is None:
+            continue
+        said = set(query_terms(hit.text))
+        events.append(event_for(record, hit.start_s, hit.end_s, comment=hit.text,
+                                matched=tuple(t for t in terms if t in said)))
+    return events
+
+
 def register(app: typer.Typer) -> None:
     app.command("offload")(offload)
+    app.command("export")(export)
