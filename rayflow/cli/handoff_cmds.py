@@ -228,6 +228,60 @@ def _events_for_query(catalog, settings, query: str, mode: str, target: str,  # 
     return events
 
 
+def proxies(
+    paths: Annotated[list[Path], typer.Argument(help="Files and/or folders (walked; Proxy/ folders skipped).")],
+    codec: Annotated[str, typer.Option("--codec", help="prores_proxy | dnxhr_lb | h264.")] = "prores_proxy",
+    max_side: Annotated[int, typer.Option("--max-side", min=16, help="Longest side at most (whole divisor).")]
+    = 1920,
+    out_root: Annotated[Path | None, typer.Option("--out", help="Put Proxy/ here instead of beside each file.")]
+    = None,
+    force: Annotated[bool, typer.Option("--force", help="Remake proxies that exist.")] = False,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="ffmpeg threads per encode.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Editor proxies that relink in Premiere and Resolve: <folder>/Proxy/<same name>.mov with the
+    source's frame rate, duration, start timecode, reel and audio channels, at a whole-divisor size."""
+    from rayflow.config import DEFAULT_VIDEO_EXTENSIONS
+    from rayflow.media.encoders import EDITOR_CODECS
+    from rayflow.media.tools import ToolError, ToolMissing
+    from rayflow.stages.discover import discover
+    from rayflow.stages.editor_proxy import PROXY_FOLDER, make_editor_proxy
+
+    if codec not in EDITOR_CODECS:
+        err.print(f"error: --codec must be one of {', '.join(EDITOR_CODECS)}, not {codec!r}", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    found = discover(paths, extensions=DEFAULT_VIDEO_EXTENSIONS)
+    if found.missing:
+        err.print(f"error: no such path: {', '.join(map(str, found.missing))}", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    rows: list[dict[str, object]] = []
+    for path in (f for f in found.files if PROXY_FOLDER not in f.parts):
+        try:
+            made = make_editor_proxy(path, codec=codec, max_side=max_side, out_root=out_root,  # type: ignore[arg-type]
+                                     threads=threads, force=force)
+        except ToolMissing as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(EXIT_ENV) from exc
+        except (ToolError, ValueError) as exc:
+            rows.append({"source": str(path), "error": str(exc)})
+            continue
+        rows.append({"source": str(path), "proxy": str(made.path), "reused": made.reused, "width": made.width,
+                     "height": made.height, "frame_rate": made.frame_rate, "timecode": made.timecode,
+                     "audio_channels": list(made.audio_channels)})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        for row in rows:
+            if "error" in row:
+                out.print(f"FAILED {row['source']}: {row['error']}", markup=False)
+            else:
+                out.print(f"{row['proxy']}  {row['width']}x{row['height']} {row['frame_rate']} "
+                          f"tc {row['timecode'] or '-'} audio {row['audio_channels']}"
+                          + (" (kept)" if row["reused"] else ""), markup=False)
+    raise typer.Exit(EXIT_FAILED if any("error" in r for r in rows) else EXIT_OK)
+
+
 def register(app: typer.Typer) -> None:
     app.command("offload")(offload)
     app.command("export")(export)
+    app.command("proxies")(proxies)
