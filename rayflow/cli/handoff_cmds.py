@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -67,7 +68,7 @@ def offload(
         _print_offload(report)
     summary = None
     if ingest and not report.failed and report.roots:
-        ingest_code, summary = _ingest(report.roots[0], home, only, as_json)
+        ingest_code, summary = _ingest([report.roots[0]], home, only, as_json)
         code = max(code, ingest_code)
     if as_json:
         sys.stdout.write(json.dumps({**_offload_json(report), "ingest": summary}, indent=2) + "\n")
@@ -94,14 +95,14 @@ def _print_offload(report) -> None:  # type: ignore[no-untyped-def]
         out.print(f"ASC MHL: {manifest}", markup=False)
 
 
-def _ingest(root: Path, home: Path | None, only: list[str] | None, as_json: bool) -> tuple[int, object]:
-    """Ingest the copy through the CLI's own ``ingest`` command: (exit code, its JSON summary or None)."""
+def _ingest(paths: list[Path], home: Path | None, only: list[str] | None, as_json: bool) -> tuple[int, object]:
+    """Ingest through the CLI's own ``ingest`` command: (exit code, its JSON summary or None)."""
     from rayflow.cli import main as cli_main
     captured = io.StringIO()
     code = EXIT_OK
     with contextlib.redirect_stdout(captured) if as_json else contextlib.nullcontext():
         try:
-            cli_main.ingest(paths=[root], home=home, only=only, as_json=as_json)
+            cli_main.ingest(paths=paths, home=home, only=only, as_json=as_json)
         except typer.Exit as exc:
             code = int(exc.exit_code)
     text = captured.getvalue().strip()
@@ -281,7 +282,59 @@ def proxies(
     raise typer.Exit(EXIT_FAILED if any("error" in r for r in rows) else EXIT_OK)
 
 
+def watch(
+    dirs: Annotated[list[Path], typer.Argument(help="Folders to watch (walked recursively).")],
+    interval_s: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")] = 2.0,
+    settle_s: Annotated[float, typer.Option("--settle", min=0.0, help="Seconds a file must stop growing.")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Ingest what arrives and settles, exit when idle for --settle.")]
+    = False,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Ingest only these steps.")] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="State dir (watch state: <home>/watch.json).")]
+    = None,
+) -> None:
+    """Ingest files as they appear in DIRS (once they stop growing); restarts skip what was done. Ctrl-C stops."""
+    from rayflow.config import load_settings
+    from rayflow.handoff.watch import STATE_NAME, Watcher
+
+    missing = [d for d in dirs if not d.is_dir()]
+    if missing:
+        err.print(f"error: not a folder: {', '.join(map(str, missing))}", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    settings = load_settings(home=home)
+    watcher = Watcher([d.resolve() for d in dirs], settings.home / STATE_NAME, settings.extensions, settle_s)
+    counts = {"ingested": 0, "failed": 0}
+    err.print(f"watching {', '.join(map(str, dirs))} (state {watcher.state_path}); Ctrl-C stops", markup=False)
+    idle_since = time.monotonic()
+    try:
+        while True:
+            ready = watcher.poll()
+            if ready or watcher.waiting:
+                idle_since = time.monotonic()
+            if ready:
+                err.print(f"{len(ready)} new file(s) settled: ingesting", markup=False)
+                _, summary = _ingest(ready, home, only, as_json=True)
+                for path, outcome in _outcomes(ready, summary).items():
+                    watcher.mark([path], outcome)
+                    counts["ingested" if outcome != "failed" else "failed"] += 1
+                err.print(f"ingested {counts['ingested']}, failed {counts['failed']}, "
+                          f"{watcher.waiting} settling", markup=False)
+            elif once and time.monotonic() - idle_since >= max(settle_s, interval_s):
+                break
+            time.sleep(interval_s)
+    except KeyboardInterrupt:
+        err.print("stopped", markup=False)
+    raise typer.Exit(EXIT_FAILED if counts["failed"] else EXIT_OK)
+
+
+def _outcomes(paths: list[Path], summary: object) -> dict[Path, str]:
+    """Each path's status from an ingest JSON summary ("failed" when the run gave none)."""
+    files = summary.get("files", []) if isinstance(summary, dict) else []
+    by_path = {str(Path(f.get("path", "")).resolve()): str(f.get("status", "failed")) for f in files}
+    return {p: by_path.get(str(p), "failed") for p in paths}
+
+
 def register(app: typer.Typer) -> None:
     app.command("offload")(offload)
     app.command("export")(export)
     app.command("proxies")(proxies)
+    app.command("watch")(watch)
