@@ -333,8 +333,50 @@ def _outcomes(paths: list[Path], summary: object) -> dict[Path, str]:
     return {p: by_path.get(str(p), "failed") for p in paths}
 
 
+def dupes(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files/folders; default: every catalogued clip.")]
+    = None,
+    home: Annotated[Path | None, typer.Option("--home", help="State dir (catalog; hash cache in <home>/vhash).")]
+    = None,
+    qdrant_url: Annotated[str | None, typer.Option("--qdrant-url", help="Qdrant server.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Near-duplicates (re-encodes, trims, resizes, proxies) by multi-frame perceptual hashes, with the
+    time offset of the overlap. Black intros and fades are skipped, not matched."""
+    from rayflow.config import load_settings
+    from rayflow.handoff.dupes import find_pairs, hash_all
+    from rayflow.stages.discover import discover
+
+    settings = load_settings(home=home, qdrant_url=qdrant_url)
+    if paths:
+        files = discover(paths, extensions=settings.extensions).files
+    else:
+        from rayflow.cli import search_cmds as sc
+        catalog = sc._open(settings)
+        try:
+            files = sorted({Path(r.file.path) for r in catalog.iter_records()
+                            if r.status == "ingested" and r.kind == "video" and Path(r.file.path).is_file()})
+        finally:
+            catalog.close()
+    videos, errors = hash_all(files, settings.home / "vhash")
+    pairs = find_pairs(videos)
+    if as_json:
+        sys.stdout.write(json.dumps({"files": len(files), "pairs": [p.to_dict() for p in pairs],
+                                     "errors": errors}, indent=2) + "\n")
+    else:
+        for p in pairs:
+            out.print(f"{p.a}  ~  {p.b}\n    offset {p.offset_s:+.2f} s, overlap {p.overlap_s:.2f} s "
+                      f"({p.a_start_s:.2f}-{p.a_end_s:.2f} in the first), {p.matched} samples, "
+                      f"coverage {p.coverage:.0%}, mean distance {p.mean_distance:.1f}/64", markup=False)
+        for path, error in errors.items():
+            err.print(f"skipped {path}: {error}", markup=False)
+        out.print(f"{len(pairs)} near-duplicate pair(s) among {len(videos)} video(s)", markup=False)
+    raise typer.Exit(EXIT_OK)
+
+
 def register(app: typer.Typer) -> None:
     app.command("offload")(offload)
     app.command("export")(export)
     app.command("proxies")(proxies)
     app.command("watch")(watch)
+    app.command("dupes")(dupes)
