@@ -110,12 +110,12 @@ def _ingest(paths: list[Path], home: Path | None, only: list[str] | None, as_jso
 
 
 def _verify(dests: list[Path], as_json: bool) -> int:
-    from rayflow.handoff.verify import history_roots, verify_root
+    from rayflow.handoff.verify import VerifyReport, history_roots, verify_root
 
     if not dests:
         err.print("error: give DEST (a copy with an ascmhl/ folder, or a drive holding such copies)")
         return EXIT_USAGE
-    reports = []
+    reports: list[VerifyReport] = []
     for dest in dests:
         roots = history_roots(dest)
         if not roots:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import opentimelineio as otio
+import opentimelineio as otio  # type: ignore[import-untyped]
 
 ExportFormat = Literal["edl", "otio", "fcpxml", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("edl", "otio", "fcpxml", "csv")

@@ -119,7 +119,8 @@ def build_editor_argv(path: Path, *, out_path: Path, source: EditorSource, codec
     for stream in source.audio:
         argv += ["-map", f"0:{stream.index}"]
     argv += ["-vf", f"scale={width}:{height}:flags=bicubic", "-fps_mode", "passthrough"]
-    gop = max(1, round(float(Fraction(source.frame_rate)))) if _valid_rate(source.frame_rate) else 25
+    rate = source.frame_rate
+    gop = max(1, round(float(Fraction(rate)))) if rate is not None and _valid_rate(rate) else 25
     argv += editor_codec_args(codec, threads=threads, gop=gop)
     if source.audio:
         argv += ["-c:a", "pcm_s24le" if codec != "h264" else "pcm_s16le"]
