@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -312,7 +313,7 @@ def watch(
                 idle_since = time.monotonic()
             if ready:
                 err.print(f"{len(ready)} new file(s) settled: ingesting", markup=False)
-                _, summary = _ingest(ready, home, only, as_json=True)
+                summary = _ingest_batch(ready, home, only)
                 for path, outcome in _outcomes(ready, summary).items():
                     watcher.mark([path], outcome)
                     counts["ingested" if outcome != "failed" else "failed"] += 1
@@ -324,6 +325,24 @@ def watch(
     except KeyboardInterrupt:
         err.print("stopped", markup=False)
     raise typer.Exit(EXIT_FAILED if counts["failed"] else EXIT_OK)
+
+
+def _ingest_batch(paths: list[Path], home: Path | None, only: list[str] | None) -> object:
+    """One ``rayflow ingest --json`` process per batch: its JSON summary (None if it gave none).
+
+    A process, not an in-process call: each run starts (and stops) its own Ray and Prefect
+    API, and a second in-process run would still talk to the first one's stopped API. Its
+    live progress goes to this terminal (stderr is inherited)."""
+    argv = [sys.executable, "-m", "rayflow.cli.main", "ingest", *map(str, paths), "--json"]
+    argv += ["--home", str(home)] if home else []
+    for step in only or []:
+        argv += ["--only", step]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, check=False)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        err.print(f"ingest exited {proc.returncode} without a summary", markup=False)
+        return None
 
 
 def _outcomes(paths: list[Path], summary: object) -> dict[Path, str]:

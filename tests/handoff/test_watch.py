@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from rayflow.cli.main import app
@@ -51,18 +49,16 @@ def test_growing_file_waits_then_is_ready_once_and_survives_a_restart(tmp_path: 
 
 
 def test_watch_cli_ingests_a_file_written_into_the_folder(tmp_path: Path, monkeypatch) -> None:
-    """The loop and its state with the CLI's ingest command replaced (a real ingest takes ~1 min here)."""
-    from rayflow.cli import main as cli_main
+    """The loop and its state with the ingest process replaced (a real ingest takes 1-2 min here)."""
+    from rayflow.cli import handoff_cmds
     folder = tmp_path / "in"
     folder.mkdir()
     calls: list[list[Path]] = []
 
-    def fake_ingest(**kwargs: object) -> None:
-        paths = list(kwargs["paths"])  # type: ignore[call-overload]
-        calls.append(paths)
-        sys.stdout.write(json.dumps({"files": [{"path": str(p), "status": "ingested"} for p in paths]}))
-        raise typer.Exit(0)
-    monkeypatch.setattr(cli_main, "ingest", fake_ingest)
+    def fake_batch(paths: list[Path], home: Path | None, only: list[str] | None) -> object:
+        calls.append(list(paths))
+        return {"files": [{"path": str(p), "status": "ingested"} for p in paths]}
+    monkeypatch.setattr(handoff_cmds, "_ingest_batch", fake_batch)
 
     def writer() -> None:
         time.sleep(0.2)
