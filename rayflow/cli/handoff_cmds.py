@@ -199,9 +199,9 @@ def _events_for_ids(catalog, ids: list[str]) -> list:  # type: ignore[no-untyped
 def _events_for_query(catalog, settings, query: str, mode: str, target: str,  # type: ignore[no-untyped-def]
                       where: str | None, limit: int) -> list:
     from rayflow.catalog import schema
-    from rayflow.catalog.search import STOPWORDS, SearchError, query_terms, search
+    from rayflow.catalog.search import SearchError, search
     from rayflow.cli import search_cmds as sc
-    from rayflow.handoff.export import event_for
+    from rayflow.handoff.export import events_for_hits
 
     if mode not in ("semantic", "keyword", "hybrid") or target not in ("clips", "moments"):
         err.print("error: --mode is semantic|keyword|hybrid and --in is clips|moments")
@@ -218,16 +218,7 @@ def _events_for_query(catalog, settings, query: str, mode: str, target: str,  # 
     except SearchError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(EXIT_FAILED) from exc
-    terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
-    events = []
-    for hit in hits:
-        record = catalog.get(hit.clip_id)
-        if record is None:
-            continue
-        said = set(query_terms(hit.text))
-        events.append(event_for(record, hit.start_s, hit.end_s, comment=hit.text,
-                                matched=tuple(t for t in terms if t in said)))
-    return events
+    return events_for_hits(catalog, hits, query)
 
 
 def proxies(

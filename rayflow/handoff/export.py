@@ -115,6 +115,30 @@ def event_for(record: Any, in_s: float | None, out_s: float | None, *, comment: 
                  comment=comment, matched=matched, note=note, duration_s=duration)
 
 
+def events_for_hits(catalog: Any, hits: list[Any], query: str) -> list[Event]:
+    """One event per search hit (``catalog.search.Hit``), its record read from ``catalog``; the
+    query's content words found in the hit's text are the event's matched words."""
+    from rayflow.catalog.search import STOPWORDS, query_terms
+
+    terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
+    events = []
+    for hit in hits:
+        record = catalog.get(hit.clip_id)
+        if record is None:
+            continue
+        said = set(query_terms(hit.text))
+        events.append(event_for(record, hit.start_s, hit.end_s, comment=hit.text,
+                                matched=tuple(t for t in terms if t in said)))
+    return events
+
+
+MEDIA_TYPES: dict[str, tuple[str, str]] = {
+    "edl": ("text/plain; charset=utf-8", ".edl"), "otio": ("application/json", ".otio"),
+    "fcpxml": ("application/xml", ".xml"), "csv": ("text/csv; charset=utf-8", ".csv"),
+}
+"""Content type and file extension of each format (the web page's download)."""
+
+
 def build_timeline(events: list[Event], name: str) -> otio.schema.Timeline:
     """A one-video-track timeline of ``events`` in order, at the first event's frame rate."""
     rate = events[0].fps if events else DEFAULT_FPS

@@ -103,3 +103,25 @@ def test_usage_errors(home: Path, tmp_path: Path) -> None:
     nothing = runner.invoke(app, ["export", "zebra", "--mode", "keyword", "--out", str(tmp_path / "z.edl"),
                                   "--home", str(home)])
     assert nothing.exit_code == 1 and not (tmp_path / "z.edl").exists()
+
+
+def test_web_page_exports_the_current_results(home: Path) -> None:
+    """GET /api/export with the search's own parameters (what the page's links carry)."""
+    from starlette.testclient import TestClient
+
+    from rayflow.config import load_settings
+    from rayflow.web.app import create_app
+
+    app_ = create_app(load_settings(home=home, env={}))
+    with TestClient(app_) as client:
+        params = {"q": "harbor bridge closed", "mode": "keyword", "in": "moments", "format": "edl"}
+        res = client.get("/api/export", params=params)
+        assert res.status_code == 200, res.text
+        assert res.headers["content-disposition"] == 'attachment; filename="rayflow_harbor_bridge_closed.edl"'
+        timeline = otio.adapters.read_from_string(res.text, adapter_name="cmx_3600", rate=25)
+        names = [c.name for c in timeline.find_clips()]
+        assert sorted(names) == ["A001C003_council.mov", "DJI_0042.mp4"]
+        assert client.get("/api/export", params={**params, "format": "aaf"}).status_code == 400
+        assert client.get("/api/export", params={**params, "q": "zebra"}).status_code == 404
+        search = client.get("/api/search", params={k: v for k, v in params.items() if k != "format"})
+        assert search.status_code == 200 and len(search.json()["results"]) == 2  # the refactor kept search
