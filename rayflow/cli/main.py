@@ -445,6 +445,9 @@ _register_search(app)
 from rayflow.cli.serve_cmd import register as _register_serve  # noqa: E402
 
 _register_serve(app)
+from rayflow.cli.handoff_cmds import register as _register_handoff  # noqa: E402
+
+_register_handoff(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,12 +11,16 @@ Records go out as JSON; the page escapes everything it shows.
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from rayflow import __version__
 from rayflow.catalog import schema
@@ -299,6 +303,42 @@ class Api:
 
     def search(self, request: Request) -> JSONResponse:
         params = dict(request.query_params)
+        done = self._search(params, _hit_cards)
+        if isinstance(done, JSONResponse):
+            return done
+        (query, mode, target, clauses), results = done
+        terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
+        return _json({"query": query, "mode": mode, "in": target, "where": clauses, "terms": terms,
+                      "results": results})
+
+    def export(self, request: Request) -> Response:
+        """The search's results as a timeline file (``format`` = edl | otio | fcpxml | csv)."""
+        from rayflow.handoff.export import FORMATS, MEDIA_TYPES, events_for_hits, write
+
+        params = dict(request.query_params)
+        fmt = params.pop("format", "edl")
+        if fmt not in FORMATS:
+            return _error(f"format must be one of {', '.join(FORMATS)}", 400)
+        query = params.get("q", "").strip()
+        done = self._search(params, lambda catalog, hits: events_for_hits(catalog, hits, query))
+        if isinstance(done, JSONResponse):
+            return done
+        _, events = done
+        if not events:
+            return _error("no results to export", 404)
+        media_type, ext = MEDIA_TYPES[fmt]
+        with tempfile.TemporaryDirectory(prefix="rayflow-export-") as tmp:
+            out = Path(tmp) / f"export{ext}"
+            write(events, fmt, out, name=f"rayflow: {query}")  # type: ignore[arg-type]
+            body = out.read_bytes()
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", query)[:40].strip("_") or "export"
+        return Response(body, media_type=media_type,
+                        headers={"content-disposition": f'attachment; filename="rayflow_{name}{ext}"'})
+
+    def _search(self, params: dict[str, str], use: Callable[[Any, list[Hit]], Any]
+                ) -> tuple[tuple[str, str, str, list[str]], Any] | JSONResponse:
+        """Validate the search parameters, run the search, and ``use(catalog, hits)`` while the
+        catalog is open; ((query, mode, in, where clauses), what ``use`` returned) or an error."""
         query = params.get("q", "").strip()
         mode = params.get("mode", "hybrid")
         target = params.get("in", "clips")
@@ -324,16 +364,14 @@ class Api:
                               mode=mode,  # type: ignore[arg-type]
                               target=target,  # type: ignore[arg-type]
                               where=flt, limit=limit)
-                results = _hit_cards(catalog, hits)
+                used = use(catalog, hits)
         except CatalogUnavailable as exc:
             return _error(str(exc), 503, busy=True)
         except ModelMismatch as exc:
             return _error(str(exc), 409)
         except SearchError as exc:
             return _error(str(exc), 400)
-        terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
-        return _json({"query": query, "mode": mode, "in": target, "where": clauses, "terms": terms,
-                      "results": results})
+        return (query, mode, target, clauses), used
 
     def _record(self, clip_id: str) -> tuple[ClipRecord | None, str, str | None]:
         try:

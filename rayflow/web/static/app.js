@@ -160,6 +160,18 @@ function grid(results, terms) {
 
 // ---------------------------------------------------------------- search page
 
+const EXPORT_FORMATS = [["edl", "EDL"], ["otio", "OTIO"], ["fcpxml", "FCP XML"], ["csv", "CSV"]];
+
+function exportLinks(params) {
+  // The current results as a timeline file (rayflow export): one event per hit, in source timecode.
+  return el("p", { class: "dim export" }, "Export these results: ",
+    EXPORT_FORMATS.map(([fmt, label], i) => {
+      const query = new URLSearchParams(params);
+      query.set("format", fmt);
+      return [i ? " · " : "", el("a", { href: "/api/export?" + query.toString(), download: "", text: label })];
+    }));
+}
+
 async function showSearch(params, seq) {
   $("#q").value = params.get("q") || "";
   $("#mode").value = params.get("mode") || "hybrid";
@@ -176,6 +188,7 @@ async function showSearch(params, seq) {
         el("h2", { class: "title" }, body.results.length + " " + (body.in === "moments" ? "moments" : "clips") +
           " for ", el("q", { text: body.query }),
           body.where.length ? el("span", { class: "dim", text: "  where " + body.where.join(", ") }) : null),
+        body.results.length ? exportLinks(params) : null,
         grid(body.results, body.terms));
     } else {
       const filtered = FILTER_INPUTS.some((i) => i.value);
