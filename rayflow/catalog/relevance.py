@@ -73,6 +73,12 @@ THRESHOLD = 0.5
 RELATIVE = 0.5
 """A hit must also score at least this share of the best hit's relevance, so one
 strong match is not padded with weak ones that merely pass the threshold."""
+SIMILAR_THRESHOLD = 0.6
+"""Least cosine between two clips' content vectors for "similar" (MiniLM): a re-encode of
+the same footage scores ~1.0, clips on one subject ~0.6-0.8, unrelated clips < 0.4 on
+the labelled corpus of tests/catalog/test_search.py."""
+BROWSE_QUERIES = ("", "*")
+"""Queries that mean "no words: filters only"."""
 IMAGE_MODEL = Model(bias=-6.0, w_cos=24.0, w_cov=0.0)
 """Image-text (CLIP-family) cosine -> relevance. NOT calibrated here: no image model
 ships offline; CLIP text-image cosines of real matches sit near 0.25-0.35."""

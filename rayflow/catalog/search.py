@@ -36,13 +36,20 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from rayflow.catalog import relevance as rel
 from rayflow.catalog import schema
 from rayflow.catalog.moments import name_words
-from rayflow.catalog.relevance import STOPWORDS, content_terms, keyword_query, query_terms
+from rayflow.catalog.relevance import (
+    BROWSE_QUERIES,
+    SIMILAR_THRESHOLD,
+    STOPWORDS,
+    content_terms,
+    keyword_query,
+    query_terms,
+)
 from rayflow.catalog.schema import CLIPS, MOMENTS
 from rayflow.catalog.store import Catalog, ModelMismatch, record_from_payload
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STOPWORDS", "CANDIDATES", "Hit", "SearchError", "browse", "keyword_query", "query_terms",
+__all__ = ["BROWSE_QUERIES", "STOPWORDS", "CANDIDATES", "Hit", "SearchError", "browse", "keyword_query", "query_terms",
            "search", "similar", "SIMILAR_THRESHOLD"]
 
 SearchMode = Literal["semantic", "keyword", "hybrid"]
@@ -51,12 +58,6 @@ SimilarBy = Literal["text", "image"]
 
 CANDIDATES = 50
 """Candidates each source contributes before scoring; more costs latency, rarely changes the top 10."""
-SIMILAR_THRESHOLD = 0.6
-"""Least cosine between two clips' content vectors for "similar" (MiniLM): a re-encode of
-the same footage scores ~1.0, clips on one subject ~0.6-0.8, unrelated clips < 0.4 on
-the labelled corpus of tests/catalog/test_search.py."""
-BROWSE_QUERIES = ("", "*")
-"""Queries that mean "no words: filters only"."""
 
 
 class SearchError(RuntimeError):
