@@ -31,10 +31,11 @@ from rayflow.ml.device import torch_device
 if TYPE_CHECKING:
     from rayflow.catalog.search import Hit
     from rayflow.catalog.store import Catalog
+    from rayflow.ml.bert_numpy import NumpyBertEncoder
     from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder
 
 log = logging.getLogger(__name__)
-_E = TypeVar("_E", "TextEncoder", "ImageTextEncoder")
+_E = TypeVar("_E", "TextEncoder", "ImageTextEncoder", "NumpyBertEncoder")
 
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
@@ -84,6 +85,17 @@ def _load_text_encoder(model: str | None) -> TextEncoder:
     return _loaded(TextEncoder(model_path=model))
 
 
+def _load_query_encoder(model: str | None) -> Any:
+    """The query encoder (NumPy MiniLM where it applies: no torch import), set up; missing weights exit 3."""
+    from rayflow.ml.text_encoder import ModelNotFound, query_encoder
+
+    try:
+        encoder = query_encoder(model)
+    except ModelNotFound as exc:
+        raise _fail(str(exc), EXIT_ENV) from exc
+    return _loaded(encoder)
+
+
 def _load_image_encoder(model: str) -> ImageTextEncoder:
     from rayflow.ml.text_encoder import ImageTextEncoder
 
@@ -92,10 +104,11 @@ def _load_image_encoder(model: str) -> ImageTextEncoder:
 
 def _loaded(encoder: _E) -> _E:
     """``encoder`` set up on this machine's device; missing weights exit 3 with the fix."""
+    from rayflow.ml.bert_numpy import NumpyBertEncoder
     from rayflow.ml.text_encoder import ModelNotFound
 
-    try:
-        encoder.setup(torch_device())
+    try:  # the NumPy encoder runs on the CPU: asking torch for a GPU would import it for nothing
+        encoder.setup("cpu" if isinstance(encoder, NumpyBertEncoder) else torch_device())
     except ModelNotFound as exc:
         raise _fail(str(exc), EXIT_ENV) from exc
     return encoder
@@ -197,7 +210,7 @@ def search_command(
                 catalog.check_model(text_model=model_id_for(model) if model else _default_model_id())
             except ModelMismatch as exc:
                 raise _fail(str(exc), EXIT_ENV) from exc
-            encoder = _load_text_encoder(model)
+            encoder = _load_query_encoder(model)
             meta = catalog.meta
             image_model = configured_image_model()
             if meta is not None and meta.image_model and image_model:

@@ -16,6 +16,7 @@ quickstart's demo footage).
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,13 @@ SPOKEN: dict[str, tuple[str, str, str]] = {
     "bakery.mp4": ("fresh bread comes out of the oven before dawn", "OPEN DAILY", "saddlebrown"),
     "weather.mp4": ("heavy snow is expected on the mountain roads tomorrow", "WEATHER ALERT", "slategray"),
 }
-SHARED: tuple[str, ...] = ("jfk.flac", "bigbuckbunny.mp4", "sintel_trailer_10s.mp4")
-"""Real clips in the 8-clip evaluation catalog: a speech, a cartoon with music, a film trailer."""
+SHARED: tuple[str, ...] = ("bigbuckbunny.mp4", "sintel_trailer_10s.mp4")
+"""Real clips in the 8-clip evaluation catalog: a cartoon with music, a film trailer."""
+JFK = "jfk_speech.mp4"
+"""A real speech: ``../shared/media/jfk.flac`` (11 s, "ask not what your country can do for
+you") over a black picture, since audio-only files are not catalogued. Made by
+``ffmpeg -f lavfi -i color=c=black:size=320x240:rate=25:duration=11 -i jfk.flac
+-c:v libx264 -preset ultrafast -c:a aac -shortest jfk_speech.mp4``."""
 
 SPEECH_AT_S = 3.0
 """A second inside every generated clip's spoken sentence (it starts at 2 s)."""
@@ -62,8 +68,8 @@ QUERIES: tuple[Query, ...] = (
     Query("bakery open daily", "bakery.mp4", CAPTION_AT_S),
     Query("snow on mountain roads", "weather.mp4", SPEECH_AT_S),
     Query("weather alert", "weather.mp4", CAPTION_AT_S),
-    Query("my fellow americans", "jfk.flac", 1.8),
-    Query("ask what you can do for your country", "jfk.flac", 8.0),
+    Query("my fellow americans", JFK, 1.8),
+    Query("ask what you can do for your country", JFK, 8.0),
     Query("a cooking show with pasta", None),
     Query("dog barking at the mailman", None),
     Query("rocket launch into space", None),
@@ -92,6 +98,20 @@ def make_spoken(folder: Path) -> list[Path]:
             (folder / f"{name}.wav").unlink(missing_ok=True)
         paths.append(path)
     return paths
+
+
+def make_jfk(folder: Path) -> Path | None:
+    """Write :data:`JFK` into ``folder`` (None when ../shared/media has no jfk.flac)."""
+    source = SHARED_MEDIA / "jfk.flac"
+    out = folder / JFK
+    if not source.is_file():
+        return None
+    if not out.is_file():
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+                        "-i", "color=c=black:size=320x240:rate=25:duration=11", "-i", str(source),
+                        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(out)],
+                       check=True, timeout=120)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

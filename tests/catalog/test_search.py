@@ -400,7 +400,7 @@ def test_hybrid_top1_clip_and_moment_accuracy(catalog: Catalog, encoder: TextEnc
     ids = _by_name(catalog)
     clip_right, moment_right, moment_total, misses = 0, 0, 0, []
     for q in queries:
-        hit = search(catalog, q.query, encoder=encoder, mode="hybrid", limit=5)[0]
+        hit = search(catalog, q.query, encoder=encoder, mode="hybrid", limit=5, threshold=0)[0]  # ranking only
         if hit.clip_id == ids[q.clip]:
             clip_right += 1
         else:
@@ -414,6 +414,46 @@ def test_hybrid_top1_clip_and_moment_accuracy(catalog: Catalog, encoder: TextEnc
     clip_acc, moment_acc = clip_right / len(queries), moment_right / moment_total
     assert clip_acc >= 0.9, (clip_acc, misses)
     assert moment_acc >= 0.8, (moment_acc, misses)
+
+
+ABSENT = ("dog barking at the mailman", "rocket launch into space", "piano concert", "a chess tournament",
+          "horse riding on a beach")
+
+
+def test_relevance_threshold_keeps_right_answers_and_answers_absent_topics_with_nothing(
+        catalog: Catalog, encoder: TextEncoder, corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
+    _, queries = corpus
+    ids = _by_name(catalog)
+    shown = [search(catalog, q.query, encoder=encoder, limit=10) for q in queries]
+    recall = sum(any(h.clip_id == ids[q.clip] for h in hits) for q, hits in zip(queries, shown, strict=True))
+    assert recall / len(queries) >= 0.8, recall
+    assert sum(map(len, shown)) / len(shown) <= 2.0, [len(h) for h in shown]  # not every clip for every query
+    for hits in shown:
+        assert all(h.score is not None and 0.0 <= h.score <= 1.0 and h.why for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)  # type: ignore[misc]
+    empty = [q for q in ABSENT if not search(catalog, q, encoder=encoder)]
+    assert len(empty) >= 4, set(ABSENT) - set(empty)
+
+
+def test_hits_say_why_they_matched(catalog: Catalog, encoder: TextEncoder) -> None:
+    ids = _by_name(catalog)
+    hit = search(catalog, "yellow card for a late tackle", encoder=encoder)[0]
+    assert hit.clip_id == ids["league_final.mp4"] and hit.why == "speech"
+    assert "yellow card" in hit.text.lower() and "yellow" in hit.matched
+    tech = search(catalog, "GoPro HERO12 HDR10 60 fps", encoder=encoder)[0]
+    assert tech.why in ("technical", "description"), tech
+    assert "gopro" in tech.text.lower()
+
+
+def test_filters_alone_browse_the_catalog(catalog: Catalog,
+                                          corpus: tuple[list[ClipRecord], list[Labelled]]) -> None:
+    hdr = {r.clip_id for r in corpus[0] if r.video is not None and r.video.hdr.is_hdr}
+    assert hdr
+    for query in ("*", ""):
+        hits = search(catalog, query, where="hdr=true", limit=100)
+        assert {h.clip_id for h in hits} == hdr
+        assert all(h.score is None and h.why == "filters" for h in hits)
+    assert len(search(catalog, "*", limit=100)) == len(corpus[0])
 
 
 def test_moments_target_lands_on_the_moment(catalog: Catalog, encoder: TextEncoder) -> None:
@@ -541,7 +581,11 @@ def test_similar_returns_the_near_copy_first(tmp_path: Path, encoder: TextEncode
         cat.upsert([*records, copy], [*(vectors[r.clip_id] for r in records), *embed_records([copy], encoder)])
         hits = similar(cat, records[0].clip_id, limit=3)
         assert hits[0].clip_id == copy.clip_id
+        assert hits[0].score is not None and hits[0].score > 0.9
+        assert all(h.score is not None and h.score >= 0.6 for h in hits)  # the threshold
         assert records[0].clip_id not in {h.clip_id for h in hits}
+        assert similar(cat, records[1].clip_id) == []  # no near-copy, nothing on its subject: "no similar clips"
+        assert similar(cat, records[1].clip_id, threshold=0.0)  # ... though there are neighbours
         with pytest.raises(Exception, match="image"):
             similar(cat, records[0].clip_id, by="image")
     finally:
