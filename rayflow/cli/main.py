@@ -113,7 +113,7 @@ def ingest(
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:  # before Ray, Prefect or any model starts: a typo costs nothing
         for path in missing:
-            err.print(f"error: no such file or folder: {path}", markup=False)
+            err.print(f"error: no such file or folder: {path}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE)
     _setup_logging(verbose)
     settings = _settings(
