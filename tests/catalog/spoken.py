@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: python -m tests.catalog.spoken DIR\n")
         return 2
     paths = make_spoken(Path(args[0]))
-    sys.stderr.write(f"demo footage: {len(paths)} spoken, captioned clips in {Path(args[0]).absolute()}\n")
+    jfk = make_jfk(Path(args[0]))
+    paths += [jfk] if jfk else []
+    sys.stderr.write(f"demo footage: {len(paths)} spoken clips in {Path(args[0]).absolute()}\n")
     return 0
 
 
