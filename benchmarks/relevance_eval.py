@@ -73,8 +73,26 @@ def calibrate(encoder: Any) -> dict[str, Any]:
     return out
 
 
+def ingest_heldout(tmp: Path) -> Path:
+    """Make the held-out footage and ingest it with ``rayflow ingest`` (no proxies); the records folder."""
+    import subprocess
+    import sys
+
+    from tests.catalog.spoken import make_jfk, make_spoken, shared_clips
+
+    footage = tmp / "footage"
+    make_spoken(footage)
+    make_jfk(footage)
+    home = tmp / "home"
+    subprocess.run([sys.executable, "-m", "rayflow.cli.main", "ingest", str(footage),
+                    *map(str, shared_clips()), "--home", str(home), "--skip", "proxy", "--json"],
+                   check=False, timeout=3600, stdin=subprocess.DEVNULL, capture_output=True)
+    return home / "output" / "records"
+
+
 def load_records(folder: Path) -> list[ClipRecord]:
-    return [ClipRecord.model_validate_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    records = [ClipRecord.model_validate_json(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return [r for r in records if r.status != "failed"]
 
 
 def heldout(encoder: Any, records: list[ClipRecord], mode: str = "hybrid") -> dict[str, Any]:
