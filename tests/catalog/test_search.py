@@ -507,13 +507,14 @@ def test_where_filters_are_exact(catalog: Catalog, encoder: TextEncoder, mode: s
         ("has_speech=false", lambda r: r.analysis.speech is None),
     ]:
         for target in ("clips", "moments"):
-            hits = search(catalog, query, encoder=encoder, mode=mode, where=where, limit=50, target=target)
+            hits = search(catalog, query, encoder=encoder, mode=mode, where=where, limit=50, target=target,
+                          threshold=0)  # every candidate: this is about the filter, not relevance
             assert hits or mode == "keyword", (where, target)
             for hit in hits:
                 assert check(by_id[hit.clip_id]), (where, target, hit.name)
     all_hevc = {r.clip_id for r in catalog.iter_records() if r.video.codec == "hevc"}
     found = {h.clip_id for h in search(catalog, "video", encoder=encoder, mode="semantic", where="codec=hevc",
-                                       limit=50)}
+                                       limit=50, threshold=0)}
     if mode == "semantic":
         assert found == all_hevc  # exact: every hevc clip, nothing else
 
