@@ -411,12 +411,15 @@ def browse(catalog: Catalog, *, where: models.Filter | str | None = None, limit:
 
 
 def similar(catalog: Catalog, clip_id: str, *, by: SimilarBy = "text", limit: int = 10,
-            where: models.Filter | str | None = None, threshold: float = SIMILAR_THRESHOLD) -> list[Hit]:
+            where: models.Filter | str | None = None, threshold: float | None = None) -> list[Hit]:
     """Clips nearest to ``clip_id``, never itself, with a cosine similarity of at least
-    ``threshold`` (an empty list: "no similar clips"). ``by="text"``: best cosine over the
+    ``threshold`` (an empty list: "no similar clips"; None: ``SIMILAR_THRESHOLD`` for text,
+    0 for image, whose cosines no offline model lets us calibrate). ``by="text"``: best cosine over the
     content vectors (summary, transcript) — technical traits are left out on purpose,
     so a re-encode of the same footage ranks first. ``by="image"``: the primary frame's
     image vector (needs an image–text model in the catalog)."""
+    if threshold is None:
+        threshold = SIMILAR_THRESHOLD if by == "text" else 0.0
     stored = catalog.vectors(clip_id)
     if not catalog.client.retrieve(CLIPS, [clip_id], with_payload=False):
         raise SearchError(f"no catalogued clip {clip_id}")

@@ -254,8 +254,9 @@ def similar_command(
     = "text",
     where: WhereOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 10,
-    threshold: Annotated[float, typer.Option("--threshold", min=0.0, max=1.0,
-                                             help="Least cosine similarity shown.")] = SIMILAR_THRESHOLD,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", min=0.0, max=1.0,
+        help=f"Least cosine similarity shown (default {SIMILAR_THRESHOLD} for text; 0 for image).")] = None,
     home: HomeOpt = None,
     qdrant_url: QdrantOpt = None,
     as_json: JsonOpt = False,
@@ -275,6 +276,8 @@ def similar_command(
         clip_id = catalog.resolve(clip)
         if clip_id is None:
             raise _fail(f"no catalogued clip matches {_safe(clip, 200)!r}", EXIT_FAILED)
+        if threshold is None:
+            threshold = SIMILAR_THRESHOLD if by == "text" else 0.0
         hits = similar(catalog, clip_id, by=by, where=flt, limit=limit, threshold=threshold)  # type: ignore[arg-type]
     except SearchError as exc:
         raise _fail(str(exc), EXIT_FAILED) from exc
