@@ -3,9 +3,11 @@
 These commands open the catalog directly (like ``rayflow list``). Embedded Qdrant
 allows one process, so while an ingest holds it they exit 3 and say to wait or run
 a Qdrant server (``--qdrant-url``), which any number of readers can share with a
-running ingest. Keyword search loads no model; semantic and hybrid load the text
-model in-process (a few seconds, once). Exit codes follow ``rayflow``'s: 0 ok,
-1 nothing found / not catalogued, 2 usage (bad ``--where``), 3 environment (catalog
+running ingest. Keyword search loads no model; semantic and hybrid embed the query
+with the NumPy copy of the packaged MiniLM (``rayflow.ml.bert_numpy``: ~0.2 s of CPU,
+no torch import), or the torch encoder for other models. Results carry a relevance
+(0-100 %) and why they matched; none above the threshold is "no good match". Exit
+codes follow ``rayflow``'s: 0 ok, 1 nothing found / not catalogued, 2 usage (bad ``--where``), 3 environment (catalog
 busy, model mismatch: run ``rayflow reindex``).
 """
 
