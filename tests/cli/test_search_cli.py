@@ -23,7 +23,7 @@ RAYFLOW = [sys.executable, "-m", "rayflow.cli.main"]
 EVIL_NAME = "evil[bold red]x[/bold red]\x1b[31m.mp4"
 
 
-def _run(args: list[str], home: Path, timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], home: Path, timeout: float = 300, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PREFECT_API_URL", "RAY_ADDRESS", "RAYFLOW_TEXT_MODEL", "RAYFLOW_IMAGE_MODEL")}
     env.update(RAYFLOW_HOME=str(home), **env_extra)
@@ -58,7 +58,7 @@ def records() -> list[ClipRecord]:
 def home(tmp_path_factory: pytest.TempPathFactory, records: list[ClipRecord]) -> Path:
     path = tmp_path_factory.mktemp("search-home")
     _fill(path, records)
-    proc = _run(["reindex", "--json"], path)  # embeds with the packaged MiniLM
+    proc = _run(["reindex", "--json"], path, timeout=600)  # embeds with the packaged MiniLM (slow on a busy box)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout) == {"clips": len(records), "text_model": "all-MiniLM-L6-v2", "text_dim": 384,
                                        "image_model": None, "skipped": False}
