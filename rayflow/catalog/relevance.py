@@ -11,7 +11,7 @@ Two signals, each calibrated, combined by one logistic model per search mode:
 that a person would call the text a match, fitted by logistic regression on the
 labelled synthetic corpus of ``tests/catalog/test_search.py`` (30 queries with their
 right clip, plus queries about absent topics; every other clip a negative). The fit
-is ``benchmarks/search.py --calibrate``; its output is pasted below with the date.
+is ``benchmarks/search.py --relevance``; its output is pasted below with the date.
 A hit is shown only when its relevance is at least ``THRESHOLD``; below that the
 answer is "no good match". BM25 (Qdrant's text index) only gathers keyword
 candidates: its scores depend on the corpus and are not comparable across queries.
@@ -57,14 +57,14 @@ class Model:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
-# Fitted 2026-12-07 by `benchmarks/search.py --calibrate` on the 16-clip synthetic corpus
+# Fitted 2026-12-07 by `benchmarks/search.py --relevance` on the 16-clip synthetic corpus
 # of tests/catalog/test_search.py: 30 labelled queries + 5 absent-topic queries, every
 # candidate clip a row (560 rows, 30 positives). At 0.5 on that set: hybrid recall 0.87,
 # precision 0.96; semantic 0.83 / 0.93; keyword 0.90 / 0.93.
 MODELS: dict[str, Model] = {
-    "hybrid": Model(bias=-9.72, w_cos=15.18, w_cov=6.94),
-    "semantic": Model(bias=-10.72, w_cos=22.47, w_cov=0.0),
-    "keyword": Model(bias=-6.08, w_cos=0.0, w_cov=13.53),
+    "hybrid": Model(bias=-9.66, w_cos=15.04, w_cov=6.97),
+    "semantic": Model(bias=-10.68, w_cos=22.38, w_cov=0.0),
+    "keyword": Model(bias=-5.95, w_cos=0.0, w_cov=13.37),
 }
 """Per search mode: semantic ignores word overlap, keyword ignores vectors."""
 
