@@ -363,7 +363,7 @@ def _scored_clips(searcher: _Searcher) -> tuple[dict[str, _Evidence], dict[str, 
 def clip_features(catalog: Catalog, query: str, *, encoder: Any | None, mode: SearchMode = "hybrid",
                   where: models.Filter | None = None) -> dict[str, tuple[float | None, float]]:
     """Clip id -> (cosine, coverage) for every candidate clip: what the relevance model reads
-    (used to calibrate it: ``benchmarks/search.py --calibrate``)."""
+    (used to calibrate it: ``benchmarks/search.py --relevance``)."""
     searcher = _Searcher(catalog, query, mode, encoder, None, where, CANDIDATES)
     clips, _ = _scored_clips(searcher)
     return {cid: (ev.cosine, ev.coverage) for cid, ev in clips.items()}
