@@ -3,7 +3,7 @@ it) ``--runs`` times over a small catalog; the table gives the median wall time,
 median CPU time of the process (user + system: what the command itself costs, whatever
 else the box is doing) and the targets of issue #15.
 
-The catalog: the 16 labelled clips of ``tests/catalog/test_search.py`` plus
+The catalog: the 16 labelled clips of ``tests/catalog/corpus.py`` plus
 ``--records`` synthetic ones (``benchmarks/search.py``'s generator), embedded once into
 a temporary home (or ``--home`` to time an existing one, e.g. with the service up).
 
@@ -42,7 +42,7 @@ def build_home(home: Path, distractors: int) -> str:
     from rayflow.catalog.store import Catalog
     from rayflow.ml.text_encoder import TextEncoder
     from rayflow.stages.embed import embed_records
-    from tests.catalog.test_search import labelled_corpus
+    from tests.catalog.corpus import labelled_corpus
 
     records = [*labelled_corpus()[0], *synthetic_records(distractors)]
     encoder = TextEncoder()

@@ -1,7 +1,7 @@
 """Calibration and held-out evaluation of the search relevance model (``benchmarks/search.py``).
 
 - ``calibrate``: every candidate clip of every query over the synthetic labelled corpus
-  of ``tests/catalog/test_search.py`` (plus absent-topic queries) becomes one row
+  of ``tests/catalog/corpus.py`` (plus absent-topic queries) becomes one row
   (cosine, coverage, right clip?); a logistic regression per mode is fitted (Newton,
   light L2) and printed as the constants for ``rayflow/catalog/relevance.py``.
 - ``heldout``: records of clips the model never saw (``tests/catalog/spoken.py``: spoken,
@@ -24,8 +24,8 @@ from rayflow.catalog.search import clip_features, search
 from rayflow.catalog.store import Catalog
 from rayflow.record import ClipRecord
 from rayflow.stages.embed import embed_records
+from tests.catalog.corpus import labelled_corpus, moment_ok
 from tests.catalog.spoken import QUERIES
-from tests.catalog.test_search import labelled_corpus, moment_ok
 
 CALIBRATION_ABSENT = ("dog barking at the mailman", "rocket launch into space", "piano concert",
                       "a chess tournament", "horse riding on a beach")

@@ -1,6 +1,6 @@
 """Search benchmark: how fast do we embed and index, how fast and how right is search?
 
-Catalog: the 16 labelled clips of ``tests/catalog/test_search.py`` (30 queries whose
+Catalog: the 16 labelled clips of ``tests/catalog/corpus.py`` (30 queries whose
 right clip and moment are known) hidden among ``--records`` synthetic distractors
 (default 1000) written like real analysis output: a few transcript segments built from
 a vocabulary of subjects/actions/places, sometimes on-screen text, shots, faces,
@@ -58,7 +58,7 @@ from rayflow.catalog.store import Catalog  # noqa: E402
 from rayflow.ml.text_encoder import TextEncoder  # noqa: E402
 from rayflow.record import ClipRecord  # noqa: E402
 from rayflow.stages.embed import embed_records  # noqa: E402
-from tests.catalog.test_search import Labelled, labelled_corpus, make_record, moment_ok  # noqa: E402
+from tests.catalog.corpus import Labelled, labelled_corpus, make_record, moment_ok  # noqa: E402
 
 log = logging.getLogger("benchmarks.search")
 RESULTS = ROOT / "benchmarks" / "results"

@@ -9,7 +9,7 @@ Two signals, each calibrated, combined by one logistic model per search mode:
 
 ``relevance = sigmoid(bias + w_cos * cosine + w_cov * coverage)`` — the probability
 that a person would call the text a match, fitted by logistic regression on the
-labelled synthetic corpus of ``tests/catalog/test_search.py`` (30 queries with their
+labelled synthetic corpus of ``tests/catalog/corpus.py`` (30 queries with their
 right clip, plus queries about absent topics; every other clip a negative). The fit
 is ``benchmarks/search.py --relevance``; its output is pasted below with the date.
 A hit is shown only when its relevance is at least ``THRESHOLD``; below that the
@@ -58,7 +58,7 @@ class Model:
 
 
 # Fitted 2026-12-07 by `benchmarks/search.py --relevance` on the 16-clip synthetic corpus
-# of tests/catalog/test_search.py: 30 labelled queries + 5 absent-topic queries, every
+# of tests/catalog/corpus.py: 30 labelled queries + 5 absent-topic queries, every
 # candidate clip a row (560 rows, 30 positives). At 0.5 on that set: hybrid recall 0.87,
 # precision 0.96; semantic 0.83 / 0.93; keyword 0.90 / 0.93.
 MODELS: dict[str, Model] = {
@@ -76,7 +76,7 @@ strong match is not padded with weak ones that merely pass the threshold."""
 SIMILAR_THRESHOLD = 0.6
 """Least cosine between two clips' content vectors for "similar" (MiniLM): a re-encode of
 the same footage scores ~1.0, clips on one subject ~0.6-0.8, unrelated clips < 0.4 on
-the labelled corpus of tests/catalog/test_search.py."""
+the labelled corpus of tests/catalog/corpus.py."""
 BROWSE_QUERIES = ("", "*")
 """Queries that mean "no words: filters only"."""
 IMAGE_MODEL = Model(bias=-6.0, w_cos=24.0, w_cov=0.0)

@@ -2,7 +2,7 @@
 clips from ``../shared/media``, with the queries a person would type and the answers.
 
 Nothing here was used to calibrate the relevance model (``rayflow.catalog.search``
-was calibrated on the synthetic records of ``tests/catalog/test_search.py``); the
+was calibrated on the synthetic records of ``tests/catalog/corpus.py``); the
 search benchmark and the quickstart (``run.sh``) use these clips to check it.
 
 Each generated clip is 6 s of a plain colour (320x240, ultrafast x264): a caption on

@@ -16,7 +16,7 @@ import pytest
 from rayflow.catalog import schema
 from rayflow.catalog.store import Catalog
 from rayflow.record import ClipRecord
-from tests.catalog.test_search import labelled_corpus, near_copy
+from tests.catalog.corpus import labelled_corpus, near_copy
 from tests.ml.test_text_encoder import make_tiny_text_model
 
 RAYFLOW = [sys.executable, "-m", "rayflow.cli.main"]
