@@ -174,7 +174,8 @@ def _emit_json(doc: Any) -> None:
 def search_command(
     query: Annotated[str, typer.Argument(
         help="What you are looking for, in words; \"*\" (or \"\") lists the clips that pass --where.")] = "*",
-    mode: Annotated[str, typer.Option("--mode", help="semantic | keyword | hybrid (dense + BM25, RRF).")] = "hybrid",
+    mode: Annotated[str, typer.Option("--mode", help="semantic (meaning) | keyword (words) | hybrid (both).")]
+    = "hybrid",
     target: Annotated[str, typer.Option("--in", help="clips (one hit per clip) | moments (one per moment).")]
     = "clips",
     where: WhereOpt = None,
