@@ -320,3 +320,19 @@ class ImageTextEncoder:
         return {"role": "image_text_embedding", "model": self.model_id, "dim": self._dim, "path": path,
                 "source": "local folder", "found": path is not None, "loaded": self._model is not None,
                 "device": self.device}
+
+
+def query_encoder(model: str | None = None) -> Any:
+    """The fastest encoder that computes the same vectors as ``TextEncoder(model)``, not set up:
+    the NumPy BERT of :mod:`rayflow.ml.bert_numpy` where the model folder qualifies (the
+    packaged all-MiniLM-L6-v2 does: ready in ~0.2 s of CPU, no torch import), else
+    ``TextEncoder``. For one-off queries (``rayflow search``, the web page); ingest embeds
+    with ``TextEncoder`` (batched, GPU when there is one)."""
+    from rayflow.ml.bert_numpy import NumpyBertEncoder, supported
+
+    name = model or configured_text_model()
+    path = locate(name)
+    if supported(path):
+        return NumpyBertEncoder(folder=path, model_id=model_id_for(name))
+    return TextEncoder(model_path=model)
+

@@ -25,7 +25,16 @@ from starlette.responses import JSONResponse, Response
 from rayflow import __version__
 from rayflow.catalog import schema
 from rayflow.catalog.schema import CLIPS
-from rayflow.catalog.search import STOPWORDS, Hit, SearchError, query_terms, search, similar
+from rayflow.catalog.search import (
+    BROWSE_QUERIES,
+    SIMILAR_THRESHOLD,
+    STOPWORDS,
+    Hit,
+    SearchError,
+    query_terms,
+    search,
+    similar,
+)
 from rayflow.catalog.store import ModelMismatch
 from rayflow.config import Settings
 from rayflow.engine.progress import read_live
@@ -125,7 +134,8 @@ def _hit_cards(catalog: Any, hits: list[Hit]) -> list[dict[str, Any]]:
         card = _payload_card(hit.clip_id, payloads.get(hit.clip_id, {"file": {"name": hit.name, "path": hit.path}}))
         card.update({
             "rank": rank, "score": hit.score, "start_s": hit.start_s, "end_s": hit.end_s, "text": hit.text,
-            "moment_kind": hit.moment_kind, "moment_index": hit.moment_index,
+            "moment_kind": hit.moment_kind, "moment_index": hit.moment_index, "why": hit.why,
+            "matched": list(hit.matched),
         })
         moment_thumb = media_url(hit.thumbnail)
         if hit.start_s is not None and moment_thumb:
@@ -207,12 +217,13 @@ class Api:
     def text_encoder(self) -> Encoder:
         with self._encoder_lock:
             if "text" not in self._encoders:
+                from rayflow.ml.bert_numpy import NumpyBertEncoder
                 from rayflow.ml.device import torch_device
-                from rayflow.ml.text_encoder import TextEncoder
+                from rayflow.ml.text_encoder import query_encoder
 
                 embed = getattr(self.settings, "embed", None)
-                encoder = TextEncoder(model_path=getattr(embed, "text_model", None))
-                encoder.setup(torch_device())
+                encoder = query_encoder(getattr(embed, "text_model", None))  # NumPy MiniLM: no torch
+                encoder.setup("cpu" if isinstance(encoder, NumpyBertEncoder) else torch_device())
                 self._encoders["text"] = encoder
             return self._encoders["text"]
 
@@ -307,9 +318,14 @@ class Api:
         if isinstance(done, JSONResponse):
             return done
         (query, mode, target, clauses), results = done
+        browsing = query in BROWSE_QUERIES
         terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
-        return _json({"query": query, "mode": mode, "in": target, "where": clauses, "terms": terms,
-                      "results": results})
+        note = None
+        if not results:
+            note = ("no clips pass these filters" if browsing else
+                    "no good match: every clip scored under the relevance threshold")
+        return _json({"query": query, "mode": "filters" if browsing else mode, "in": target, "where": clauses,
+                      "terms": [] if browsing else terms, "results": results, "note": note})
 
     def export(self, request: Request) -> Response:
         """The search's results as a timeline file (``format`` = edl | otio | fcpxml | csv)."""
@@ -342,8 +358,7 @@ class Api:
         query = params.get("q", "").strip()
         mode = params.get("mode", "hybrid")
         target = params.get("in", "clips")
-        if not query:
-            return _error("empty query: type what you are looking for", 400)
+        browsing = query in BROWSE_QUERIES  # no words: the clips that pass the filters
         if mode not in ("semantic", "keyword", "hybrid"):
             return _error("mode must be semantic, keyword or hybrid", 400)
         if target not in ("clips", "moments"):
@@ -357,7 +372,7 @@ class Api:
         if reason is not None:  # before loading a model for nothing
             return _error(reason, 503, busy=True)
         try:
-            encoder = self.text_encoder() if mode != "keyword" else None
+            encoder = self.text_encoder() if mode != "keyword" and not browsing else None
             with self.access.open() as catalog:
                 image_encoder = self.image_encoder(catalog) if encoder is not None else None
                 hits = search(catalog, query, encoder=encoder, image_encoder=image_encoder,
@@ -403,13 +418,15 @@ class Api:
                 try:
                     hits = similar(catalog, clip_id, by="text", limit=limit)
                 except SearchError as exc:
-                    return _json({"clip_id": clip_id, "results": [], "note": str(exc)})
+                    return _json({"clip_id": clip_id, "results": [], "threshold": SIMILAR_THRESHOLD,
+                                  "note": str(exc)})
                 results = _hit_cards(catalog, hits)
         except BadRequest as exc:
             return _error(str(exc), 400)
         except CatalogUnavailable as exc:
             return _error(str(exc), 503, busy=True)
-        return _json({"clip_id": clip_id, "results": results})
+        note = None if results else f"No similar clips (none at similarity ≥ {SIMILAR_THRESHOLD:.0%})."
+        return _json({"clip_id": clip_id, "results": results, "threshold": SIMILAR_THRESHOLD, "note": note})
 
     def runs(self, request: Request) -> JSONResponse:
         try:
