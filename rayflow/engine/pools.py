@@ -1,9 +1,10 @@
-"""Warm model actors: the AnalyzerPool and the EmbedderPool.
+"""Warm model actors: the AnalyzerPool and the embedder.
 
-Each actor builds its holder once (``setup()`` loads every model) and keeps it
-warm across files. Resources are data until here: GPUs are requested only when
-the cluster reports them, and a GPU request that can never be met fails at once
-with a clear message instead of pending forever.
+Each actor hosts a stage (``rayflow.stages.base``) built once (``setup()`` loads
+every model) and kept warm across files. The Ray options come from the stage's
+declared ``Resources``: GPUs are requested only when the stage can use one and the
+cluster reports them, and a GPU request that can never be met fails at once with a
+clear message instead of pending forever.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import ray
 
 from rayflow import __version__
 from rayflow.config import AnalysisSettings, EmbedSettings, Timeouts
+from rayflow.stages.base import ClipInput, Resources
+
+ANALYZE_STAGE = "rayflow.stages.analyze:AnalyzeStage"
+"""The stage an analyzer actor hosts by default ("module:Class", built with the run's Settings)."""
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +41,15 @@ class PoolPlan:
     reason: str
 
 
-def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> PoolPlan:
-    """Size the pool from the cluster's resources (pure; tested without Ray)."""
+def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float],
+                   resources: Resources | None = None) -> PoolPlan:
+    """Size the pool from the cluster's resources and what one analyzer declares
+    (``resources``; default one CPU and one GPU). Pure; tested without Ray."""
+    declared = resources or Resources(cpus=1.0, gpus=1.0)
     gpus = float(cluster.get("GPU", 0))
     cpus = float(cluster.get("CPU", 1))
+    if gpus > 0 and not declared.gpus and settings.gpus_per_worker is None and not settings.require_gpu:
+        gpus = 0.0  # no enabled role can use a GPU: CPU actors, leaving the GPUs to others
     if gpus <= 0:
         asked = settings.require_gpu or (settings.gpus_per_worker is not None and settings.gpus_per_worker > 0)
         if asked and not (settings.cpu_fallback and not settings.require_gpu):
@@ -51,9 +61,9 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
         workers = settings.workers or 1
         # A CPU actor that reserved a whole core would hold it while idle; on a small box
         # that starves the per-file tasks, so there it shares the cores instead.
-        num_cpus = 1.0 if cpus > 4 else 0.0
+        num_cpus = min(1.0, declared.cpus) if cpus > 4 else 0.0
         return PoolPlan(workers, 0.0, num_cpus, f"no GPU in the cluster: {workers} CPU actor(s)")
-    per = settings.gpus_per_worker if settings.gpus_per_worker is not None else 1.0
+    per = settings.gpus_per_worker if settings.gpus_per_worker is not None else (declared.gpus or 1.0)
     if per <= 0:
         raise ValueError("--gpus-per-worker must be > 0 on a cluster with GPUs")
     fit = int(gpus // per) if per <= gpus else 0
@@ -67,7 +77,7 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
             f"{workers} analyzers x {per:g} GPU exceed the cluster's {gpus:g} GPU(s); "
             "lower --ai-workers or --gpus-per-worker"
         )
-    return PoolPlan(workers, per, min(1.0, cpus), f"{workers} GPU actor(s) x {per:g} GPU")
+    return PoolPlan(workers, per, min(1.0, declared.cpus, cpus), f"{workers} GPU actor(s) x {per:g} GPU")
 
 
 @dataclass
@@ -92,19 +102,20 @@ class GpuWatch:
 
 
 class AnalyzerActor:
-    """Hosts one warm ``ClipAnalyzer``; the device is chosen inside (CUDA when visible).
+    """Hosts one warm analyze stage (``holder``); the device is chosen inside (CUDA when visible).
 
     On a cluster it reads and writes through this node's view of the shared paths
     (``Settings.shared_prefix``) and hands back the driver's paths."""
 
-    def __init__(self, settings: Any, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> None:
+    def __init__(self, settings: Any, holder: str = ANALYZE_STAGE) -> None:
         import importlib
 
         from rayflow.engine.placement import PathMap
 
         self.paths = PathMap(tuple(getattr(settings, "shared_prefix", ())))
         module, _, name = holder.partition(":")
-        self.analyzer = getattr(importlib.import_module(module), name)(self.paths.settings_on_node(settings))
+        self.settings = self.paths.settings_on_node(settings)
+        self.analyzer = getattr(importlib.import_module(module), name)(self.settings)
         started = time.perf_counter()
         self.analyzer.setup()
         self.load_s = time.perf_counter() - started
@@ -115,7 +126,10 @@ class AnalyzerActor:
         if getattr(self.analyzer, "stuck", False):
             _exit_now()  # the next file came before the timer fired; Ray retries it on the restart
         self.files += 1
-        result = self.analyzer.process(self.paths.to_node(path), clip_id, frames, record)
+        settings = self.settings
+        item = ClipInput.from_record(self.paths.to_node(path), frames, record, clip_id=clip_id,
+                                     out_dir=settings.clip_dir(clip_id), timeout_s=settings.timeouts.analyze_s)
+        result = self.analyzer.process(item)
         if self.paths.active() and getattr(result, "analysis", None) is not None:
             result.analysis = self.paths.paths_to_driver(result.analysis)
         if getattr(self.analyzer, "stuck", False):
@@ -156,7 +170,7 @@ class EmbedderActor:
     def embed(self, records: list[Any]) -> list[Any]:
         """Vectors for ``records``; a call past ``timeout_s`` raises ``ModelTimeout`` (the batch
         is stored without vectors, with the reason) and the actor restarts, as analyzers do."""
-        from rayflow.ml.analyzer import ModelTimeout, call_with_deadline
+        from rayflow.ml.deadline import ModelTimeout, call_with_deadline
         from rayflow.stages.embed import embed_records
 
         self.calls += 1
@@ -207,9 +221,10 @@ class AnalyzerPool:
     """Detached actors on a long-lived cluster: kept warm across runs, not killed at the end."""
 
     @classmethod
-    def start(cls, settings: Any, *, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> AnalyzerPool:
-        """Start the actors; ``holder`` ("module:Class") is the warm analyzer they host."""
-        plan = plan_analyzers(settings.analysis, ray.cluster_resources())
+    def start(cls, settings: Any, *, holder: str = ANALYZE_STAGE) -> AnalyzerPool:
+        """Start the actors; ``holder`` ("module:Class") is the warm stage they host, and its
+        ``resources`` (as built from ``settings``) are what each actor asks Ray for."""
+        plan = plan_analyzers(settings.analysis, ray.cluster_resources(), _declared(settings, holder))
         options: dict[str, Any] = {
             "num_cpus": plan.num_cpus,
             # Restarts are counted over the actor's whole life, so allow plenty (every
@@ -268,6 +283,17 @@ class AnalyzerPool:
             return  # warm for the next run; `ray stop` or ray.kill by name ends them
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
+
+
+def _declared(settings: Any, holder: str) -> Resources | None:
+    """The ``resources`` the holder stage declares for these settings (None when it declares none)."""
+    import importlib
+
+    module, _, name = holder.partition(":")
+    kind = getattr(importlib.import_module(module), name)
+    resources_for = getattr(kind, "resources_for", None)  # resources that depend on the settings
+    declared = resources_for(settings) if resources_for is not None else getattr(kind, "resources", None)
+    return declared if isinstance(declared, Resources) else None
 
 
 def start_embedder(settings: EmbedSettings, timeouts: Timeouts | None = None) -> Any:

@@ -131,13 +131,16 @@ class ClipInput:
     """Per-frame 0..1 match to the "good thumbnail" prompt (numpy), when an image-text model ran."""
 
     @classmethod
-    def from_record(cls, path: str, frames: Frames | None, record: ClipRecord, *, out_dir: Path,
-                    timeout_s: float) -> ClipInput:
-        """The input for ``path`` from the facts its record holds so far (probe, exposure)."""
+    def from_record(cls, path: str, frames: Frames | None, record: ClipRecord | None, *, clip_id: str,
+                    out_dir: Path, timeout_s: float) -> ClipInput:
+        """The input for ``path`` from the facts its record holds so far (probe, exposure);
+        without a record, only the file and its frames."""
+        if record is None:
+            return cls(path=path, clip_id=clip_id, frames=frames, out_dir=out_dir, timeout_s=timeout_s)
         video = record.video
         duration_s = (video.duration_s if video else None) or (
             record.container.duration_s if record.container else None)
-        return cls(path=path, clip_id=record.clip_id, frames=frames, out_dir=out_dir, timeout_s=timeout_s,
+        return cls(path=path, clip_id=clip_id, frames=frames, out_dir=out_dir, timeout_s=timeout_s,
                    video=video, duration_s=duration_s, audio_track=default_audio(record),
                    camera=record.camera, exposure=record.exposure)
 
