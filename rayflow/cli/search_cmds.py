@@ -183,7 +183,7 @@ def search_command(
     try:
         encoder = image_encoder = None
         if mode != "keyword":
-            from rayflow.ml.text_encoder import configured_image_model, model_id_for
+            from rayflow.ml.text_encoder import model_id_for
 
             model = _text_model(settings)
             try:  # before loading anything: a different model cannot search these vectors
@@ -192,7 +192,7 @@ def search_command(
                 raise _fail(str(exc), EXIT_ENV) from exc
             encoder = _load_text_encoder(model)
             meta = catalog.meta
-            image_model = configured_image_model()
+            image_model = settings.embed.image_model
             if meta is not None and meta.image_model and image_model:
                 image_encoder = _load_image_encoder(image_model)
         hits = search(catalog, query, encoder=encoder, image_encoder=image_encoder,
@@ -345,12 +345,12 @@ def reindex_command(
     """Re-embed every catalogued clip from its stored record (no video is decoded), e.g. after
     changing the text model. Searches see an empty catalog until it finishes."""
     from rayflow.catalog.schema import CatalogMeta
-    from rayflow.ml.text_encoder import TextEncoder, configured_image_model, model_id_for
+    from rayflow.ml.text_encoder import TextEncoder, model_id_for
     from rayflow.stages.embed import embed_records
 
     settings = _settings(home=home, qdrant_url=qdrant_url)
     text_model = model or _text_model(settings)
-    image_name = image_model or configured_image_model()
+    image_name = image_model or settings.embed.image_model
     backup = settings.home / REINDEX_BACKUP
     catalog = _open(settings)
     try:

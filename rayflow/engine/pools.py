@@ -42,9 +42,11 @@ class PoolPlan:
 
 
 def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float],
-                   resources: Resources | None = None) -> PoolPlan:
+                   resources: Resources | None = None, *, reserve_gpu: float = 0.0) -> PoolPlan:
     """Size the pool from the cluster's resources and what one analyzer declares
-    (``resources``; default one CPU and one GPU). Pure; tested without Ray."""
+    (``resources``; default one CPU and one GPU). ``reserve_gpu`` is a GPU share another
+    actor (the embedder) asks for on one GPU: the default analyzer share shrinks to leave it
+    room, so no request waits forever behind the analyzers. Pure; tested without Ray."""
     declared = resources or Resources(cpus=1.0, gpus=1.0)
     gpus = float(cluster.get("GPU", 0))
     cpus = float(cluster.get("CPU", 1))
@@ -64,9 +66,14 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float],
         num_cpus = min(1.0, declared.cpus) if cpus > 4 else 0.0
         return PoolPlan(workers, 0.0, num_cpus, f"no GPU in the cluster: {workers} CPU actor(s)")
     per = settings.gpus_per_worker if settings.gpus_per_worker is not None else (declared.gpus or 1.0)
+    if settings.gpus_per_worker is None and reserve_gpu > 0:
+        per = min(per, 1.0 - reserve_gpu)
     if per <= 0:
         raise ValueError("--gpus-per-worker must be > 0 on a cluster with GPUs")
-    fit = int(gpus // per) if per <= gpus else 0
+    # Ray places a fractional share on ONE GPU: count what fits per GPU, not on the total.
+    fit = int(gpus) * int(1.0 // per + 1e-9) if per <= 1 and gpus >= 1 else int(gpus // per)
+    if reserve_gpu > 0 and per <= 1 and 1.0 - per * int(1.0 // per + 1e-9) < reserve_gpu - 1e-9:
+        fit -= 1  # one GPU keeps room for the reserved share
     if fit == 0:
         raise NoGpuError(
             f"each analyzer asks for {per:g} GPU but the cluster has {gpus:g}; lower --gpus-per-worker"
@@ -151,19 +158,16 @@ class AnalyzerActor:
 
 
 class EmbedderActor:
-    """Hosts one warm text encoder; embeds many records per call (texts batched across files)."""
+    """Hosts one warm ``EmbedStage``; embeds many records per call (texts batched across files)."""
 
-    def __init__(self, settings: EmbedSettings, timeout_s: float = Timeouts.model_call_s) -> None:
+    def __init__(self, settings: EmbedSettings, timeout_s: float = Timeouts.model_call_s,
+                 model_dirs: tuple[Any, ...] | None = None) -> None:
         from rayflow.ml.device import torch_device
-        from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder, configured_image_model
+        from rayflow.stages.embed import EmbedStage
 
-        self.encoder = TextEncoder(model_path=settings.text_model)
-        self.encoder.setup(device=torch_device())
-        # Image vectors only when a CLIP/SigLIP folder is configured (none ships offline).
-        image_model = configured_image_model()
-        self.image_encoder = ImageTextEncoder(image_model) if image_model else None
-        if self.image_encoder is not None:
-            self.image_encoder.setup(device=torch_device())
+        self.stage = EmbedStage(settings, model_dirs=model_dirs)
+        self.stage.setup("cuda" if torch_device() == "cuda" else "cpu")
+        self.encoder = self.stage.encoder
         self.calls = 0
         self.timeout_s = timeout_s
 
@@ -171,12 +175,10 @@ class EmbedderActor:
         """Vectors for ``records``; a call past ``timeout_s`` raises ``ModelTimeout`` (the batch
         is stored without vectors, with the reason) and the actor restarts, as analyzers do."""
         from rayflow.ml.deadline import ModelTimeout, call_with_deadline
-        from rayflow.stages.embed import embed_records
 
         self.calls += 1
         try:
-            return call_with_deadline(lambda: embed_records(records, self.encoder, self.image_encoder),
-                                      self.timeout_s, what="embed")
+            return call_with_deadline(lambda: self.stage.process(records), self.timeout_s, what="embed")
         except ModelTimeout:
             _exit_soon()
             raise
@@ -224,7 +226,8 @@ class AnalyzerPool:
     def start(cls, settings: Any, *, holder: str = ANALYZE_STAGE) -> AnalyzerPool:
         """Start the actors; ``holder`` ("module:Class") is the warm stage they host, and its
         ``resources`` (as built from ``settings``) are what each actor asks Ray for."""
-        plan = plan_analyzers(settings.analysis, ray.cluster_resources(), _declared(settings, holder))
+        plan = plan_analyzers(settings.analysis, ray.cluster_resources(), _declared(settings, holder),
+                              reserve_gpu=_embed_share(settings))
         options: dict[str, Any] = {
             "num_cpus": plan.num_cpus,
             # Restarts are counted over the actor's whole life, so allow plenty (every
@@ -296,9 +299,35 @@ def _declared(settings: Any, holder: str) -> Resources | None:
     return declared if isinstance(declared, Resources) else None
 
 
-def start_embedder(settings: EmbedSettings, timeouts: Timeouts | None = None) -> Any:
-    # num_cpus=0: mostly idle between batches; reserving a core would starve per-file tasks.
-    # A timed-out call is not retried (it raised), but the restart after it must be allowed.
+def embedder_options(cluster: dict[str, float]) -> dict[str, Any]:
+    """Ray options for the embedder from ``EmbedStage.resources``: its GPU share only where the
+    cluster has GPUs (so Ray counts it beside the analyzers' shares instead of letting it use a
+    GPU unasked). A timed-out call is not retried (it raised), but the restart after it must be
+    allowed. Pure; tested without Ray."""
+    from rayflow.stages.embed import EmbedStage
+
+    declared = EmbedStage.resources
+    options: dict[str, Any] = {"num_cpus": declared.cpus, "max_restarts": 100, "max_task_retries": 1}
+    if float(cluster.get("GPU", 0)) > 0 and declared.gpus:
+        options["num_gpus"] = declared.gpus
+    return options
+
+
+def _embed_share(settings: Any) -> float:
+    """The embedder's GPU share when this run's steps include embed (0 otherwise)."""
+    from rayflow.stages.embed import EmbedStage
+    from rayflow.stages.steps import plan_steps
+
+    try:
+        steps = plan_steps(skip=tuple(settings.skip), only=tuple(settings.only)).enabled
+    except (AttributeError, ValueError):
+        return 0.0
+    return EmbedStage.resources.gpus if "embed" in steps else 0.0
+
+
+def start_embedder(settings: EmbedSettings, timeouts: Timeouts | None = None,
+                   model_dirs: tuple[Any, ...] | None = None) -> Any:
+    """The embedder actor (``model_dirs``: ``Settings.model_dirs()``; None = the default folders)."""
     timeout_s = (timeouts or Timeouts()).model_call_s
-    return ray.remote(EmbedderActor).options(num_cpus=0, max_restarts=100, max_task_retries=1).remote(
-        settings, timeout_s)
+    options = embedder_options(ray.cluster_resources())
+    return ray.remote(EmbedderActor).options(**options).remote(settings, timeout_s, model_dirs)

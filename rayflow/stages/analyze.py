@@ -101,11 +101,13 @@ ROLES: tuple[Role, ...] = (
     Role("focal", FocalStage, lambda s: True, lambda s: FocalStage(), needs_frames=True, keep=_set("focal")),
     Role("thumbnail_prompt", ThumbnailPromptStage,  # optional: no image-text model ships offline
          lambda s: s.analysis.thumbnails and s.embed.image_model is not None,
-         lambda s: ThumbnailPromptStage(str(s.embed.image_model)), needs_frames=True, keep=_keep_prompt),
+         lambda s: ThumbnailPromptStage(str(s.embed.image_model), dirs=s.model_dirs()), needs_frames=True,
+         keep=_keep_prompt),
     Role("best_thumbnails", ThumbnailSelector, lambda s: s.analysis.thumbnails, lambda s: ThumbnailSelector(),
          needs_frames=True, keep=_set("best_thumbnails", [])),
     Role("caption", CaptionStage, lambda s: s.analysis.caption_model is not None,  # optional, as above
-         lambda s: CaptionStage(str(s.analysis.caption_model)), needs_frames=True, keep=_set("caption")),
+         lambda s: CaptionStage(str(s.analysis.caption_model), dirs=s.model_dirs()), needs_frames=True,
+         keep=_set("caption")),
     Role("describe", DescribeStage, lambda s: True, lambda s: DescribeStage(), needs_frames=False,
          keep=_keep_description),
 )

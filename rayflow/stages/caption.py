@@ -13,6 +13,8 @@ Example::
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rayflow.ml.captioner import Captioner
 from rayflow.record import RoleRun, StageName
 from rayflow.stages.base import ClipInput, Device, Resources, Stage
@@ -24,8 +26,8 @@ class CaptionStage(Stage[ClipInput, str | None]):
     name: StageName = "caption"
     resources = Resources(cpus=1, gpus=0.25)
 
-    def __init__(self, model: str) -> None:
-        self.captioner = Captioner(model)
+    def __init__(self, model: str, *, dirs: tuple[Path, ...] | None = None) -> None:
+        self.captioner = Captioner(model, dirs=dirs)
         self.requested: Device = "cpu"
 
     def setup(self, device: Device) -> None:
@@ -41,7 +43,7 @@ class CaptionStage(Stage[ClipInput, str | None]):
         return self.captioner.caption(item.frames.images) or None
 
     def teardown(self) -> None:
-        self.captioner = Captioner(self.captioner.model)  # drops the loaded weights
+        self.captioner = Captioner(self.captioner.model, dirs=self.captioner.dirs)  # drops the weights
 
 
 __all__ = ["CaptionStage"]

@@ -18,12 +18,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from rayflow.catalog.moments import build_moments, clip_texts
-from rayflow.record import ClipRecord
+from rayflow.config import EmbedSettings
+from rayflow.record import ClipRecord, RoleRun, StageName
+from rayflow.stages.base import Device, Resources, Stage
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +150,32 @@ def embed_record(record: ClipRecord, encoder: Encoder,
                  image_encoder: ImageEncoder | None = None) -> ClipVectors:
     """All vectors of one record, from one batched ``encode`` call."""
     return embed_records([record], encoder, image_encoder)[0]
+
+
+class EmbedStage(Stage[Sequence[ClipRecord], list[ClipVectors]]):
+    """The embedder as a stage: the text encoder (and the image-text one when configured)
+    loaded once, records embedded in batches. ``resources``: a quarter of a GPU where the
+    cluster has GPUs (the engine asks Ray for it, so the share is counted beside the
+    analyzers'); it is mostly idle between batches, so it reserves no CPU."""
+
+    name: StageName = "embed"
+    resources = Resources(cpus=0, gpus=0.25)
+
+    def __init__(self, settings: EmbedSettings, *, model_dirs: tuple[Path, ...] | None = None) -> None:
+        from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder
+
+        self.encoder = TextEncoder(model_path=settings.text_model, dirs=model_dirs)
+        # Image vectors only when a CLIP/SigLIP folder is configured (none ships offline).
+        self.image_encoder = (ImageTextEncoder(settings.image_model, dirs=model_dirs)
+                              if settings.image_model else None)
+
+    def setup(self, device: Device) -> None:
+        self.encoder.setup(device=device)
+        if self.image_encoder is not None:
+            self.image_encoder.setup(device=device)
+
+    def observed(self) -> RoleRun:
+        return RoleRun(device=str(self.encoder.device or "cpu"), model=self.encoder.model_id)
+
+    def process(self, item: Sequence[ClipRecord]) -> list[ClipVectors]:
+        return embed_records(item, self.encoder, self.image_encoder)

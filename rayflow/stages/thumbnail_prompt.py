@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,8 @@ class ThumbnailPromptStage(Stage[ClipInput, Any]):
     name: StageName = "thumbnail_prompt"
     resources = Resources(cpus=1, gpus=0.25)
 
-    def __init__(self, model: str, prompt: str = THUMBNAIL_PROMPT) -> None:
-        self.encoder = ImageTextEncoder(model)
+    def __init__(self, model: str, prompt: str = THUMBNAIL_PROMPT, *, dirs: tuple[Path, ...] | None = None) -> None:
+        self.encoder = ImageTextEncoder(model, dirs=dirs)
         self.prompt = prompt
 
     def setup(self, device: Device) -> None:

@@ -213,10 +213,8 @@ class Api:
             return self._encoders["text"]
 
     def image_encoder(self, catalog: Any) -> Encoder | None:
-        from rayflow.ml.text_encoder import configured_image_model
-
         meta = catalog.meta
-        name = configured_image_model()
+        name = getattr(getattr(self.settings, "embed", None), "image_model", None)
         if meta is None or not meta.image_model or not name:
             return None
         with self._encoder_lock:
