@@ -40,7 +40,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 from rayflow.catalog import schema
 from rayflow.catalog.schema import CLIPS, MOMENTS
 from rayflow.catalog.store import Catalog, ModelMismatch
-from rayflow.stages.embed import Encoder
+from rayflow.catalog.vectors import Encoder
 
 log = logging.getLogger(__name__)
 

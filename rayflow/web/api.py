@@ -31,7 +31,7 @@ from rayflow.web.access import CatalogAccess, CatalogUnavailable, SidecarRecords
 from rayflow.web.media import media_url, valid_clip_id
 
 if TYPE_CHECKING:
-    from rayflow.stages.embed import Encoder
+    from rayflow.catalog.vectors import Encoder
 
 log = logging.getLogger(__name__)
 
