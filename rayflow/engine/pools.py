@@ -153,8 +153,15 @@ class AnalyzerActor:
 
     @ray.method(concurrency_group="info")
     def stats(self) -> dict[str, Any]:
+        """Counters and what the roles OBSERVED: ``roles`` (role -> device, model, fell_back,
+        reason) and ``device``, the GPU when any role runs on one, else cpu (never the intent)."""
+        runs = getattr(self.analyzer, "runs", {})
+        gpus = sorted({run.device for run in runs.values() if run.device.startswith("cuda")})
         return {"loads": self.analyzer.loads, "load_s": self.load_s, "files": self.files,
-                "device": self.analyzer.device, "models": self.analyzer.models}
+                "device": gpus[0] if gpus else ("cpu" if runs else self.analyzer.device),
+                "models": self.analyzer.models,
+                "roles": {name: run.model_dump() for name, run in runs.items()},
+                "fell_back": {name: run.reason for name, run in runs.items() if run.fell_back}}
 
 
 class EmbedderActor:
