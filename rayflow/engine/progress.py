@@ -44,7 +44,7 @@ class Snapshot:
     total: int
     finished: int
     statuses: dict[str, int]
-    stages: dict[str, StageCounts]
+    stages: dict[StageName, StageCounts]
     current: list[str]
     elapsed_s: float
     encodes: dict[str, float] = field(default_factory=dict)

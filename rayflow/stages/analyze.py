@@ -140,7 +140,7 @@ class AnalyzeStage(Stage[ClipInput, AnalyzeResult]):
         """Where the roles were asked to run (the observed device is per role, in ``runs``)."""
         self.stages: dict[RoleName, Stage[ClipInput, Any]] = {}
         self.runs: dict[RoleName, RoleRun] = {}
-        self.unavailable: dict[RoleName, str] = {}
+        self.unavailable: dict[StageName, str] = {}
         self.stuck = False
         """A model call timed out and its thread is still running: the host must restart this
         process (the AnalyzerActor exits so Ray restarts it with fresh models)."""
