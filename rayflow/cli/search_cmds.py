@@ -206,7 +206,7 @@ def search_command(
         encoder = image_encoder = None
         browsing = query.strip() in BROWSE_QUERIES
         if mode != "keyword" and not browsing:
-            from rayflow.ml.text_encoder import configured_image_model, model_id_for
+            from rayflow.ml.text_encoder import model_id_for
 
             model = _text_model(settings)
             try:  # before loading anything: a different model cannot search these vectors
@@ -215,7 +215,7 @@ def search_command(
                 raise _fail(str(exc), EXIT_ENV) from exc
             encoder = _load_query_encoder(model)
             meta = catalog.meta
-            image_model = configured_image_model()
+            image_model = settings.embed.image_model
             if meta is not None and meta.image_model and image_model:
                 image_encoder = _load_image_encoder(image_model)
         hits = search(catalog, query, encoder=encoder, image_encoder=image_encoder,
@@ -383,12 +383,12 @@ def reindex_command(
     """Re-embed every catalogued clip from its stored record (no video is decoded), e.g. after
     changing the text model. Searches see an empty catalog until it finishes."""
     from rayflow.catalog.schema import CatalogMeta
-    from rayflow.ml.text_encoder import TextEncoder, configured_image_model, model_id_for
+    from rayflow.ml.text_encoder import TextEncoder, model_id_for
     from rayflow.stages.embed import embed_records
 
     settings = _settings(home=home, qdrant_url=qdrant_url)
     text_model = model or _text_model(settings)
-    image_name = image_model or configured_image_model()
+    image_name = image_model or settings.embed.image_model
     backup = settings.home / REINDEX_BACKUP
     catalog = _open(settings)
     try:

@@ -23,25 +23,23 @@ wide shot may read "no people".
 Example::
 
     stage = FaceStage()
-    stage.setup()                    # loads the cascades once
-    stage.process(frames)            # Faces(method='opencv-haar(frontalface_alt2)', shot_scale='medium', ...)
+    stage.setup("cpu")               # loads the cascades once (CPU only)
+    stage.detect(frames)             # Faces(method='opencv-haar(frontalface_alt2)', shot_scale='medium', ...)
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from rayflow.media.decode import Frames
 from rayflow.ml.faces import HaarFaceDetector
-from rayflow.record import FaceFrame, Faces, TextBox
+from rayflow.record import FaceFrame, Faces, RoleRun, ShotScale, StageName, TextBox
+from rayflow.stages.base import ClipInput, Device, Resources, Stage
 
 log = logging.getLogger(__name__)
-
-ShotScale = Literal["close-up", "medium", "wide", "no people"]
 
 CLOSE_UP_FACE_HEIGHT = 0.25
 """Tallest face at least this share of the frame height: close-up."""
@@ -72,8 +70,11 @@ def shot_scale(face_height: float) -> ShotScale:
     return "no people"
 
 
-class FaceStage:
+class FaceStage(Stage[ClipInput, Faces | None]):
     """Faces per sampled frame and the clip's shot scale; the cascades stay loaded."""
+
+    name: StageName = "faces"
+    resources = Resources(cpus=1)
 
     def __init__(self, settings: FaceSettings | None = None) -> None:
         self.settings = settings or FaceSettings()
@@ -85,11 +86,18 @@ class FaceStage:
     def method(self) -> str:
         return self.detector.name
 
-    def setup(self) -> None:
-        """Load the cascades (once per actor)."""
+    def setup(self, device: Device | None = None) -> None:
+        """Load the cascades (once per actor). They run on the CPU whatever ``device`` is."""
         self.detector.setup()
 
-    def process(self, frames: Frames) -> Faces:
+    def observed(self) -> RoleRun:
+        return RoleRun(device="cpu", model=self.method)
+
+    def process(self, item: ClipInput) -> Faces | None:
+        """Faces on the clip's sampled frames (None without frames)."""
+        return self.detect(item.frames) if item.frames is not None else None
+
+    def detect(self, frames: Frames) -> Faces:
         """Detect faces on every sampled frame; label the clip's shot scale."""
         per_frame: list[FaceFrame] = []
         for image, timestamp_s in zip(frames.images, frames.timestamps_s, strict=True):

@@ -41,8 +41,8 @@ shot, ~2 for a handheld phone or a walking GoPro, ~3.5 for testsrc2.
 Example::
 
     stage = ShotStage(ShotSettings(detector="auto"))
-    stage.setup(device="cpu")          # classical on CPU; TransNetV2 with "cuda:0"
-    stage.process("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300)
+    stage.setup(device="cpu")          # classical on CPU; TransNetV2 with "cuda"
+    stage.detect("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300)
     # ShotDetection(method='hsv-content(ratio=3,min=8)', shots=[Shot(index=0, start_s=0.0, end_s=1.0),
     #               ...], motion_mean=0.64)
 """
@@ -58,21 +58,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
+from rayflow.config import ShotDetector
 from rayflow.media.decode import probe_video_stream
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
 from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts
-from rayflow.record import Shot, ShotDetection
+from rayflow.record import RoleRun, Shot, ShotDetection, StageName
+from rayflow.stages.base import ClipInput, Resources, Stage
 
 log = logging.getLogger(__name__)
-
-ShotDetector = Literal["auto", "transnetv2", "classical"]
-
 
 @dataclass(frozen=True)
 class ShotSettings:
@@ -102,8 +100,11 @@ class ShotSettings:
     to software decoding by itself when the codec is not supported there."""
 
 
-class ShotStage:
+class ShotStage(Stage[ClipInput, ShotDetection]):
     """Shot detection with the detector chosen once in ``setup``; warm across files."""
+
+    name: StageName = "shots"
+    resources = Resources(cpus=1, gpus=0.25)
 
     def __init__(self, settings: ShotSettings | None = None) -> None:
         self.settings = settings or ShotSettings()
@@ -140,7 +141,15 @@ class ShotStage:
             self._transnet = None
         log.info("shot detector: %s on %s", self.method, device)
 
-    def process(self, path: str | Path, *, fps: float | None, duration_s: float | None,
+    def observed(self) -> RoleRun:
+        return RoleRun(device=self.device, model=self.method)
+
+    def process(self, item: ClipInput) -> ShotDetection:
+        """Shots of the clip's file (decoded here at 48x27, every frame)."""
+        return self.detect(item.path, fps=item.video.fps if item.video else None, duration_s=item.duration_s,
+                           timeout_s=item.timeout_s)
+
+    def detect(self, path: str | Path, *, fps: float | None, duration_s: float | None,
                 timeout_s: float) -> ShotDetection:
         """Shots of ``path`` in seconds from its first video frame.
 

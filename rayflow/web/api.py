@@ -44,7 +44,7 @@ from rayflow.web.access import CatalogAccess, CatalogUnavailable, SidecarRecords
 from rayflow.web.media import media_url, valid_clip_id
 
 if TYPE_CHECKING:
-    from rayflow.stages.embed import Encoder
+    from rayflow.catalog.vectors import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +228,8 @@ class Api:
             return self._encoders["text"]
 
     def image_encoder(self, catalog: Any) -> Encoder | None:
-        from rayflow.ml.text_encoder import configured_image_model
-
         meta = catalog.meta
-        name = configured_image_model()
+        name = getattr(getattr(self.settings, "embed", None), "image_model", None)
         if meta is None or not meta.image_model or not name:
             return None
         with self._encoder_lock:

@@ -46,14 +46,14 @@ def stage() -> FaceStage:
 def test_tight_crop_is_close_up(astronaut: np.ndarray, stage: FaceStage, tmp_path: Path) -> None:
     x, y, w, h = ASTRONAUT_FACE
     crop = astronaut[y - 40:y + h + 40, x - 50:x + w + 50]  # ~172x192: the face is half the frame
-    faces = stage.process(_frames_of_still(np.ascontiguousarray(crop), tmp_path / "close.mp4"))
+    faces = stage.detect(_frames_of_still(np.ascontiguousarray(crop), tmp_path / "close.mp4"))
     assert faces.shot_scale == "close-up"
     assert all(f.faces == 1 for f in faces.frames)
     assert faces.frames[0].largest_face_height >= 0.25
 
 
 def test_whole_photo_is_medium(astronaut: np.ndarray, stage: FaceStage, tmp_path: Path) -> None:
-    faces = stage.process(_frames_of_still(astronaut, tmp_path / "medium.mp4"))
+    faces = stage.detect(_frames_of_still(astronaut, tmp_path / "medium.mp4"))
     assert faces.shot_scale == "medium"
     assert faces.max_faces == 1
     frame = faces.frames[0]
@@ -71,7 +71,7 @@ def test_small_in_a_black_canvas_is_wide(astronaut: np.ndarray, stage: FaceStage
     canvas[300:556, 700:956] = small  # face ~46 px of 720: 0.064 of the height
     frames = _frames_of_still(canvas, tmp_path / "wide.mp4")
     assert frames.height == 288  # sampled at 512 wide: the face is ~18 px, found by enlarging
-    faces = stage.process(frames)
+    faces = stage.detect(frames)
     assert faces.shot_scale == "wide"
     assert 0 < faces.frames[0].largest_face_height < 0.08
 
@@ -84,7 +84,7 @@ def test_no_face_is_no_people(stage: FaceStage, tmp_path: Path) -> None:
         check=True, timeout=60,
     )
     frames = decode_frames(path, timestamps_s=None, count=4, max_side=512, rotation=0, timeout_s=60)
-    faces = stage.process(frames)
+    faces = stage.detect(frames)
     assert faces.shot_scale == "no people"
     assert faces.max_faces == 0
     assert [f.timestamp_s for f in faces.frames] == pytest.approx(frames.timestamps_s.tolist())
@@ -120,9 +120,9 @@ def test_real_footage_face_and_textured_false_face(shared_media: Path, stage: Fa
     that the frontal cascade alone calls a face on half the frames (the eye check drops it)."""
     person = decode_frames(shared_media / "sample_av1.mp4", timestamps_s=None, count=4, max_side=512,
                            rotation=0, timeout_s=60)
-    faces = stage.process(person)
+    faces = stage.detect(person)
     assert faces.shot_scale == "close-up" and faces.max_faces == 1
     assert all(f.faces == 1 for f in faces.frames)
     blanket = decode_frames(shared_media / "100_0306.AVI", timestamps_s=None, count=12, max_side=512,
                             rotation=0, timeout_s=60)
-    assert stage.process(blanket).shot_scale == "no people"
+    assert stage.detect(blanket).shot_scale == "no people"

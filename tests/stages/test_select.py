@@ -40,13 +40,13 @@ def test_black_opening_never_chosen_and_frames_are_exact(fade_clip: Path, tmp_pa
     frames = decode_frames(fade_clip, timestamps_s=None, count=10, max_side=160, rotation=0, timeout_s=60)
     shot_stage = ShotStage()
     shot_stage.setup(device="cpu")
-    shots = shot_stage.process(fade_clip, fps=25.0, duration_s=5.0, timeout_s=60)
+    shots = shot_stage.detect(fade_clip, fps=25.0, duration_s=5.0, timeout_s=60)
     assert [s.start_s for s in shots.shots] == [0.0, 2.0]
     out_dir = tmp_path / "clip"
     out_dir.mkdir()
     (out_dir / "best_5.jpg").write_bytes(b"stale")  # from an earlier run with more thumbnails
 
-    best = ThumbnailSelector().process(fade_clip, frames, shots=shots, faces=None, out_dir=out_dir,
+    best = ThumbnailSelector().select(fade_clip, frames, shots=shots, faces=None, out_dir=out_dir,
                                        timeout_s=60)
 
     assert len(best) == 3

@@ -83,7 +83,7 @@ def test_packaged_weights_are_found() -> None:
 
 
 def test_jfk_transcript(stage: SpeechStage, shared_media: Path) -> None:
-    speech = stage.process(shared_media / "jfk.flac", audio_track_index=0, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(shared_media / "jfk.flac", audio_track_index=0, has_audio=True, timeout_s=60)
     assert isinstance(speech, Speech)
     text = speech.text.casefold()
     for phrase in ("my fellow americans", "your country", "do for you"):
@@ -113,7 +113,7 @@ def test_jfk_word_timestamps(stage: SpeechStage, shared_media: Path) -> None:
 
 
 def test_spoken_sentence_in_a_video(stage: SpeechStage, clips: dict[str, Path]) -> None:
-    speech = stage.process(clips["fox.mp4"], audio_track_index=1, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(clips["fox.mp4"], audio_track_index=1, has_audio=True, timeout_s=60)
     assert speech is not None
     heard = _words(speech.text) & set(FOX_WORDS)
     assert len(heard) >= 2, speech.text
@@ -126,14 +126,14 @@ def test_spoken_sentence_in_a_video(stage: SpeechStage, clips: dict[str, Path]) 
 
 
 def test_no_audio_is_none_without_running_ffmpeg(stage: SpeechStage, clips: dict[str, Path]) -> None:
-    assert stage.process(clips["mute.mp4"], audio_track_index=None, has_audio=False, timeout_s=60) is None
+    assert stage.transcribe(clips["mute.mp4"], audio_track_index=None, has_audio=False, timeout_s=60) is None
     # has_audio=False is trusted: the file is not even opened.
-    assert stage.process("/no/such/file.mp4", audio_track_index=None, has_audio=False, timeout_s=60) is None
+    assert stage.transcribe("/no/such/file.mp4", audio_track_index=None, has_audio=False, timeout_s=60) is None
 
 
 @pytest.mark.parametrize("name", ["silent.mp4", "tone.mp4"])
 def test_silence_and_tone_give_empty_text(stage: SpeechStage, clips: dict[str, Path], name: str) -> None:
-    speech = stage.process(clips[name], audio_track_index=None, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(clips[name], audio_track_index=None, has_audio=True, timeout_s=60)
     assert speech is not None
     assert speech.text == "" and speech.segments == []
 
