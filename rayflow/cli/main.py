@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,9 +44,10 @@ QdrantOpt = Annotated[str | None, typer.Option("--qdrant-url", help="Qdrant serv
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Records, thumbnails (default <home>/output).")]
 
 
-def _settings(**flags: object) -> Settings:
+def _settings(*, config_file: Path | None = None, **flags: Any) -> Settings:
+    """Settings from the config file, env and CLI ``flags`` (None means 'not given')."""
     try:
-        return load_settings(**flags)
+        return load_settings(config_file=config_file, **flags)
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/] {exc}", markup=True)
         raise typer.Exit(EXIT_USAGE) from exc

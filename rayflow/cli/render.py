@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -78,7 +78,7 @@ def live_view(snap: Snapshot) -> Group:
         if i:
             current.append(", ")
         current.append(safe(path.rsplit("/", 1)[-1], 50))
-    parts = [head, bar, stages, statuses, current]
+    parts: list[RenderableType] = [head, bar, stages, statuses, current]
     if snap.encodes:
         encodes = Text("encoding: ", style="dim")
         for i, (path, fraction) in enumerate(sorted(snap.encodes.items())[:4]):

@@ -96,7 +96,8 @@ def start_catalog_writer(*, catalog_dir: Path | None, qdrant_url: str | None,
         max_task_retries=2,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
     )
-    writer = actor_cls.remote(
+    # Ray's stubs cannot type an actor handle's methods (``writer.count.remote``).
+    writer: Any = actor_cls.remote(
         str(catalog_dir) if catalog_dir else None, qdrant_url, api_key, str(records_dir)
     )
     return writer, writer.count.remote()
