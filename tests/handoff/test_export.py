@@ -13,7 +13,7 @@ from rayflow.catalog.store import Catalog
 from rayflow.cli.main import app
 from rayflow.handoff.export import event_for, record_timecode
 from rayflow.record import ClipRecord
-from tests.catalog.test_search import make_record
+from tests.catalog.corpus import make_record
 
 
 def _records() -> list[ClipRecord]:
@@ -103,6 +103,9 @@ def test_usage_errors(home: Path, tmp_path: Path) -> None:
     nothing = runner.invoke(app, ["export", "zebra", "--mode", "keyword", "--out", str(tmp_path / "z.edl"),
                                   "--home", str(home)])
     assert nothing.exit_code == 1 and not (tmp_path / "z.edl").exists()
+    for bad in (["--mode", "fuzzy"], ["--in", "frames"]):
+        result = runner.invoke(app, ["export", "zebra", *bad, "--out", str(tmp_path / "b.edl"), "--home", str(home)])
+        assert result.exit_code == 2 and not (tmp_path / "b.edl").exists(), result.output
 
 
 def test_web_page_exports_the_current_results(home: Path) -> None:
