@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from rayflow.config import load_settings
-from rayflow.engine.flow import TransientError, build_record, run_probe, run_sample
+from rayflow.engine.assemble import build_record
+from rayflow.engine.outcomes import TransientError
+from rayflow.engine.tasks import run_probe, run_sample
 from rayflow.media.tools import ToolTimeout, run_tool
 from rayflow.stages.fingerprint import fingerprint
 from rayflow.stages.steps import plan_steps

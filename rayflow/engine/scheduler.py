@@ -1,0 +1,557 @@
+"""The ingest scheduler: what the ``ingest`` flow does, as an object with named steps.
+
+One ``Scheduler`` per run. ``run()`` reads top-down: discover the files, submit the
+fingerprint batches, then loop until nothing is pending, each turn polling the
+encode progress board, rescuing work stranded on lost resources, launching
+inspect tasks, flushing embed batches and handling whatever finished. Per file:
+
+    fingerprint (batched) -> de-duplicate -> inspect (probe, sample, thumbnails,
+    exposure) -> analysis (warm actors) and proxy (a task) side by side -> embed
+    (batched across files) -> the catalog writer, last.
+
+All state is explicit and typed on the object; records are assembled by the pure
+``assemble`` module. Only live handles (actors, progress) come from ``RunHandles``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ray
+from prefect_ray.context import remote_options
+
+from rayflow.config import Settings
+from rayflow.engine.analysis_queue import AnalysisDone, AnalysisQueue
+from rayflow.engine.assemble import (
+    apply_analysis,
+    apply_proxy,
+    build_record,
+    count_statuses,
+    encoders_note,
+    file_result,
+)
+from rayflow.engine.outcomes import FingerprintOutcome, InspectOutcome, describe
+from rayflow.engine.placement import spread_options
+from rayflow.engine.progress import Progress
+from rayflow.engine.tasks import CRASHED, fingerprint_batch, future_value, inspect_files, proxy_file
+from rayflow.record import ClipRecord, FileResult, RunSummary
+from rayflow.stages.discover import discover
+from rayflow.stages.fingerprint import Fingerprint
+from rayflow.stages.steps import plan_steps
+
+log = logging.getLogger(__name__)
+
+BATCH_BYTES = 48 * 1024 * 1024
+"""Small files share an inspect task up to this much data."""
+EMBED_WAIT_S = 2.0
+"""A record waits at most this long for others to fill its embed batch."""
+WATCH_EVERY_S = 2.0
+"""How often the lost-resource watches look at the cluster."""
+
+
+@dataclass
+class RunHandles:
+    """What the flow body needs beyond plain parameters: live objects of this process."""
+
+    writer: Any
+    progress: Progress | None = None
+    encode: Any = None
+    """rayflow.engine.resources.EncodeResources, or None to skip scheduling hints."""
+    analyzers: Any = None
+    """rayflow.engine.pools.AnalyzerPool, or None when the analyze step is off."""
+    embedder: Any = None
+    """EmbedderActor handle, or None when the embed step is off."""
+    encoder_note: str | None = None
+
+
+@dataclass
+class FileInFlight:
+    """A file between its inspect task and its record being written."""
+
+    path: str
+    fp: Fingerprint
+    fingerprint_s: float
+    started: float
+    future: Any
+    position: int = 0
+    """Index of this file in its inspect batch's result list."""
+    alone: bool = True
+
+
+@dataclass
+class Joined:
+    """A file whose record is built, waiting for its analysis and proxy parts."""
+
+    item: FileInFlight
+    record: ClipRecord
+    waiting: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ProxyJob:
+    joined: Joined
+    future: Any
+    options: dict[str, Any]
+    """The Ray options the task asked for (returned to the encode slots when done)."""
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Scheduler:
+    """Runs one ingest over ``paths``; ``run()`` returns the summary."""
+
+    def __init__(self, paths: list[str], run_id: str, settings: Settings, handles: RunHandles,
+                 flow_run_id: str | None = None) -> None:
+        self.paths, self.run_id, self.settings, self.handles = paths, run_id, settings, handles
+        self.progress = handles.progress or Progress()
+        self.steps = plan_steps(skip=settings.skip, only=settings.only).enabled
+        self.summary = RunSummary(
+            run_id=run_id, started_at=datetime.now(UTC), home=str(settings.home),
+            output=str(settings.output_dir), records_dir=str(settings.records_dir),
+            catalog=settings.qdrant_url or str(settings.catalog_dir), flow_run_id=flow_run_id,
+        )
+        self.results: dict[str, FileResult] = {}
+        self.order: list[str] = []
+        self.files: list[str] = []
+        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # Per-file CPU tasks spread over the nodes of a cluster (no-op on one node).
+        self.spread = spread_options(sum(1 for n in ray.nodes() if n.get("Alive")))
+        self.in_flight_cap = settings.concurrency or 8 * self.cpus
+        # fingerprint batches, consumed in path order
+        self.pending_fp: list[Any] = []
+        self.fp_batches: dict[Any, list[str]] = {}
+        self.seen_checksums: dict[str, str] = {}
+        self.queue: list[tuple[FingerprintOutcome, bool]] = []  # (file, must run alone)
+        self.inspecting: dict[Any, list[FileInFlight]] = {}
+        self.joined: dict[str, Joined] = {}
+        self.proxies: dict[Any, ProxyJob] = {}
+        self.encoders_used: dict[str, int] = {}
+        self.to_embed: list[Joined] = []
+        self.first_queued = 0.0
+        self.embeds: dict[Any, list[Joined]] = {}
+        self.write_refs: list[tuple[Any, list[ClipRecord]]] = []
+        self.inspect_task = inspect_files.with_options(retries=settings.retries)
+        self.proxy_task = proxy_file.with_options(retries=settings.retries)
+        self.board: Any = None
+        self.board_name: str | None = None
+        self.last_poll = 0.0
+        self.last_rescue = time.monotonic()
+        self.analysis = AnalysisQueue(handles.analyzers, settings, self.progress) \
+            if "analyze" in self.steps and handles.analyzers is not None else None
+
+    # ------------------------------------------------------------ the run, top-down
+
+    def run(self) -> RunSummary:
+        self.discover()
+        self.submit_fingerprints()
+        self.start_board()
+        while self.busy():
+            self.tick()
+        self.drain_writes()
+        return self.final_summary()
+
+    def busy(self) -> bool:
+        return bool(self.pending_fp or self.inspecting or self.queue or self.proxies or self.to_embed
+                    or self.embeds or (self.analysis is not None and self.analysis.busy()))
+
+    def tick(self) -> None:
+        """One turn of the loop: housekeeping, then wait up to 0.5 s for something to finish."""
+        self.poll_board()
+        self.rescue_stranded_proxies()
+        if self.analysis is not None:
+            for done in self.analysis.watch():
+                self.on_analysis_done(done)
+        self.launch()
+        self.flush_embeds()
+        if self.take_fingerprints():
+            return
+        refs = [*self.inspecting, *self.proxies, *self.embeds,
+                *(self.analysis.refs() if self.analysis is not None else []),
+                *[f.wrapped_future for f in self.pending_fp[:1]]]
+        if not refs:
+            if self.analysis is None or not self.analysis.busy():
+                self.flush_embeds(force=True)
+            else:
+                time.sleep(0.2)  # analyses wait for a restarting actor
+            return
+        done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+        for ref in done:
+            if ref in self.inspecting:
+                self.on_inspected(self.inspecting.pop(ref))
+            elif ref in self.proxies:
+                self.on_proxy_done(self.proxies.pop(ref))
+            elif ref in self.embeds:
+                self.on_embed_done(ref, self.embeds.pop(ref))
+            elif self.analysis is not None and self.analysis.owns(ref):
+                finished = self.analysis.collect(ref)
+                if finished is not None:
+                    self.on_analysis_done(finished)
+
+    # ------------------------------------------------------------ discovery, fingerprints
+
+    def discover(self) -> None:
+        found = discover([Path(p) for p in self.paths], extensions=self.settings.extensions,
+                         limit=self.settings.limit)
+        self.files = [str(p) for p in found.files]
+        self.order = list(self.files)
+        for missing in found.missing:
+            key = str(missing)
+            self.order.append(key)
+            self.results[key] = FileResult(path=key, status="failed",
+                                           errors={"discover": f"path does not exist: {missing}"})
+        self.progress.set_total(len(self.order))
+        for key in self.results:
+            self.progress.file_finished(key, "failed")
+
+    def submit_fingerprints(self) -> None:
+        chunk = max(1, min(16, len(self.files) // (2 * self.cpus) or 1))
+        task = fingerprint_batch.with_options(retries=self.settings.retries)
+        with remote_options(num_cpus=1, max_retries=self.settings.retries, **self.spread):
+            for batch in _chunks(self.files, chunk):
+                future = task.submit(batch, self.settings.shared_prefix)
+                self.pending_fp.append(future)
+                self.fp_batches[future.wrapped_future] = batch
+                self.progress.stage_started("fingerprint", len(batch))
+
+    def take_fingerprints(self) -> bool:
+        """Consume the oldest fingerprint batch if it is done; True when one was.
+
+        Batches are consumed in path order, so the first copy of some content in sorted
+        order is the one processed and later copies are its duplicates."""
+        if not self.pending_fp:
+            return False
+        ready, _ = ray.wait([self.pending_fp[0].wrapped_future], num_returns=1, timeout=0)
+        if not ready:
+            return False
+        future = self.pending_fp.pop(0)
+        outcomes, err = future_value(future)
+        if err is None:
+            self.on_fingerprints(outcomes)
+            return True
+        # The whole batch failed transiently past its retries: report each file.
+        for path in self.fp_batches[ready[0]]:
+            self.progress.stage_finished("fingerprint", ok=False)
+            self.finish(path, FileResult(path=path, status="failed", errors={"fingerprint": err}))
+        return True
+
+    def on_fingerprints(self, outcomes: list[FingerprintOutcome]) -> None:
+        fresh: list[FingerprintOutcome] = []
+        for o in outcomes:
+            self.progress.stage_finished("fingerprint", ok=o.error is None)
+            if o.fingerprint is None:
+                self.finish(o.path, FileResult(path=o.path, status="failed",
+                                               errors={"fingerprint": o.error or "unknown error"},
+                                               seconds=o.seconds))
+                continue
+            checksum = o.fingerprint.file.checksum
+            if checksum in self.seen_checksums:
+                self.finish(o.path, FileResult(path=o.path, clip_id=o.fingerprint.clip_id,
+                                               status="duplicate", duplicate_of=self.seen_checksums[checksum]))
+                continue
+            self.seen_checksums[checksum] = o.path
+            fresh.append(o)
+        if not fresh:
+            return
+        stored = ray.get(self.handles.writer.statuses.remote([o.fingerprint.clip_id for o in fresh
+                                                              if o.fingerprint]))
+        for o in fresh:
+            assert o.fingerprint is not None
+            known = stored.get(o.fingerprint.clip_id)
+            if known and known["status"] == "ingested" and not self.settings.force:
+                self.finish(o.path, FileResult(path=o.path, clip_id=o.fingerprint.clip_id,
+                                               status="duplicate", duplicate_of=known["path"]))
+            else:
+                self.queue.append((o, False))
+
+    # ------------------------------------------------------------ inspect submission
+
+    def files_held(self) -> int:
+        """Files past fingerprinting and not yet written: decoded frames in the object store
+        stay bounded by ``--concurrency`` whatever the batch size."""
+        return sum(len(items) for items in self.inspecting.values()) + len(self.joined) + len(self.to_embed)
+
+    def launch(self) -> None:
+        while self.queue and (room := self.in_flight_cap - self.files_held()) > 0:
+            if "probe" not in self.steps:
+                self.store_fingerprint_only(self.queue.pop(0)[0])
+                continue
+            self.submit_inspect(self.next_inspect_batch(room))
+
+    def store_fingerprint_only(self, outcome: FingerprintOutcome) -> None:
+        fp = outcome.fingerprint
+        assert fp is not None
+        self.progress.file_started(outcome.path)
+        record = build_record(fp=fp, probed=None, sampled=None, errors={},
+                              run_id=self.run_id, fingerprint_s=outcome.seconds)
+        self.write([record])
+        self.finish(outcome.path, FileResult(path=outcome.path, clip_id=fp.clip_id, status="ingested"))
+
+    def next_inspect_batch(self, room: int) -> list[tuple[FingerprintOutcome, bool]]:
+        """Small files share a task while enough is queued to keep every CPU busy."""
+        backlog = len(self.queue) + sum(len(self.fp_batches[f.wrapped_future]) for f in self.pending_fp)
+        most = min(4, max(1, room // (2 * self.cpus)), max(1, backlog // (2 * self.cpus)))
+        batch = [self.queue.pop(0)]
+
+        def size(o: FingerprintOutcome) -> int:
+            return o.fingerprint.file.size_bytes if o.fingerprint else 0
+
+        total = size(batch[0][0])
+        while len(batch) < most and self.queue and not batch[0][1] and not self.queue[0][1] and (
+                total + size(self.queue[0][0]) < BATCH_BYTES):
+            total += size(self.queue[0][0])
+            batch.append(self.queue.pop(0))
+        return batch
+
+    def submit_inspect(self, batch: list[tuple[FingerprintOutcome, bool]]) -> None:
+        # One Ray-level retry of a crashed worker: a decoder that segfaults twice on
+        # the same file is hostile input, not bad luck. Prefect retries transient errors.
+        with remote_options(num_cpus=1, max_retries=1, **self.spread):
+            future = self.inspect_task.submit(
+                [(o.path, o.fingerprint.clip_id) for o, _ in batch if o.fingerprint], self.settings, self.steps)
+        self.progress.stage_started("inspect", len(batch))
+        items = []
+        for position, (outcome, _) in enumerate(batch):
+            self.progress.file_started(outcome.path)
+            assert outcome.fingerprint is not None
+            items.append(FileInFlight(outcome.path, outcome.fingerprint, outcome.seconds, time.monotonic(),
+                                      future, position, alone=len(batch) == 1))
+        self.inspecting[future.wrapped_future] = items
+
+    def requeue_alone(self, item: FileInFlight) -> None:
+        self.progress.stage_finished("inspect", ok=False)
+        self.queue.insert(0, (FingerprintOutcome(item.path, item.fp, None, item.fingerprint_s), True))
+
+    # ------------------------------------------------------------ inspect completion
+
+    def on_inspected(self, items: list[FileInFlight]) -> None:
+        outcomes, err = future_value(items[0].future)
+        if err is not None and err.startswith(CRASHED) and len(items) > 1:
+            # The shared worker died (twice: Ray re-ran it once). One file of the batch is
+            # likely hostile; run each file alone so only that one fails.
+            for item in reversed(items):
+                self.requeue_alone(item)
+            return
+        for item in items:
+            inspected = outcomes[item.position] if outcomes is not None else None
+            if inspected is not None and inspected.transient and not item.alone:
+                # A transient error inside a shared task: run that file again on its own,
+                # where Prefect's retries apply to it alone.
+                self.requeue_alone(item)
+                continue
+            self.on_file_inspected(item, inspected, err)
+
+    def on_file_inspected(self, item: FileInFlight, inspected: InspectOutcome | None, err: str | None) -> None:
+        errors: dict[str, str] = {}
+        probed = sampled = None
+        if err is not None or inspected is None:
+            errors["probe"] = err or "inspect returned nothing"
+        else:
+            probed, sampled = inspected.probe, inspected.sample
+            if sampled is not None and sampled.skipped:
+                sampled = None
+        self.count_inspect_stages(inspected, err)
+        record = build_record(fp=item.fp, probed=probed, sampled=sampled, errors=errors,
+                              run_id=self.run_id, fingerprint_s=item.fingerprint_s)
+        if inspected is not None and inspected.node is not None:
+            record.placement.append(inspected.node)
+        if err is not None:
+            record.status = "failed"
+        joined = self.joined[item.path] = Joined(item, record)
+        usable = record.status != "failed" and record.video is not None
+        if usable and self.analysis is not None and sampled is not None and sampled.frames_ref is not None:
+            self.analysis.submit(item.path, record, sampled.frames_ref)
+            joined.waiting.add("analyze")
+        if usable and "proxy" in self.steps:
+            self.submit_proxy(joined)
+        if not joined.waiting:
+            self.ready(item.path)
+
+    def count_inspect_stages(self, inspected: InspectOutcome | None, err: str | None) -> None:
+        self.progress.stage_finished("inspect", ok=err is None)
+        if inspected is None:
+            return
+        if inspected.probe is not None:
+            self.progress.stage_finished("probe", ok=inspected.probe.error is None)
+        sampled = inspected.sample
+        if sampled is not None and not sampled.skipped:
+            for stage in ("sample", "thumbnails", "exposure"):
+                if stage in sampled.timings or stage in sampled.errors:
+                    self.progress.stage_finished(stage, ok=stage not in sampled.errors)
+
+    # ------------------------------------------------------------ analysis, proxy, embed
+
+    def on_analysis_done(self, done: AnalysisDone) -> None:
+        """The analysis part of a file came back, or failed for good."""
+        joined = self.joined[done.key]
+        if done.where is not None:
+            joined.record.placement.append(done.where)
+        ok = apply_analysis(joined.record, done.result, done.error)
+        self.progress.stage_finished("analyze", ok=ok)
+        self.part_done(done.key, "analyze")
+
+    def submit_proxy(self, joined: Joined, *, again: bool = False) -> None:
+        from rayflow.stages.proxy import ProxySource
+
+        record, encode = joined.record, self.handles.encode
+        try:
+            source = ProxySource.from_record(
+                record.video, record.audio_tracks,
+                duration_s=record.container.duration_s if record.container else None)
+        except (ValueError, TypeError) as exc:
+            record.errors["proxy"] = f"cannot plan a proxy: {describe(exc)}"
+            return
+        options = encode.task_options() if encode else {"num_cpus": 1}
+        threads = encode.threads if encode else 1
+        task_settings = encode.settings_for(options, self.settings) if encode else self.settings
+        with remote_options(**options, **self.spread, max_retries=1):
+            future = self.proxy_task.submit(joined.item.path, record.clip_id, source, task_settings, threads,
+                                            self.board_name)
+        if not again:
+            self.progress.stage_started("proxy")
+        self.proxies[future.wrapped_future] = ProxyJob(joined, future, options)
+        joined.waiting.add("proxy")
+
+    def on_proxy_done(self, job: ProxyJob) -> None:
+        outcome, err = future_value(job.future)
+        if self.handles.encode is not None:
+            self.handles.encode.done(job.options)
+        encoder = apply_proxy(job.joined.record, outcome, err)
+        if encoder is not None:
+            self.encoders_used[encoder] = self.encoders_used.get(encoder, 0) + 1
+        self.progress.stage_finished("proxy", ok=encoder is not None)
+        self.part_done(job.joined.item.path, "proxy")
+
+    def part_done(self, key: str, part: str) -> None:
+        joined = self.joined[key]
+        joined.waiting.discard(part)
+        if not joined.waiting:
+            self.ready(key)
+
+    def ready(self, key: str) -> None:
+        """Every part of the file is back: embed it (batched) or write it now."""
+        joined = self.joined.pop(key)
+        if "embed" in self.steps and self.handles.embedder is not None and joined.record.status != "failed":
+            if not self.to_embed:
+                self.first_queued = time.monotonic()
+            self.to_embed.append(joined)
+        else:
+            self.finalize(joined, None)
+
+    def flush_embeds(self, force: bool = False) -> None:
+        if not self.to_embed:
+            return
+        idle = not (self.inspecting or self.proxies or self.queue or self.pending_fp
+                    or (self.analysis is not None and self.analysis.busy()))
+        due = time.monotonic() - self.first_queued > EMBED_WAIT_S
+        if not (force or idle or due or len(self.to_embed) >= self.settings.embed.batch_records):
+            return
+        batch, self.to_embed = self.to_embed, []
+        self.progress.stage_started("embed", len(batch))
+        self.embeds[self.handles.embedder.embed.remote([j.record for j in batch])] = batch
+
+    def on_embed_done(self, ref: Any, batch: list[Joined]) -> None:
+        try:
+            vectors = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            for joined in batch:
+                joined.record.errors["embed"] = f"embedder failed: {describe(exc)}"
+            vectors = [None] * len(batch)
+        self.progress.stage_finished("embed", ok=all(v is not None for v in vectors), n=len(batch))
+        for joined, vec in zip(batch, vectors, strict=True):
+            self.finalize(joined, vec)
+
+    # ------------------------------------------------------------ writing, results
+
+    def write(self, records: list[ClipRecord], vectors: list[Any] | None = None) -> None:
+        self.progress.stage_started("store", len(records))
+        self.write_refs.append((self.handles.writer.write.remote(records, vectors), records))
+
+    def finalize(self, joined: Joined, vectors: Any) -> None:
+        self.write([joined.record], [vectors] if vectors is not None else None)
+        self.finish(joined.item.path, file_result(joined.record, path=joined.item.path,
+                                                  seconds=time.monotonic() - joined.item.started))
+
+    def finish(self, path: str, result: FileResult) -> None:
+        self.results[path] = result
+        self.progress.file_finished(path, result.status)
+
+    def drain_writes(self) -> None:
+        for ref, records in self.write_refs:
+            try:
+                ray.get(ref)
+                self.progress.stage_finished("store", ok=True, n=len(records))
+            except Exception as exc:
+                self.progress.stage_finished("store", ok=False, n=len(records))
+                for record in records:
+                    res = self.results[record.file.path]
+                    res.status = "failed"
+                    res.errors["store"] = describe(exc)
+
+    def final_summary(self) -> RunSummary:
+        summary = self.summary
+        summary.files = [self.results[p] for p in self.order if p in self.results]
+        summary.counts = count_statuses(summary.files)
+        summary.finished_at = datetime.now(UTC)
+        note = encoders_note(self.encoders_used, self.handles.encoder_note)
+        if note:
+            summary.notes.append(note)
+        if self.board is not None:
+            ray.kill(self.board)
+        return summary
+
+    # ------------------------------------------------------------ progress board, watches
+
+    def start_board(self) -> None:
+        if "proxy" not in self.steps:
+            return
+        from rayflow.engine.actors import start_progress_board
+
+        self.board_name = f"rayflow-progress-{self.run_id}"
+        self.board = start_progress_board(self.board_name)
+
+    def poll_board(self) -> None:
+        now = time.monotonic()
+        if self.board is None or now - self.last_poll < 0.5:
+            return
+        self.last_poll = now
+        try:
+            self.progress.set_encodes(ray.get(self.board.snapshot.remote(), timeout=5))
+        except ray.exceptions.RayError:
+            log.debug("progress board unavailable", exc_info=True)
+
+    def rescue_stranded_proxies(self) -> None:
+        """A proxy asking for a resource no alive node offers any more (its node was lost)
+        would pend forever: after ``timeouts.lost_resource_s`` move it to the kind that is
+        still offered, or fail it with the reason."""
+        encode, now = self.handles.encode, time.monotonic()
+        if encode is None or not self.proxies or now - self.last_rescue < WATCH_EVERY_S:
+            return
+        self.last_rescue = now
+        encode.refresh(ray.cluster_resources(), now)
+        stranded = encode.stranded(now, self.settings.timeouts.lost_resource_s)
+        if not stranded:
+            return
+        for ref, job in list(self.proxies.items()):
+            kinds = set(job.options.get("resources", {}))
+            if not kinds & stranded:
+                continue
+            ray.cancel(ref, force=True)
+            del self.proxies[ref]
+            encode.done(job.options)
+            if encode.can_encode():
+                log.warning("proxy of %s waited for %s that no alive node offers; re-planned",
+                            job.joined.item.path, ", ".join(sorted(kinds)))
+                self.submit_proxy(job.joined, again=True)
+            else:
+                job.joined.record.errors["proxy"] = (
+                    f"no alive node has offered {', '.join(sorted(kinds))} for "
+                    f"{self.settings.timeouts.lost_resource_s:g} s (its node was lost?)")
+                self.progress.stage_finished("proxy", ok=False)
+                self.part_done(job.joined.item.path, "proxy")
