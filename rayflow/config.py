@@ -117,6 +117,9 @@ class Timeouts:
     ``rayflow_encode``) that no alive node offers any more (its node was lost) before they are
     moved to the other kind, or failed with that reason. Long enough for an autoscaler to
     replace the node; without one, a shorter wait finishes the run sooner."""
+    actor_restart_s: float = 300.0
+    """How long analyses queued on a crashed model actor wait for its restart (a model load:
+    seconds on CPU, longer for big GPU models) before they are failed with that reason."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import ray
 from prefect_ray.context import remote_options
 
 from rayflow.config import Settings
-from rayflow.engine.analysis_queue import AnalysisDone, AnalysisQueue
+from rayflow.engine.analysis_queue import AnalysisDone, AnalysisQueue, crash_reason
 from rayflow.engine.assemble import (
     apply_analysis,
     apply_proxy,
@@ -90,6 +90,8 @@ class Joined:
     item: FileInFlight
     record: ClipRecord
     waiting: set[str] = field(default_factory=set)
+    embed_crashes: int = 0
+    """Times the embedder died while embedding this record alone."""
 
 
 @dataclass
@@ -136,7 +138,7 @@ class Scheduler:
         self.to_embed: list[Joined] = []
         self.first_queued = 0.0
         self.embeds: dict[Any, list[Joined]] = {}
-        self.write_refs: list[tuple[Any, list[ClipRecord]]] = []
+        self.write_refs: list[tuple[Any, list[ClipRecord], list[Any] | None]] = []
         self.inspect_task = inspect_files.with_options(retries=settings.retries)
         self.proxy_task = proxy_file.with_options(retries=settings.retries)
         self.board: Any = None
@@ -459,6 +461,9 @@ class Scheduler:
     def on_embed_done(self, ref: Any, batch: list[Joined]) -> None:
         try:
             vectors = ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            self.on_embedder_crash(batch, exc)
+            return
         except ray.exceptions.RayError as exc:
             for joined in batch:
                 joined.record.errors["embed"] = f"embedder failed: {describe(exc)}"
@@ -467,11 +472,26 @@ class Scheduler:
         for joined, vec in zip(batch, vectors, strict=True):
             self.finalize(joined, vec)
 
+    def on_embedder_crash(self, batch: list[Joined], exc: BaseException) -> None:
+        """The embedder died during a batch: each record runs again alone (uncharged when the
+        batch was shared); a record that kills it twice alone is stored without vectors."""
+        reason = crash_reason(exc)
+        self.progress.stage_finished("embed", ok=False, n=len(batch))
+        for joined in batch:
+            if len(batch) == 1:
+                joined.embed_crashes += 1
+            if joined.embed_crashes >= 2:
+                joined.record.errors["embed"] = f"this record crashed the embedder twice, alone: {reason}"
+                self.finalize(joined, None)
+                continue
+            self.progress.stage_started("embed")
+            self.embeds[self.handles.embedder.embed.remote([joined.record])] = [joined]
+
     # ------------------------------------------------------------ writing, results
 
     def write(self, records: list[ClipRecord], vectors: list[Any] | None = None) -> None:
         self.progress.stage_started("store", len(records))
-        self.write_refs.append((self.handles.writer.write.remote(records, vectors), records))
+        self.write_refs.append((self.handles.writer.write.remote(records, vectors), records, vectors))
 
     def finalize(self, joined: Joined, vectors: Any) -> None:
         self.write([joined.record], [vectors] if vectors is not None else None)
@@ -483,9 +503,9 @@ class Scheduler:
         self.progress.file_finished(path, result.status)
 
     def drain_writes(self) -> None:
-        for ref, records in self.write_refs:
+        for ref, records, vectors in self.write_refs:
             try:
-                ray.get(ref)
+                self.await_write(ref, records, vectors)
                 self.progress.stage_finished("store", ok=True, n=len(records))
             except Exception as exc:
                 self.progress.stage_finished("store", ok=False, n=len(records))
@@ -493,6 +513,21 @@ class Scheduler:
                     res = self.results[record.file.path]
                     res.status = "failed"
                     res.errors["store"] = describe(exc)
+
+    def await_write(self, ref: Any, records: list[ClipRecord], vectors: list[Any] | None, *,
+                    tries: int = 3) -> None:
+        """Wait for a write; a writer that died mid-call (restarted by Ray) gets the same
+        records again: writes are upserts keyed by clip id, so a retry cannot duplicate."""
+        for attempt in range(tries):
+            try:
+                ray.get(ref)
+                return
+            except ray.exceptions.RayActorError:
+                if attempt + 1 == tries:
+                    raise
+                log.warning("the catalog writer died while writing %d record(s); writing them again",
+                            len(records))
+                ref = self.handles.writer.write.remote(records, vectors)
 
     def final_summary(self) -> RunSummary:
         summary = self.summary
