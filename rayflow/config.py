@@ -17,6 +17,16 @@ DEFAULT_VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
     ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".dv", ".ogv", ".insv", ".lrv",
 )
+DEFAULT_AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".bwf", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".wma",
+)
+"""Separately recorded sound of a shoot: catalogued as ``kind: audio`` (facts, transcript)."""
+DEFAULT_IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".png", ".heic", ".heif", ".dng", ".tif", ".tiff", ".webp",
+    ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2",
+)
+"""Stills of a shoot: catalogued as ``kind: image`` (EXIF, GPS, thumbnail, text, faces)."""
+DEFAULT_MEDIA_EXTENSIONS = DEFAULT_VIDEO_EXTENSIONS + DEFAULT_AUDIO_EXTENSIONS + DEFAULT_IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,7 @@ class Settings:
     """All state: catalog, Prefect database, Ray temp dir, default output."""
     output: Path | None = None
     """Records, thumbnails, proxies; default ``<home>/output``."""
-    extensions: tuple[str, ...] = DEFAULT_VIDEO_EXTENSIONS
+    extensions: tuple[str, ...] = DEFAULT_MEDIA_EXTENSIONS
     concurrency: int = 0
     """Files in flight at once; 0 means 8 x the Ray cluster's CPUs (small files share inspect
     tasks, up to 4 per task, while enough are queued to keep every CPU busy)."""

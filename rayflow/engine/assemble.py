@@ -45,8 +45,8 @@ def build_record(
             record.camera = r.camera
             record.capture = r.capture
             record.tools = dict(r.tools)
-            if r.kind != "video":
-                errors["probe"] = not_video_message(r)
+            if r.kind not in CATALOGUED_KINDS:
+                errors["probe"] = not_media_message(r)
     if sampled is not None:
         record.sample = sampled.sample
         record.thumbnails = sampled.thumbnails
@@ -55,22 +55,21 @@ def build_record(
         timings += [StageTiming(stage=k, seconds=round(v, 4)) for k, v in sampled.timings.items()]
     record.errors = errors
     record.timings = timings
-    required_failed = "probe" in errors or "sample" in errors or record.kind != "video"
+    # An audio file needs only its probe; a video or a still also needs its decoded frame(s).
+    required_failed = "probe" in errors or record.kind not in CATALOGUED_KINDS or (
+        record.kind != "audio" and "sample" in errors)
     record.status = "failed" if (probed is not None and required_failed) else "ingested"
     return record
 
 
-def not_video_message(result: Any) -> str:
-    """Why a probed file without a decodable video stream is not catalogued as a clip."""
+CATALOGUED_KINDS = ("video", "audio", "image")
+"""Media kinds catalogued: clips, separately recorded sound, stills."""
+
+
+def not_media_message(result: Any) -> str:
+    """Why a probed file is not catalogued: no decodable video, audio or image stream."""
     container = result.container.format if result.container else None
-    match result.kind:
-        case "audio":
-            codecs = ", ".join(t.codec or "?" for t in result.audio_tracks) or "?"
-            return f"not a video: audio only ({codecs}; {len(result.audio_tracks)} track(s))"
-        case "image":
-            return f"not a video: still image ({container or 'image'})"
-        case _:
-            return f"not a video: no decodable video stream (container {container or 'unknown'})"
+    return f"not media: no decodable video, audio or image stream (container {container or 'unknown'})"
 
 
 def apply_analysis(record: ClipRecord, result: Any | None, error: str | None) -> bool:

@@ -102,6 +102,20 @@ class ProxyJob:
     """The Ray options the task asked for (returned to the encode slots when done)."""
 
 
+def analysable(record: ClipRecord, frames_ref: Any) -> bool:
+    """Whether a file goes to the analyzers: a video or still with its decoded frames, or an
+    audio file (no frames: its speech is analysed from the file)."""
+    if record.status == "failed":
+        return False
+    match record.kind:
+        case "video" | "image":
+            return record.video is not None and frames_ref is not None
+        case "audio":
+            return bool(record.audio_tracks)
+        case _:
+            return False
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -208,9 +222,17 @@ class Scheduler:
             self.order.append(key)
             self.results[key] = FileResult(path=key, status="failed",
                                            errors={"discover": f"path does not exist: {missing}"})
+        # Found in a folder but not catalogued (sidecars, unknown types): listed, never silent.
+        for path, reason in found.passed_over:
+            key = str(path)
+            self.order.append(key)
+            self.results[key] = FileResult(path=key, status="skipped", errors={"discover": reason})
+        if found.hidden:
+            self.summary.notes.append(f"discover: passed over {found.hidden} hidden or system entr"
+                                      f"{'y' if found.hidden == 1 else 'ies'} (dot-files, Thumbs.db, __MACOSX...)")
         self.progress.set_total(len(self.order))
-        for key in self.results:
-            self.progress.file_finished(key, "failed")
+        for key, res in self.results.items():
+            self.progress.file_finished(key, res.status)
 
     def submit_fingerprints(self) -> None:
         chunk = max(1, min(16, len(self.files) // (2 * self.cpus) or 1))
@@ -366,11 +388,13 @@ class Scheduler:
         if err is not None:
             record.status = "failed"
         joined = self.joined[item.path] = Joined(item, record)
-        usable = record.status != "failed" and record.video is not None
-        if usable and self.analysis is not None and sampled is not None and sampled.frames_ref is not None:
-            self.analysis.submit(item.path, record, sampled.frames_ref)
+        frames_ref = sampled.frames_ref if sampled is not None else None
+        if self.analysis is not None and analysable(record, frames_ref):
+            # An audio file goes without frames: the analyzer runs its speech role on it.
+            self.analysis.submit(item.path, record, frames_ref)
             joined.waiting.add("analyze")
-        if usable and "proxy" in self.steps:
+        if record.status != "failed" and record.kind == "video" and record.video is not None \
+                and "proxy" in self.steps:
             self.submit_proxy(joined)
         if not joined.waiting:
             self.ready(item.path)

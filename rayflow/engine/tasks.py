@@ -105,14 +105,14 @@ def run_probe(path: str, settings: Settings) -> ProbeOutcome:
 def run_sample(
     path: str, clip_id: str, probed: ProbeOutcome, settings: Settings, steps: frozenset[str]
 ) -> SampleOutcome:
-    """Decode frames once; thumbnails and exposure from the same frames."""
+    """Decode frames once; thumbnails and exposure from the same frames (a still: its one frame)."""
     from rayflow.stages.frames import sample_frames
 
     result = probed.result
     if result is None:
         return SampleOutcome(skipped="probe failed")
-    if result.kind != "video" or result.video is None:
-        return SampleOutcome(skipped=f"no video stream ({result.kind})")
+    if result.kind not in ("video", "image") or result.video is None:
+        return SampleOutcome(skipped=f"no picture to decode ({result.kind})")
     outcome = SampleOutcome()
     started = time.perf_counter()
     try:
