@@ -9,8 +9,10 @@ inspect tasks, flushing embed batches and handling whatever finished. Per file:
     exposure) -> analysis (warm actors) and proxy (a task) side by side -> embed
     (batched across files) -> the catalog writer, last.
 
-All state is explicit and typed on the object; records are assembled by the pure
-``assemble`` module. Only live handles (actors, progress) come from ``RunHandles``.
+All state is explicit and typed on the object; the analyses and proxies in flight
+are kept by ``AnalysisQueue`` and ``ProxyQueue`` (with their crash and lost-resource
+handling); records are assembled by the pure ``assemble`` module. Only live handles
+(actors, progress) come from ``RunHandles``.
 """
 
 from __future__ import annotations
@@ -29,16 +31,15 @@ from rayflow.config import Settings
 from rayflow.engine.analysis_queue import AnalysisDone, AnalysisQueue, crash_reason
 from rayflow.engine.assemble import (
     apply_analysis,
-    apply_proxy,
     build_record,
     count_statuses,
-    encoders_note,
     file_result,
 )
 from rayflow.engine.outcomes import FingerprintOutcome, InspectOutcome, describe
 from rayflow.engine.placement import spread_options
 from rayflow.engine.progress import Progress
-from rayflow.engine.tasks import CRASHED, fingerprint_batch, future_value, inspect_files, proxy_file
+from rayflow.engine.proxy_queue import ProxyQueue
+from rayflow.engine.tasks import CRASHED, fingerprint_batch, future_value, inspect_files
 from rayflow.record import ClipRecord, FileResult, RunSummary
 from rayflow.stages.discover import discover
 from rayflow.stages.fingerprint import Fingerprint
@@ -50,8 +51,6 @@ BATCH_BYTES = 48 * 1024 * 1024
 """Small files share an inspect task up to this much data."""
 EMBED_WAIT_S = 2.0
 """A record waits at most this long for others to fill its embed batch."""
-WATCH_EVERY_S = 2.0
-"""How often the lost-resource watches look at the cluster."""
 
 
 @dataclass
@@ -92,14 +91,6 @@ class Joined:
     waiting: set[str] = field(default_factory=set)
     embed_crashes: int = 0
     """Times the embedder died while embedding this record alone."""
-
-
-@dataclass
-class ProxyJob:
-    joined: Joined
-    future: Any
-    options: dict[str, Any]
-    """The Ray options the task asked for (returned to the encode slots when done)."""
 
 
 def analysable(record: ClipRecord, frames_ref: Any) -> bool:
@@ -147,18 +138,13 @@ class Scheduler:
         self.queue: list[tuple[FingerprintOutcome, bool]] = []  # (file, must run alone)
         self.inspecting: dict[Any, list[FileInFlight]] = {}
         self.joined: dict[str, Joined] = {}
-        self.proxies: dict[Any, ProxyJob] = {}
-        self.encoders_used: dict[str, int] = {}
+        self.proxies = ProxyQueue(settings, encode=handles.encode, encoder_note=handles.encoder_note,
+                                  spread=self.spread, progress=self.progress)
         self.to_embed: list[Joined] = []
         self.first_queued = 0.0
         self.embeds: dict[Any, list[Joined]] = {}
         self.write_refs: list[tuple[Any, list[ClipRecord], list[Any] | None]] = []
         self.inspect_task = inspect_files.with_options(retries=settings.retries)
-        self.proxy_task = proxy_file.with_options(retries=settings.retries)
-        self.board: Any = None
-        self.board_name: str | None = None
-        self.last_poll = 0.0
-        self.last_rescue = time.monotonic()
         self.analysis = AnalysisQueue(handles.analyzers, settings, self.progress) \
             if "analyze" in self.steps and handles.analyzers is not None else None
 
@@ -167,28 +153,30 @@ class Scheduler:
     def run(self) -> RunSummary:
         self.discover()
         self.submit_fingerprints()
-        self.start_board()
+        if "proxy" in self.steps:
+            self.proxies.start_board(self.run_id)
         while self.busy():
             self.tick()
         self.drain_writes()
         return self.final_summary()
 
     def busy(self) -> bool:
-        return bool(self.pending_fp or self.inspecting or self.queue or self.proxies or self.to_embed
+        return bool(self.pending_fp or self.inspecting or self.queue or self.proxies.busy() or self.to_embed
                     or self.embeds or (self.analysis is not None and self.analysis.busy()))
 
     def tick(self) -> None:
         """One turn of the loop: housekeeping, then wait up to 0.5 s for something to finish."""
-        self.poll_board()
-        self.rescue_stranded_proxies()
+        self.proxies.poll_board()
+        for key in self.proxies.watch():
+            self.part_done(key, "proxy")
         if self.analysis is not None:
-            for done in self.analysis.watch():
-                self.on_analysis_done(done)
+            for failed in self.analysis.watch():
+                self.on_analysis_done(failed)
         self.launch()
         self.flush_embeds()
         if self.take_fingerprints():
             return
-        refs = [*self.inspecting, *self.proxies, *self.embeds,
+        refs = [*self.inspecting, *self.proxies.refs(), *self.embeds,
                 *(self.analysis.refs() if self.analysis is not None else []),
                 *[f.wrapped_future for f in self.pending_fp[:1]]]
         if not refs:
@@ -197,12 +185,12 @@ class Scheduler:
             else:
                 time.sleep(0.2)  # analyses wait for a restarting actor
             return
-        done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
-        for ref in done:
+        ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+        for ref in ready:
             if ref in self.inspecting:
                 self.on_inspected(self.inspecting.pop(ref))
-            elif ref in self.proxies:
-                self.on_proxy_done(self.proxies.pop(ref))
+            elif self.proxies.owns(ref):
+                self.part_done(self.proxies.collect(ref), "proxy")
             elif ref in self.embeds:
                 self.on_embed_done(ref, self.embeds.pop(ref))
             elif self.analysis is not None and self.analysis.owns(ref):
@@ -394,8 +382,8 @@ class Scheduler:
             self.analysis.submit(item.path, record, frames_ref)
             joined.waiting.add("analyze")
         if record.status != "failed" and record.kind == "video" and record.video is not None \
-                and "proxy" in self.steps:
-            self.submit_proxy(joined)
+                and "proxy" in self.steps and self.proxies.submit(item.path, record):
+            joined.waiting.add("proxy")
         if not joined.waiting:
             self.ready(item.path)
 
@@ -422,38 +410,6 @@ class Scheduler:
         self.progress.stage_finished("analyze", ok=ok)
         self.part_done(done.key, "analyze")
 
-    def submit_proxy(self, joined: Joined, *, again: bool = False) -> None:
-        from rayflow.stages.proxy import ProxySource
-
-        record, encode = joined.record, self.handles.encode
-        try:
-            source = ProxySource.from_record(
-                record.video, record.audio_tracks,
-                duration_s=record.container.duration_s if record.container else None)
-        except (ValueError, TypeError) as exc:
-            record.errors["proxy"] = f"cannot plan a proxy: {describe(exc)}"
-            return
-        options = encode.task_options() if encode else {"num_cpus": 1}
-        threads = encode.threads if encode else 1
-        task_settings = encode.settings_for(options, self.settings) if encode else self.settings
-        with remote_options(**options, **self.spread, max_retries=1):
-            future = self.proxy_task.submit(joined.item.path, record.clip_id, source, task_settings, threads,
-                                            self.board_name)
-        if not again:
-            self.progress.stage_started("proxy")
-        self.proxies[future.wrapped_future] = ProxyJob(joined, future, options)
-        joined.waiting.add("proxy")
-
-    def on_proxy_done(self, job: ProxyJob) -> None:
-        outcome, err = future_value(job.future)
-        if self.handles.encode is not None:
-            self.handles.encode.done(job.options)
-        encoder = apply_proxy(job.joined.record, outcome, err)
-        if encoder is not None:
-            self.encoders_used[encoder] = self.encoders_used.get(encoder, 0) + 1
-        self.progress.stage_finished("proxy", ok=encoder is not None)
-        self.part_done(job.joined.item.path, "proxy")
-
     def part_done(self, key: str, part: str) -> None:
         joined = self.joined[key]
         joined.waiting.discard(part)
@@ -473,7 +429,7 @@ class Scheduler:
     def flush_embeds(self, force: bool = False) -> None:
         if not self.to_embed:
             return
-        idle = not (self.inspecting or self.proxies or self.queue or self.pending_fp
+        idle = not (self.inspecting or self.proxies.busy() or self.queue or self.pending_fp
                     or (self.analysis is not None and self.analysis.busy()))
         due = time.monotonic() - self.first_queued > EMBED_WAIT_S
         if not (force or idle or due or len(self.to_embed) >= self.settings.embed.batch_records):
@@ -558,59 +514,7 @@ class Scheduler:
         summary.files = [self.results[p] for p in self.order if p in self.results]
         summary.counts = count_statuses(summary.files)
         summary.finished_at = datetime.now(UTC)
-        note = encoders_note(self.encoders_used, self.handles.encoder_note)
+        note = self.proxies.stop()
         if note:
             summary.notes.append(note)
-        if self.board is not None:
-            ray.kill(self.board)
         return summary
-
-    # ------------------------------------------------------------ progress board, watches
-
-    def start_board(self) -> None:
-        if "proxy" not in self.steps:
-            return
-        from rayflow.engine.actors import start_progress_board
-
-        self.board_name = f"rayflow-progress-{self.run_id}"
-        self.board = start_progress_board(self.board_name)
-
-    def poll_board(self) -> None:
-        now = time.monotonic()
-        if self.board is None or now - self.last_poll < 0.5:
-            return
-        self.last_poll = now
-        try:
-            self.progress.set_encodes(ray.get(self.board.snapshot.remote(), timeout=5))
-        except ray.exceptions.RayError:
-            log.debug("progress board unavailable", exc_info=True)
-
-    def rescue_stranded_proxies(self) -> None:
-        """A proxy asking for a resource no alive node offers any more (its node was lost)
-        would pend forever: after ``timeouts.lost_resource_s`` move it to the kind that is
-        still offered, or fail it with the reason."""
-        encode, now = self.handles.encode, time.monotonic()
-        if encode is None or not self.proxies or now - self.last_rescue < WATCH_EVERY_S:
-            return
-        self.last_rescue = now
-        encode.refresh(ray.cluster_resources(), now)
-        stranded = encode.stranded(now, self.settings.timeouts.lost_resource_s)
-        if not stranded:
-            return
-        for ref, job in list(self.proxies.items()):
-            kinds = set(job.options.get("resources", {}))
-            if not kinds & stranded:
-                continue
-            ray.cancel(ref, force=True)
-            del self.proxies[ref]
-            encode.done(job.options)
-            if encode.can_encode():
-                log.warning("proxy of %s waited for %s that no alive node offers; re-planned",
-                            job.joined.item.path, ", ".join(sorted(kinds)))
-                self.submit_proxy(job.joined, again=True)
-            else:
-                job.joined.record.errors["proxy"] = (
-                    f"no alive node has offered {', '.join(sorted(kinds))} for "
-                    f"{self.settings.timeouts.lost_resource_s:g} s (its node was lost?)")
-                self.progress.stage_finished("proxy", ok=False)
-                self.part_done(job.joined.item.path, "proxy")
