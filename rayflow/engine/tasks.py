@@ -118,7 +118,7 @@ def run_sample(
     try:
         frames, info = sample_frames(
             Path(path), rotation=result.video.rotation, settings=settings.sample,
-            timeout_s=settings.timeouts.decode_s,
+            timeout_s=settings.timeouts.decode_s, still=result.kind == "image",
         )
     except ToolTimeout as exc:
         raise TransientError(str(exc)) from exc

@@ -33,7 +33,8 @@ class Discovery:
     skipped: int = 0
     """Hidden/system entries and files with other extensions."""
     passed_over: list[tuple[Path, str]] = field(default_factory=list)
-    """Files with other extensions (not hidden/system ones), each with why it is not catalogued."""
+    """Files with other extensions (not hidden/system ones), each with why it is not catalogued;
+    with ``limit``, only those that sort before the last file taken."""
     hidden: int = 0
     """Hidden and system entries (dot-files, Thumbs.db, __MACOSX...) not walked or taken."""
 
@@ -119,6 +120,9 @@ def discover(paths: list[Path], *, extensions: tuple[str, ...], limit: int | Non
         else:
             result.missing.append(path)
     result.files = [found[k] for k in sorted(found)]
-    if limit is not None and limit >= 0:
+    if limit is not None and 0 <= limit < len(result.files):
         result.files = result.files[:limit]
+        # Only what sorts among the files taken is reported: the rest was not looked at.
+        last = str(result.files[-1]) if result.files else ""
+        result.passed_over = [(p, r) for p, r in result.passed_over if str(p) < last]
     return result

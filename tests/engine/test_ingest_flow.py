@@ -81,7 +81,8 @@ def test_every_file_gets_a_status_and_bad_ones_a_specific_reason(first_run) -> N
     assert (files["audio_only.m4a"].status, files["still.jpg"].status) == ("ingested", "ingested")
     assert "sidecar (camera thumbnail" in files["clip.THM"].errors["discover"]
     assert "unknown type .xyz" in files["readme.xyz"].errors["discover"]
-    assert summary.counts["skipped"] == 2
+    assert "sidecar (notes, .txt)" in files["inside.txt"].errors["discover"]  # inside the folder x.mov
+    assert summary.counts["skipped"] == 3
     for name, (stage, phrase) in expect.items():
         assert files[name].status == "failed", name
         assert phrase in files[name].errors[stage], (name, files[name].errors)

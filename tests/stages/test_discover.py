@@ -72,3 +72,11 @@ def test_audio_and_stills_are_taken_and_every_other_file_is_passed_over_with_a_r
     assert reasons["mystery.xyz"].startswith("unknown type .xyz")
     assert reasons["README"].startswith("no file extension")
     assert found.hidden == 1 and found.skipped == 6
+
+
+def test_with_a_limit_only_the_passed_over_files_among_those_taken_are_reported(tmp_path: Path) -> None:
+    for name in ("a.mp4", "b.txt", "c.mp4", "d.xyz", "e.mp4"):
+        _touch(tmp_path / name)
+    found = discover([tmp_path], extensions=(".mp4",), limit=2)
+    assert [p.name for p in found.files] == ["a.mp4", "c.mp4"]
+    assert [p.name for p, _ in found.passed_over] == ["b.txt"]
