@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 BATCH_BYTES = 48 * 1024 * 1024
 """Small files share an inspect task up to this much data."""
+FINGERPRINT_RESUBMITS = 3
+"""A fingerprint task whose worker died past Ray's retries is sent again this often per file."""
 EMBED_WAIT_S = 2.0
 """A record waits at most this long for others to fill its embed batch."""
 
@@ -134,6 +136,8 @@ class Scheduler:
         # fingerprint batches, consumed in path order
         self.pending_fp: list[Any] = []
         self.fp_batches: dict[Any, list[str]] = {}
+        self.fp_crashes: dict[str, int] = {}
+        """Times a file's fingerprint task lost its worker (resubmitted up to FINGERPRINT_RESUBMITS)."""
         self.seen_checksums: dict[str, str] = {}
         self.queue: list[tuple[FingerprintOutcome, bool]] = []  # (file, must run alone)
         self.inspecting: dict[Any, list[FileInFlight]] = {}
@@ -224,13 +228,15 @@ class Scheduler:
 
     def submit_fingerprints(self) -> None:
         chunk = max(1, min(16, len(self.files) // (2 * self.cpus) or 1))
+        self.pending_fp = [self.submit_fingerprint_batch(batch) for batch in _chunks(self.files, chunk)]
+
+    def submit_fingerprint_batch(self, batch: list[str]) -> Any:
         task = fingerprint_batch.with_options(retries=self.settings.retries)
         with remote_options(num_cpus=1, max_retries=self.settings.retries, **self.spread):
-            for batch in _chunks(self.files, chunk):
-                future = task.submit(batch, self.settings.shared_prefix)
-                self.pending_fp.append(future)
-                self.fp_batches[future.wrapped_future] = batch
-                self.progress.stage_started("fingerprint", len(batch))
+            future = task.submit(batch, self.settings.shared_prefix)
+        self.fp_batches[future.wrapped_future] = batch
+        self.progress.stage_started("fingerprint", len(batch))
+        return future
 
     def take_fingerprints(self) -> bool:
         """Consume the oldest fingerprint batch if it is done; True when one was.
@@ -247,9 +253,19 @@ class Scheduler:
         if err is None:
             self.on_fingerprints(outcomes)
             return True
-        # The whole batch failed transiently past its retries: report each file.
-        for path in self.fp_batches[ready[0]]:
-            self.progress.stage_finished("fingerprint", ok=False)
+        batch = self.fp_batches[ready[0]]
+        self.progress.stage_finished("fingerprint", ok=False, n=len(batch))
+        if err.startswith(CRASHED):
+            # Its worker was killed past Ray's retries (hashing never crashes on content):
+            # not the files' fault. Each file again on its own, first in line (path order
+            # kept), a bounded number of times.
+            again = [p for p in batch if self.fp_crashes.setdefault(p, 0) < FINGERPRINT_RESUBMITS]
+            for path in again:
+                self.fp_crashes[path] += 1
+            self.pending_fp[:0] = [self.submit_fingerprint_batch([p]) for p in again]
+            batch = [p for p in batch if p not in again]
+        # Failed past its retries: report each file.
+        for path in batch:
             self.finish(path, FileResult(path=path, status="failed", errors={"fingerprint": err}))
         return True
 
