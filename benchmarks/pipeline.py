@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from rayflow.catalog.store import Catalog, write_sidecar  # noqa: E402
 from rayflow.config import load_settings  # noqa: E402
-from rayflow.engine.flow import ProbeOutcome, SampleOutcome, build_record  # noqa: E402
+from rayflow.engine.assemble import build_record  # noqa: E402
+from rayflow.engine.outcomes import ProbeOutcome, SampleOutcome  # noqa: E402
 from rayflow.stages.exposure import measure_exposure  # noqa: E402
 from rayflow.stages.fingerprint import fingerprint  # noqa: E402
 from rayflow.stages.frames import sample_frames  # noqa: E402

@@ -87,6 +87,8 @@ def live_view(snap: Snapshot) -> Group:
             encodes.append(safe(path.rsplit("/", 1)[-1], 40))
             encodes.append(f" {fraction:.0%}")
         parts.append(encodes)
+    if snap.notes:
+        parts.append(Text("; ".join(safe(n, 80) for n in snap.notes), style="yellow"))
     return Group(*parts)
 
 

@@ -49,6 +49,8 @@ class Snapshot:
     elapsed_s: float
     encodes: dict[str, float] = field(default_factory=dict)
     """Proxy encodes in progress: path -> fraction done (from ffmpeg -progress)."""
+    notes: list[str] = field(default_factory=list)
+    """What the run is waiting on right now, e.g. "analyzer restarting"."""
 
     @property
     def files_per_s(self) -> float:
@@ -73,6 +75,15 @@ class Progress:
     _statuses: Counter[str] = field(default_factory=Counter)
     _current: dict[str, float] = field(default_factory=dict)
     _encodes: dict[str, float] = field(default_factory=dict)
+    _notes: dict[str, str] = field(default_factory=dict)
+
+    def set_note(self, key: str, text: str | None) -> None:
+        """Show ``text`` under ``key`` in the live display until set to None."""
+        with self._lock:
+            if text is None:
+                self._notes.pop(key, None)
+            else:
+                self._notes[key] = text
 
     def set_encodes(self, encodes: dict[str, float]) -> None:
         with self._lock:
@@ -114,6 +125,7 @@ class Progress:
                 current=current,
                 elapsed_s=time.monotonic() - self._started,
                 encodes=dict(self._encodes),
+                notes=[self._notes[k] for k in sorted(self._notes)],
             )
 
 
@@ -137,6 +149,7 @@ def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
         "files_per_s": round(snap.files_per_s, 4),
         "eta_s": None if snap.eta_s is None else round(snap.eta_s, 1),
         "encodes": {k: round(v, 3) for k, v in snap.encodes.items()},
+        "notes": list(snap.notes),
     }
 
 

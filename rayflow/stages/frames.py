@@ -19,8 +19,12 @@ def sample_frames(
     rotation: int,
     settings: SampleSettings,
     timeout_s: float,
+    still: bool = False,
 ) -> tuple[Frames, SampleInfo]:
     """Decode ``settings.count`` evenly spaced exact frames, longest side ``settings.max_side``.
+
+    ``still``: the file is one picture (a photo): decode its first frame only, which needs
+    no frame count or duration (a JPEG read by the ``jpeg_pipe`` demuxer has neither).
 
     ``rotation`` is ``VideoInfo.rotation`` (clockwise degrees), a cross-check only:
     both decoders apply the file's display matrix. Raises ``ToolError`` (record it)
@@ -28,7 +32,7 @@ def sample_frames(
     """
     frames = decode_frames(
         path,
-        timestamps_s=None,
+        timestamps_s=[0.0] if still else None,
         count=settings.count,
         max_side=settings.max_side,
         rotation=rotation,
