@@ -509,6 +509,27 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
         results[path] = result
         progress.file_finished(path, result.status)
 
+    def settle_write(ref: Any, records: list[ClipRecord]) -> None:
+        try:
+            ray.get(ref)
+            progress.stage_finished("store", ok=True, n=len(records))
+        except Exception as exc:
+            progress.stage_finished("store", ok=False, n=len(records))
+            for record in records:
+                res = results[record.file.path]
+                res.status = "failed"
+                res.errors["store"] = _describe(exc)
+
+    def reap_writes() -> None:
+        """Count writes as they finish, so the display's store counts are true mid-run."""
+        if write_refs:
+            ready, _ = ray.wait([r for r, _ in write_refs], num_returns=len(write_refs), timeout=0)
+            done = set(ready)
+            settled = [w for w in write_refs if w[0] in done]
+            write_refs[:] = [w for w in write_refs if w[0] not in done]
+            for ref, records in settled:
+                settle_write(ref, records)
+
     def write(records: list[ClipRecord]) -> None:
         progress.stage_started("store", len(records))
         write_refs.append((writer.write.remote(records, None), records))
@@ -814,6 +835,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
 
     while pending_fp or in_flight or queue or proxy_pending or analysis_pending or to_embed or embed_pending:
         poll_board()
+        reap_writes()
         rescue_stranded()
         rescue_analysis()
         launch()
@@ -851,15 +873,7 @@ def _ingest_body(paths: list[str], run_id: str, settings: Settings) -> RunSummar
                 on_embed_done(ref, embed_pending.pop(ref))
 
     for ref, records in write_refs:
-        try:
-            ray.get(ref)
-            progress.stage_finished("store", ok=True, n=len(records))
-        except Exception as exc:
-            progress.stage_finished("store", ok=False, n=len(records))
-            for record in records:
-                res = results[record.file.path]
-                res.status = "failed"
-                res.errors["store"] = _describe(exc)
+        settle_write(ref, records)
     summary.files = [results[p] for p in order if p in results]
     counts: dict[str, int] = {s: 0 for s in ("ingested", "duplicate", "skipped", "failed")}
     for res in summary.files:
