@@ -136,7 +136,6 @@ def _ingest(
     os.environ["PREFECT_API_URL"] = api_url
     import ray
 
-    from rayflow.engine.flow import RunHandles
     from rayflow.stages.steps import plan_steps
 
     steps = plan_steps(skip=settings.skip, only=settings.only).enabled
@@ -170,8 +169,9 @@ def _ingest(
             log.warning("Ray cluster advertises no %s resources; proxy encodes are capped by CPUs only",
                         ", ".join(encode.node_resources))
             encode = None
+        # The flow is imported once Ray runs: start_ray loaded Prefect meanwhile (the slow part).
         from rayflow.engine.actors import start_catalog_writer, stop_catalog_writer
-        from rayflow.engine.flow import new_run_id, run_ingest_flow
+        from rayflow.engine.flow import RunHandles, new_run_id, run_ingest_flow
 
         t = time.monotonic()
         writer, writer_ready = start_catalog_writer(
