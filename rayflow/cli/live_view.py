@@ -53,8 +53,9 @@ def headline(snap: Snapshot) -> str:
     files = f"{snap.finished}/{snap.total} files" if snap.total or _started(snap) else "counting files"
     if not _started(snap):
         return f"{files}  starting Ray, Prefect and the workers  elapsed {_fmt_s(snap.elapsed_s)}"
-    return (f"{files}  {snap.files_per_s:.2f} files/s  elapsed {_fmt_s(snap.elapsed_s)}  "
-            f"ETA {_fmt_s(snap.eta_s)}")
+    rate = snap.files_per_s
+    speed = f"{rate:.2f} files/s" if rate >= 0.1 or not snap.finished else f"{rate * 60:.2f} files/min"
+    return f"{files}  {speed}  elapsed {_fmt_s(snap.elapsed_s)}  ETA {_fmt_s(snap.eta_s)}"
 
 
 def frame(snap: Snapshot) -> Group:

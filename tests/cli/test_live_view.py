@@ -60,6 +60,14 @@ def test_frame_shows_true_counts_from_the_start_and_the_bar_on_its_own_row() -> 
     assert [ln.split()[0] for ln in lines[2:2 + len(STAGES)]] == list(STAGES)
 
 
+def test_a_slow_run_shows_files_per_minute_not_zero() -> None:
+    progress = Progress(total=9, _started=time.monotonic() - 200)  # 1 file in 200 s
+    progress.stage_started("store")
+    progress.stage_finished("store", ok=True)
+    progress.file_finished("/f/a.mp4", "ingested")
+    assert "0.30 files/min" in live_view.headline(progress.snapshot())
+
+
 def test_pipe_prints_a_plain_line_when_counts_change(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(live_view, "PIPE_EVERY_S", 0.05)
     buf = io.StringIO()
