@@ -205,7 +205,7 @@ def run_sequential(paths: list[Path], home: Path, *, full: bool) -> dict:
     args = [sys.executable, str(Path(__file__).resolve()), "--sequential", str(home), str(out),
             *(() if full else ("--steps", "spine")), *map(str, paths)]
     started = time.perf_counter()
-    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"})
     with PeakRss(proc.pid) as mem:
         proc.wait(timeout=3600)
     wall = time.perf_counter() - started
