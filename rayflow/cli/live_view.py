@@ -206,11 +206,19 @@ def _pipe(progress: Progress, console: Console) -> Iterator[None]:
         emit()
 
 
+def _has_fd(console: Console) -> bool:
+    try:
+        console.file.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream object without a file descriptor
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def show(progress: Progress, console: Console, *, transient: bool = False) -> Iterator[None]:
     """Show ``progress`` on ``console`` for the body of the ``with``: a live frame when the
     console is a terminal, status lines otherwise (see the module docstring)."""
-    if console.is_terminal and not console.is_dumb_terminal:
+    if console.is_terminal and not console.is_dumb_terminal and _has_fd(console):
         with _terminal(progress, console, transient=transient):
             yield
     else:
