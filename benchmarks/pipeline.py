@@ -143,6 +143,8 @@ def _later_steps(path: Path, record, frames, settings, models: _Models,  # type:
     record.analysis = result.analysis
     record.errors.update(result.errors)
     stage_s["analyze"] += time.perf_counter() - t
+    for role, seconds in result.timings.items():  # the roles inside, as rayflow's records list them
+        stage_s[role] += seconds
     t = time.perf_counter()
     try:
         source = ProxySource.from_record(record.video, record.audio_tracks,
