@@ -4,7 +4,8 @@ Runs one in-process ingest of a single short generated clip into a fresh home, t
 `rayflow ingest` does (Ray embedded, Prefect server started for the run, the default
 steps unless --skip), and reports:
 
-  import_s        importing the session and flow modules (prefect, ray, stages)
+  import_s        importing the session module (the flow and Prefect are imported by the run,
+                  once PREFECT_API_URL is set: imported earlier, Prefect would start its own server)
   encoders_s      detecting proxy encoders (ffmpeg -encoders + a one-frame trial)
   ray_s           ray.init of the embedded cluster
   writer_s        starting the catalog writer actor (call only; it opens in the background)
@@ -14,7 +15,7 @@ steps unless --skip), and reports:
   first_file_s    command start -> first file finished
   total_s         the whole ingest, shutdown included
 
-    .venv/bin/python benchmarks/startup.py [--skip analyze --skip proxy --skip embed] [--runs 1]
+    .venv/bin/python benchmarks/startup.py [--skip analyze --skip proxy --skip embed] [--no-preload]
 
 Writes benchmarks/results/startup.json. Numbers are wall seconds on this machine as
 loaded at the time; compare runs made side by side.
@@ -67,7 +68,6 @@ def one_run(clip: Path, skip: list[str]) -> dict[str, float]:
     t = time.monotonic()
     from rayflow.config import load_settings
     from rayflow.engine import session
-    from rayflow.engine.flow import RunHandles  # noqa: F401  (prefect + prefect_ray, as the run imports)
     from rayflow.engine.progress import Progress
     from rayflow.media.encoders import detect_encoders
 
@@ -98,11 +98,17 @@ def one_run(clip: Path, skip: list[str]) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip", action="append", default=[], help="Step to skip (repeatable), as ingest --skip.")
+    ap.add_argument("--no-preload", action="store_true",
+                    help="Import Prefect after Ray starts, as before runtime.preload_prefect (for an A/B).")
     args = ap.parse_args()
+    if args.no_preload:
+        from rayflow.engine import runtime
+
+        runtime.preload_prefect = lambda prefect_api_url: None  # type: ignore[assignment]
     with tempfile.TemporaryDirectory(prefix="rfclip-") as tmp:
         clip = make_clip(Path(tmp))
         result = one_run(clip, args.skip)
-    doc = {"when": datetime.now(UTC).isoformat(), "skip": args.skip, **result}
+    doc = {"when": datetime.now(UTC).isoformat(), "skip": args.skip, "preload": not args.no_preload, **result}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "startup.json").write_text(json.dumps(doc, indent=2))
     for key, value in result.items():
