@@ -84,6 +84,7 @@ class Progress:
                 self._notes.pop(key, None)
             else:
                 self._notes[key] = text
+    _total_known: bool = False
 
     def set_encodes(self, encodes: dict[str, float]) -> None:
         with self._lock:
@@ -92,6 +93,14 @@ class Progress:
     def set_total(self, total: int) -> None:
         with self._lock:
             self.total = total
+            self._total_known = True
+
+    def hint_total(self, total: int) -> None:
+        """An early count (discovery before Ray starts) unless the flow has set its own."""
+        with self._lock:
+            if not self._total_known:
+                self.total = total
+                self._total_known = True
 
     def stage_started(self, stage: StageName, n: int = 1) -> None:
         with self._lock:
@@ -127,6 +136,28 @@ class Progress:
                 encodes=dict(self._encodes),
                 notes=[self._notes[k] for k in sorted(self._notes)],
             )
+
+
+def count_in_background(progress: Progress, paths: list[str], *, extensions: tuple[str, ...],
+                        limit: int | None) -> threading.Thread:
+    """Walk ``paths`` on a daemon thread and hint the total to ``progress``, so the display
+    shows how many files the run has from its first second, while Ray and Prefect start.
+
+    The flow walks again and sets the same count (missing paths included, as it counts
+    them); a walk that fails only logs: the flow's own count follows."""
+    from rayflow.stages.discover import discover
+
+    def count() -> None:
+        try:
+            found = discover([Path(p) for p in paths], extensions=extensions, limit=limit)
+        except Exception:  # the flow's discovery reports the same problem as a value
+            log.debug("early file count failed", exc_info=True)
+            return
+        progress.hint_total(len(found.files) + len(found.missing))
+
+    thread = threading.Thread(target=count, name="rayflow-count", daemon=True)
+    thread.start()
+    return thread
 
 
 # ----------------------------------------------------------------------------- live.json

@@ -171,6 +171,7 @@ class Scheduler:
     def tick(self) -> None:
         """One turn of the loop: housekeeping, then wait up to 0.5 s for something to finish."""
         self.proxies.poll_board()
+        self.reap_writes()
         for key in self.proxies.watch():
             self.part_done(key, "proxy")
         if self.analysis is not None:
@@ -498,17 +499,33 @@ class Scheduler:
         self.results[path] = result
         self.progress.file_finished(path, result.status)
 
+    def reap_writes(self) -> None:
+        """Settle the catalog writes that finished, so the store counts move during the run
+        (not only after the loop: "store running 5 done 0" after 5 stored files)."""
+        if not self.write_refs:
+            return
+        ready, _ = ray.wait([w[0] for w in self.write_refs], num_returns=len(self.write_refs), timeout=0)
+        done = set(ready)
+        settled = [w for w in self.write_refs if w[0] in done]
+        self.write_refs = [w for w in self.write_refs if w[0] not in done]
+        for ref, records, vectors in settled:
+            self.settle_write(ref, records, vectors)
+
     def drain_writes(self) -> None:
-        for ref, records, vectors in self.write_refs:
-            try:
-                self.await_write(ref, records, vectors)
-                self.progress.stage_finished("store", ok=True, n=len(records))
-            except Exception as exc:
-                self.progress.stage_finished("store", ok=False, n=len(records))
-                for record in records:
-                    res = self.results[record.file.path]
-                    res.status = "failed"
-                    res.errors["store"] = describe(exc)
+        pending, self.write_refs = self.write_refs, []
+        for ref, records, vectors in pending:
+            self.settle_write(ref, records, vectors)
+
+    def settle_write(self, ref: Any, records: list[ClipRecord], vectors: list[Any] | None) -> None:
+        try:
+            self.await_write(ref, records, vectors)
+            self.progress.stage_finished("store", ok=True, n=len(records))
+        except Exception as exc:
+            self.progress.stage_finished("store", ok=False, n=len(records))
+            for record in records:
+                res = self.results[record.file.path]
+                res.status = "failed"
+                res.errors["store"] = describe(exc)
 
     def await_write(self, ref: Any, records: list[ClipRecord], vectors: list[Any] | None, *,
                     tries: int = 3) -> None:
