@@ -11,7 +11,7 @@ from typing import Any
 
 from rayflow import __version__
 from rayflow.engine.outcomes import ProbeOutcome, ProxyOutcome, SampleOutcome
-from rayflow.record import ClipRecord, FileResult, StageTiming
+from rayflow.record import ClipRecord, FileResult, StageName, StageTiming
 from rayflow.stages.fingerprint import Fingerprint
 
 STATUSES: tuple[str, ...] = ("ingested", "duplicate", "skipped", "failed")
@@ -22,7 +22,7 @@ def build_record(
     fp: Fingerprint,
     probed: ProbeOutcome | None,
     sampled: SampleOutcome | None,
-    errors: dict[str, str],
+    errors: dict[StageName, str],
     run_id: str,
     fingerprint_s: float,
 ) -> ClipRecord:

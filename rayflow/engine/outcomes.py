@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rayflow.record import ExposureInfo, ProxyInfo, SampleInfo, StagePlacement, Thumbnail
+from rayflow.record import ExposureInfo, ProxyInfo, SampleInfo, StageName, StagePlacement, Thumbnail
 from rayflow.stages.fingerprint import Fingerprint
 
 
@@ -46,7 +46,7 @@ class SampleOutcome:
     exposure: ExposureInfo | None = None
     frames_ref: Any | None = None
     """ObjectRef of the decoded frames for later stages (analysis); not stored."""
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[StageName, str] = field(default_factory=dict)
     skipped: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -66,3 +66,9 @@ class ProxyOutcome:
     proxy: ProxyInfo | None
     error: str | None
     node: StagePlacement | None = None
+
+
+def ray_ref(future: Any) -> Any:
+    """The Ray ObjectRef behind a prefect-ray future (``PrefectRayFuture.wrapped_future``;
+    Prefect's own ``PrefectFuture`` type, what ``task.submit`` is typed to return, has none)."""
+    return future.wrapped_future

@@ -19,7 +19,7 @@ from prefect_ray.context import remote_options
 
 from rayflow.config import Settings
 from rayflow.engine.assemble import apply_proxy, encoders_note
-from rayflow.engine.outcomes import describe
+from rayflow.engine.outcomes import describe, ray_ref
 from rayflow.engine.progress import Progress
 from rayflow.engine.tasks import future_value, proxy_file
 from rayflow.record import ClipRecord
@@ -82,6 +82,9 @@ class ProxyQueue:
         from rayflow.stages.proxy import ProxySource
 
         encode = self.encode
+        if record.video is None:
+            record.errors["proxy"] = "cannot plan a proxy: no video stream"
+            return False
         try:
             source = ProxySource.from_record(
                 record.video, record.audio_tracks,
@@ -96,7 +99,7 @@ class ProxyQueue:
             future = self.task.submit(key, record.clip_id, source, task_settings, threads, self.board_name)
         if not again:
             self.progress.stage_started("proxy")
-        self.jobs[future.wrapped_future] = ProxyJob(key, record, future, options)
+        self.jobs[ray_ref(future)] = ProxyJob(key, record, future, options)
         return True
 
     def collect(self, ref: Any) -> str:

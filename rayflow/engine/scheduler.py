@@ -35,12 +35,12 @@ from rayflow.engine.assemble import (
     count_statuses,
     file_result,
 )
-from rayflow.engine.outcomes import FingerprintOutcome, InspectOutcome, describe
+from rayflow.engine.outcomes import FingerprintOutcome, InspectOutcome, describe, ray_ref
 from rayflow.engine.placement import spread_options
 from rayflow.engine.progress import Progress
 from rayflow.engine.proxy_queue import ProxyQueue
 from rayflow.engine.tasks import CRASHED, fingerprint_batch, future_value, inspect_files
-from rayflow.record import ClipRecord, FileResult, RunSummary
+from rayflow.record import ClipRecord, FileResult, RunSummary, StageName
 from rayflow.stages.discover import discover
 from rayflow.stages.fingerprint import Fingerprint
 from rayflow.stages.steps import plan_steps
@@ -183,7 +183,7 @@ class Scheduler:
             return
         refs = [*self.inspecting, *self.proxies.refs(), *self.embeds,
                 *(self.analysis.refs() if self.analysis is not None else []),
-                *[f.wrapped_future for f in self.pending_fp[:1]]]
+                *[ray_ref(f) for f in self.pending_fp[:1]]]
         if not refs:
             if self.analysis is None or not self.analysis.busy():
                 self.flush_embeds(force=True)
@@ -235,7 +235,7 @@ class Scheduler:
         task = fingerprint_batch.with_options(retries=self.settings.retries)
         with remote_options(num_cpus=1, max_retries=self.settings.retries, **self.spread):
             future = task.submit(batch, self.settings.shared_prefix)
-        self.fp_batches[future.wrapped_future] = batch
+        self.fp_batches[ray_ref(future)] = batch
         self.progress.stage_started("fingerprint", len(batch))
         return future
 
@@ -246,7 +246,7 @@ class Scheduler:
         order is the one processed and later copies are its duplicates."""
         if not self.pending_fp:
             return False
-        ready, _ = ray.wait([self.pending_fp[0].wrapped_future], num_returns=1, timeout=0)
+        ready, _ = ray.wait([ray_ref(self.pending_fp[0])], num_returns=1, timeout=0)
         if not ready:
             return False
         future = self.pending_fp.pop(0)
@@ -324,7 +324,7 @@ class Scheduler:
 
     def next_inspect_batch(self, room: int) -> list[tuple[FingerprintOutcome, bool]]:
         """Small files share a task while enough is queued to keep every CPU busy."""
-        backlog = len(self.queue) + sum(len(self.fp_batches[f.wrapped_future]) for f in self.pending_fp)
+        backlog = len(self.queue) + sum(len(self.fp_batches[ray_ref(f)]) for f in self.pending_fp)
         most = min(4, max(1, room // (2 * self.cpus)), max(1, backlog // (2 * self.cpus)))
         batch = [self.queue.pop(0)]
 
@@ -351,7 +351,7 @@ class Scheduler:
             assert outcome.fingerprint is not None
             items.append(FileInFlight(outcome.path, outcome.fingerprint, outcome.seconds, time.monotonic(),
                                       future, position, alone=len(batch) == 1))
-        self.inspecting[future.wrapped_future] = items
+        self.inspecting[ray_ref(future)] = items
 
     def requeue_alone(self, item: FileInFlight) -> None:
         self.progress.stage_finished("inspect", ok=False)
@@ -377,7 +377,7 @@ class Scheduler:
             self.on_file_inspected(item, inspected, err)
 
     def on_file_inspected(self, item: FileInFlight, inspected: InspectOutcome | None, err: str | None) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[StageName, str] = {}
         probed = sampled = None
         if err is not None or inspected is None:
             errors["probe"] = err or "inspect returned nothing"
