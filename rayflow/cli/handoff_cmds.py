@@ -255,10 +255,15 @@ def proxies(
     """Editor proxies that relink in Premiere and Resolve: <folder>/Proxy/<same name>.mov with the
     source's frame rate, duration, start timecode, reel and audio channels, at a whole-divisor size."""
     from rayflow.config import DEFAULT_VIDEO_EXTENSIONS
-    from rayflow.media.encoders import EDITOR_CODECS, is_editor_codec
-    from rayflow.media.tools import ToolError, ToolMissing
-    from rayflow.stages.discover import discover
-    from rayflow.stages.editor_proxy import PROXY_FOLDER, make_editor_proxy
+    from rayflow.handoff.proxies import (
+        EDITOR_CODECS,
+        PROXY_FOLDER,
+        ToolError,
+        ToolMissing,
+        discover,
+        is_editor_codec,
+        make_editor_proxy,
+    )
 
     if not is_editor_codec(codec):
         err.print(f"error: --codec must be one of {', '.join(EDITOR_CODECS)}, not {codec!r}", markup=False)
@@ -375,7 +380,7 @@ def dupes(
     time offset of the overlap. Black intros and fades are skipped, not matched."""
     from rayflow.config import load_settings
     from rayflow.handoff.dupes import find_pairs, hash_all
-    from rayflow.stages.discover import discover
+    from rayflow.handoff.proxies import discover
 
     settings = load_settings(home=home, qdrant_url=qdrant_url)
     if paths:
