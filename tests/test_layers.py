@@ -112,3 +112,16 @@ def test_the_checks_see_real_imports() -> None:
     assert ("rayflow.engine.pools", "ray") in pairs  # a module-level import
     assert any(s == "rayflow.stages.analyze" and t == "rayflow.stages.speech" for s, t in pairs)
     assert any(s.startswith("rayflow.ml.") and t == "rayflow.config" for s, t in pairs)
+
+
+def test_no_long_functions_or_modules() -> None:
+    """The house's size limits (issue #12): no function over 120 lines, no module over 600."""
+    too_long: list[str] = []
+    for path in sorted(ROOT.rglob("*.py")):
+        source = path.read_text()
+        if source.count("\n") > 600:
+            too_long.append(f"{path.relative_to(ROOT)}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source, str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (node.end_lineno or 0) - node.lineno >= 120:
+                too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}()")
+    assert too_long == []
