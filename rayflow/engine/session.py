@@ -201,7 +201,12 @@ def _run_on_ray(
         handles = RunHandles(writer=actors.writer, progress=progress, encode=encode,
                              encoder_note=_encoder_note(plan), analyzers=actors.analyzers,
                              embedder=actors.embedder)
-        summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
+        from rayflow.ml.gpu_monitor import GpuMonitor
+
+        with GpuMonitor() as gpu_use:  # NVML busy share and memory of this machine's GPUs
+            summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
+        if not gpu_use.unavailable:
+            summary.notes.append(gpu_use.summary().line())
         _note_analyzers(summary, actors.analyzers, timings)
         timings.flow_s = time.monotonic() - t
     finally:
@@ -303,6 +308,16 @@ def _note_analyzers(summary: RunSummary, analyzers: Any, timings: RunTimings) ->
         f"analysis: {analyzers.plan.reason}; model loads {sum(x['loads'] for x in stats)} "
         f"for {sum(x['files'] for x in stats)} file(s)"
         + (f"; {gone} analyzer(s) unreachable (node lost?)" if gone else ""))
+    by_device: dict[str, set[str]] = {}
+    for x in stats:  # what each role OBSERVED (after any fallback), never what was asked for
+        for role, run in x.get("roles", {}).items():
+            by_device.setdefault(str(run["device"]), set()).add(role)
+    if by_device:
+        summary.notes.append("roles ran on " + "; ".join(
+            f"{device}: {', '.join(sorted(roles))}" for device, roles in sorted(by_device.items())))
+    fell_back = {role: reason for x in stats for role, reason in x.get("fell_back", {}).items()}
+    for role, reason in sorted(fell_back.items()):
+        summary.notes.append(f"GPU fallback: {role} ran on the CPU ({reason})")
     if stats:
         timings.extra["analyzer_load_s"] = max(x["load_s"] for x in stats)
 
