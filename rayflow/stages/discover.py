@@ -60,6 +60,22 @@ def pass_over_reason(name: str) -> str:
     return f"unknown type {ext}: not a media type rayflow catalogues (name the file to ingest it anyway)"
 
 
+def editor_proxy_source(path: Path, exts: tuple[str, ...]) -> Path | None:
+    """The source clip of an editor proxy: a file in a ``Proxy`` folder (the layout Resolve and
+    Premiere relink, and ``rayflow proxies`` writes) whose name stem matches a media file in the
+    folder above. A proxy is the same footage again, smaller: listed, never catalogued twice."""
+    if path.parent.name.lower() != "proxy":
+        return None
+    try:
+        siblings = os.scandir(path.parent.parent)
+        for entry in siblings:
+            if entry.is_file() and Path(entry.name).stem == path.stem and entry.name.lower().endswith(exts):
+                return Path(entry.path)
+    except OSError:
+        return None
+    return None
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_NAMES
 
@@ -105,7 +121,13 @@ def discover(paths: list[Path], *, extensions: tuple[str, ...], limit: int | Non
                 if is_dir:
                     subdirs.append(path)
                 elif entry.name.lower().endswith(exts):
-                    found.setdefault(str(path), path)
+                    source = editor_proxy_source(path, exts)
+                    if source is None:
+                        found.setdefault(str(path), path)
+                    else:
+                        result.skipped += 1
+                        result.passed_over.append(
+                            (path, f"editor proxy of {source.name} (Proxy/ beside its source): not catalogued"))
                 else:
                     result.skipped += 1
                     result.passed_over.append((path, pass_over_reason(entry.name)))

@@ -80,3 +80,13 @@ def test_with_a_limit_only_the_passed_over_files_among_those_taken_are_reported(
     found = discover([tmp_path], extensions=(".mp4",), limit=2)
     assert [p.name for p in found.files] == ["a.mp4", "c.mp4"]
     assert [p.name for p, _ in found.passed_over] == ["b.txt"]
+
+
+def test_editor_proxies_beside_their_source_are_listed_not_catalogued(tmp_path: Path) -> None:
+    (tmp_path / "Proxy").mkdir()
+    for name in ("A001.mov", "Proxy/A001.mov", "Proxy/B002.mov"):
+        (tmp_path / name).write_bytes(b"x")
+    found = discover([tmp_path], extensions=(".mov",))
+    # B002's source is not here: it is footage in its own right and catalogued.
+    assert [p.relative_to(tmp_path).as_posix() for p in found.files] == ["A001.mov", "Proxy/B002.mov"]
+    assert [(p.name, r.split(" (")[0]) for p, r in found.passed_over] == [("A001.mov", "editor proxy of A001.mov")]
