@@ -128,6 +128,8 @@ def record_view(r: ClipRecord) -> Table:
                         f"{p.size_bytes:,} bytes" + (f" · {p.hdr_handling}" if p.hdr_handling else ""))
     for th in r.thumbnails:
         _kv(t, f"thumb {th.timestamp_s:.2f}s", th.path)
+    for warning in r.warnings:
+        t.add_row(Text("warning", style="yellow"), safe(warning, 400))
     for stage, msg in r.errors.items():
         t.add_row(Text(f"error {stage}", style="red"), safe(msg, 400))
     return t

@@ -45,6 +45,7 @@ def build_record(
             record.camera = r.camera
             record.capture = r.capture
             record.tools = dict(r.tools)
+            record.warnings = list(r.warnings)
             if r.kind not in CATALOGUED_KINDS:
                 errors["probe"] = not_media_message(r)
     if sampled is not None:

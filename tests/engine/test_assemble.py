@@ -32,6 +32,14 @@ def test_a_probed_and_sampled_video_is_ingested_with_every_part_and_timing() -> 
     assert [t.stage for t in record.timings] == ["fingerprint", "probe", "sample", "exposure"]
 
 
+def test_the_tools_doubts_are_kept_as_warnings_not_errors() -> None:
+    probed = _probed("video", video=True)
+    probed.result.warnings.append("possibly truncated (mediainfo: IsTruncated); ffprobe read every packet")
+    record = build_record(fp=FP, probed=probed, sampled=None, errors={}, run_id="r", fingerprint_s=0)
+    assert record.status == "ingested" and record.errors == {}
+    assert record.warnings == ["possibly truncated (mediainfo: IsTruncated); ffprobe read every packet"]
+
+
 def test_a_failed_probe_or_sample_fails_the_file_and_says_why() -> None:
     failed = build_record(fp=FP, probed=ProbeOutcome(None, "ffprobe: invalid data", 0.1), sampled=None,
                           errors={}, run_id="r", fingerprint_s=0)
