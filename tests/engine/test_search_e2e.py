@@ -31,7 +31,7 @@ CLIPS = {
 
 def _make(folder: Path, name: str, phrase: str, caption: str, colour: str) -> Path:
     """6 s: caption on screen 0-2 s, then silence until the phrase starts at 2 s."""
-    wav = folder / f"{name}.wav"
+    wav = folder.parent / f"{name}.wav"  # beside the footage folder: a .wav in it is catalogued too
     subprocess.run(["espeak-ng", "-s", "140", "-w", str(wav), phrase], check=True, timeout=60)
     text = f"drawtext=text='{caption}':fontsize=28:fontcolor=white:x=20:y=100:enable='lt(t,2)'"
     if FONT:
