@@ -18,11 +18,22 @@ Timestamps are seconds from the **first frame of the video stream**, not from th
 container's ``start_time``: ``bbb_2500ms.ts`` starts at 1.514 s (its video at
 1.525 s) and its first frame is reported at 0.0.
 
+Decode once for shots (``strip=True``): the same ffmpeg pass also scales EVERY
+frame to 48x27 RGB (``FrameStrip``, TransNetV2's input size, which the classical
+detector reads too), so the shot stage needs no second decode of the file. That pass
+decodes the whole stream in order (no seeking, no decord): cheaper than sampling
+plus the shot detector's own full decode, dearer than sampling alone. Streams over
+``STRIP_MAX_FRAMES`` frames get no strip (the shot stage decodes them itself, in
+chunks), so memory stays bounded: 3.9 KB a frame, 70 MB at the cap.
+
 Example::
 
     frames = decode_frames("clip.mp4", timestamps_s=None, count=12, max_side=512,
                            rotation=0, timeout_s=120)
     frames          # Frames(images=uint8[12, 288, 512, 3], timestamps_s=float64[12], ...)
+    frames = decode_frames("clip.mp4", timestamps_s=None, count=12, max_side=512,
+                           rotation=0, timeout_s=120, strip=True)
+    frames.strip    # FrameStrip(images=uint8[240, 27, 48, 3], ...)
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import re
 import resource
 import select
 import signal
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -69,8 +81,44 @@ kills itself with SIGSEGV on files whose name contains its value (a stand-in for
 decoder crash on a hostile file). Unset in normal use."""
 
 
+STRIP_WIDTH = 48
+STRIP_HEIGHT = 27
+"""Size of every frame in a ``FrameStrip`` (TransNetV2's input; aspect not kept)."""
+STRIP_MAX_FRAMES = 18_000
+"""Longest stream (frames) that gets a strip: 10 min at 30 fps, 70 MB of 48x27 RGB."""
+
+
 class DecoderCrashed(ToolError):
     """The isolated decoder process died of a signal (a native crash on this file)."""
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class FrameStrip:
+    """Every frame of the video stream at 48x27 RGB, from the sampling pass (for shots)."""
+
+    images: np.ndarray
+    """(N, 27, 48, 3) uint8 RGB, display orientation, every decoded frame in order."""
+    timestamps_s: np.ndarray
+    """(N,) float64 seconds from the first frame of the video stream."""
+
+    def __post_init__(self) -> None:
+        images = np.asarray(self.images)
+        stamps = np.asarray(self.timestamps_s, dtype=np.float64)
+        if images.dtype != np.uint8 or images.shape[1:] != (STRIP_HEIGHT, STRIP_WIDTH, 3):
+            raise ValueError(f"strip images must be uint8 (N, 27, 48, 3), got {images.dtype} {images.shape}")
+        if stamps.shape != (images.shape[0],):
+            raise ValueError(f"strip timestamps_s shape {stamps.shape} != ({images.shape[0]},)")
+        images.flags.writeable = False
+        stamps.flags.writeable = False
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "timestamps_s", stamps)
+
+    @property
+    def count(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        return f"FrameStrip(images=uint8[{self.count}, 27, 48, 3], timestamps_s=float64[{self.count}])"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -85,6 +133,8 @@ class Frames:
     """Which decoder produced the frames."""
     note: str | None = None
     """Why the preferred decoder was not the one used, when it crashed (for the record)."""
+    strip: FrameStrip | None = None
+    """Every frame at 48x27 from the same pass, when asked for (``decode_frames(strip=True)``)."""
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -183,6 +233,7 @@ def decode_frames(
     max_side: int,
     rotation: int,
     timeout_s: float,
+    strip: bool = False,
 ) -> Frames:
     """Decode exact frames of ``path`` once, downscaled, in display orientation.
 
@@ -200,6 +251,10 @@ def decode_frames(
     deadline too. When decord crashes (a signal), ffmpeg decodes instead and
     ``Frames.note`` says so; when ffmpeg then fails as well, the error names both.
 
+    ``strip``: also return every frame at 48x27 (``Frames.strip``) from the same pass,
+    for the shot detector (see the module docstring); streams over ``STRIP_MAX_FRAMES``
+    frames, or a strip pass that fails, fall back to the usual decode with no strip.
+
     Raises ``ToolError`` naming the decoders and the file when nothing decodes,
     ``ToolTimeout`` when the deadline passes.
     """
@@ -216,6 +271,14 @@ def decode_frames(
             "%s: caller says rotation %d but the display matrix says %d; using the file's",
             path, rotation, stream.rotation,
         )
+    if strip and stream.fps and stream.frame_count and stream.frame_count <= STRIP_MAX_FRAMES:
+        try:
+            return _decode_ffmpeg(path, stream, timestamps_s=timestamps_s, count=count, max_side=max_side,
+                                  deadline=deadline, strip=True)
+        except ToolTimeout:
+            raise
+        except ToolError as exc:
+            log.info("one-pass decode with a shot strip failed on %s (%s); decoding without it", path, exc)
     crashed: str | None = None
     if stream.seekable:
         try:
@@ -390,11 +453,12 @@ def _decode_decord(
 _SHOWINFO = re.compile(
     r"\[showinfo@f(\d+) @ [^\]]*\]\s*n:\s*(\d+)\s+pts:\s*-?\d+\s+pts_time:(\S+)"
 )
+_STRIP_SHOWINFO = re.compile(r"\[showinfo@strip @ [^\]]*\]\s*n:\s*\d+\s+pts:\s*-?\d+\s+pts_time:(\S+)")
 
 
 def _decode_ffmpeg(
     path: str | Path, stream: VideoStream, *, timestamps_s: list[float] | None, count: int,
-    max_side: int, deadline: float,
+    max_side: int, deadline: float, strip: bool = False,
 ) -> Frames:
     """One ffmpeg process; picks, for each target time, the first frame at or after it.
 
@@ -411,7 +475,9 @@ def _decode_ffmpeg(
     would decode most of a GOP anyway; bigbuckbunny.mp4 took 2.0 s sought, 0.37 s in
     order) and containers whose seeks can land past the target (MPEG-TS/PS,
     elementary streams, images) are decoded start to end with ffmpeg's automatic
-    threads: cost grows with duration there.
+    threads: cost grows with duration there. ``strip`` always decodes in order and
+    splits the decoded stream: one branch picks the frames, the other scales every
+    frame to 48x27 into a temp file (``FrameStrip``).
     """
     fps = stream.fps
     if not fps:
@@ -427,7 +493,8 @@ def _decode_ffmpeg(
     resize = f"scale={width}:{height}:flags=area,setsar=1"
     source = _ffmpeg_input(path)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-copyts"]
-    if stream.seekable and (stream.frame_count or math.inf) > SEEK_MIN_FRAMES_PER_TARGET * len(lows):
+    strip_file: Any = None
+    if not strip and stream.seekable and (stream.frame_count or math.inf) > SEEK_MIN_FRAMES_PER_TARGET * len(lows):
         graph = []
         for i, low in enumerate(lows):
             argv += ["-threads", "1", "-noaccurate_seek"]
@@ -444,9 +511,21 @@ def _decode_ffmpeg(
         expr = "+".join(f"gte(t,{low:.6f})*(isnan(prev_t)+lt(prev_t,{low:.6f}))" for low in lows)
         argv += ["-i", source]
         filters = f"[0:V:0]select='{expr}',showinfo@f0,{resize}[out]"
+        if strip:
+            filters = (f"[0:V:0]split=2[pick][every];[pick]select='{expr}',showinfo@f0,{resize}[out];"
+                       f"[every]scale={STRIP_WIDTH}:{STRIP_HEIGHT},showinfo@strip[strip]")
+            strip_file = tempfile.NamedTemporaryFile(prefix="rayflow-strip-", suffix=".rgb")  # noqa: SIM115
     argv += ["-filter_complex", filters, "-map", "[out]", "-fps_mode", "passthrough",
              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
-    out = run_tool(argv, timeout_s=_left(deadline, path, "ffmpeg"), path=path)
+    if strip_file is not None:
+        argv += ["-map", "[strip]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                 "-y", "file:" + strip_file.name]
+    try:
+        out = run_tool(argv, timeout_s=_left(deadline, path, "ffmpeg"), path=path)
+        strip_frames = _read_strip(strip_file, out.stderr, stream, path) if strip_file is not None else None
+    finally:
+        if strip_file is not None:
+            strip_file.close()
     found = sorted((int(m[1]), int(m[2]), float(m[3]))
                    for m in _SHOWINFO.finditer(out.stderr.decode(errors="replace")))
     if not found:
@@ -460,7 +539,18 @@ def _decode_ffmpeg(
     stamps = np.array([pts for _, _, pts in found]) - stream.start_s
     # Two targets can land on one frame (timestamps closer than a frame): keep it once.
     stamps, keep = np.unique(np.round(stamps, 6), return_index=True)
-    return Frames(images=images[keep].copy(), timestamps_s=stamps, decoder="ffmpeg")
+    return Frames(images=images[keep].copy(), timestamps_s=stamps, decoder="ffmpeg", strip=strip_frames)
+
+
+def _read_strip(strip_file: Any, stderr: bytes, stream: VideoStream, path: str | Path) -> FrameStrip:
+    """The 48x27 frames ffmpeg wrote to ``strip_file``, with showinfo's timestamps."""
+    data = Path(strip_file.name).read_bytes()
+    frame_bytes = STRIP_WIDTH * STRIP_HEIGHT * 3
+    stamps = [float(m[1]) for m in _STRIP_SHOWINFO.finditer(stderr.decode(errors="replace"))]
+    if not stamps or len(data) != len(stamps) * frame_bytes:
+        raise ToolError("ffmpeg", path, f"shot strip: {len(data)} bytes for {len(stamps)} frames")
+    images = np.frombuffer(data, dtype=np.uint8).reshape(len(stamps), STRIP_HEIGHT, STRIP_WIDTH, 3)
+    return FrameStrip(images=images.copy(), timestamps_s=np.asarray(stamps) - stream.start_s)
 
 
 def _message(exc: ToolError) -> str:

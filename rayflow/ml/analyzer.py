@@ -158,7 +158,8 @@ class ClipAnalyzer:
                 timings[role] = time.perf_counter() - started
 
         analysis.shots = run("shots", lambda s: s.process(
-            path, fps=video.fps if video else None, duration_s=duration_s, timeout_s=timeout_s))
+            path, fps=video.fps if video else None, duration_s=duration_s, timeout_s=timeout_s,
+            strip=frames.strip))  # decode once: the sampling pass's 48x27 frames
         audio = _default_audio(record)
         analysis.speech = run("speech", lambda s: s.process(
             path, audio_track_index=audio, has_audio=audio is not None, timeout_s=timeout_s))

@@ -63,6 +63,8 @@ MAX_OVERHANG = 0.15
 """Share of a box that may lie outside the frame (see ``_overhangs``)."""
 MAX_INPUT_SIDE = 1024
 """Longest side ever fed to the net (a very wide frame is not enlarged beyond it)."""
+MAX_UPSCALE = 2.0
+"""Largest enlargement: a thumbnail-sized frame has no detail to find small faces in."""
 
 
 class FaceModelMissing(FileNotFoundError):
@@ -200,7 +202,7 @@ def _overhangs(x0: float, y0: float, x1: float, y1: float) -> bool:
 def input_size(width: int, height: int, min_face_height: float) -> tuple[int, int]:
     """(width, height) fed to the net for a ``width`` x ``height`` frame: a face of
     ``min_face_height`` x the height becomes ``MIN_FACE_PX`` tall; aspect kept; the
-    longest side at most ``MAX_INPUT_SIDE``."""
-    scale = MIN_FACE_PX / (min_face_height * height)
+    longest side at most ``MAX_INPUT_SIDE``; enlarged at most ``MAX_UPSCALE`` times."""
+    scale = min(MIN_FACE_PX / (min_face_height * height), MAX_UPSCALE)
     scale = min(scale, MAX_INPUT_SIDE / max(width, height))
     return max(32, round(width * scale)), max(32, round(height * scale))

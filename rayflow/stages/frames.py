@@ -19,8 +19,13 @@ def sample_frames(
     rotation: int,
     settings: SampleSettings,
     timeout_s: float,
+    strip: bool = True,
 ) -> tuple[Frames, SampleInfo]:
     """Decode ``settings.count`` evenly spaced exact frames, longest side ``settings.max_side``.
+
+    ``strip`` (default): the same pass also yields every frame at 48x27 (``Frames.strip``)
+    for the shot detector, so shots need no second decode; pass False when shots are
+    not wanted (sampling alone can then seek instead of decoding the whole stream).
 
     ``rotation`` is ``VideoInfo.rotation`` (clockwise degrees), a cross-check only:
     both decoders apply the file's display matrix. Raises ``ToolError`` (record it)
@@ -33,6 +38,7 @@ def sample_frames(
         max_side=settings.max_side,
         rotation=rotation,
         timeout_s=timeout_s,
+        strip=strip,
     )
     info = SampleInfo(
         decoder=frames.decoder,

@@ -55,7 +55,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -63,7 +63,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from rayflow.media.decode import probe_video_stream
+from rayflow.media.decode import FrameStrip, probe_video_stream
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
 from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts
@@ -91,6 +91,11 @@ class ShotSettings:
     """Classical: a cut's score over the mean of its neighbours' scores (PySceneDetect's default)."""
     window_frames: int = 2
     """Classical: neighbours each side that the ratio compares with."""
+    black_luma: float = 8.0
+    """Classical: a frame whose 99th-percentile brightness (HSV value, 0..255) is at most
+    this is black; picture after a black run that followed picture starts a shot (Sintel's
+    fade to black and cut to a title card peaks at 5.2 on the black frame and 24 on the
+    card; its fade-out/fade-in reaches 1.1)."""
     min_shot_s: float = 0.3
     """Shortest shot kept, seconds; closer cuts are dropped, weakest first."""
     chunk_frames: int = 500
@@ -141,9 +146,12 @@ class ShotStage:
         log.info("shot detector: %s on %s", self.method, device)
 
     def process(self, path: str | Path, *, fps: float | None, duration_s: float | None,
-                timeout_s: float) -> ShotDetection:
+                timeout_s: float, strip: FrameStrip | None = None) -> ShotDetection:
         """Shots of ``path`` in seconds from its first video frame.
 
+        ``strip`` (``Frames.strip`` from the sampling pass) is every frame at 48x27:
+        given, nothing is decoded here (decode once); None, the clip is decoded here in
+        one ffmpeg pass (``SmallFrames``; streams too long for a strip, or NVDEC).
         ``fps`` (``VideoInfo.fps``) turns ``min_shot_s`` into frames and is the frame
         interval that closes the last shot when ``duration_s`` is unknown; the frames'
         own timestamps place the cuts. ``timeout_s`` bounds the decode (the ffmpeg
@@ -151,26 +159,21 @@ class ShotStage:
         ``ToolError``.
         """
         started = time.monotonic()
-        stream = probe_video_stream(path, timeout_s=timeout_s)
-        fps = fps or stream.fps or 25.0
-        left_s = timeout_s - (time.monotonic() - started)
-        if left_s <= 0:
-            raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
-        with SmallFrames(path, start_s=stream.start_s, timeout_s=left_s, chunk_frames=self.settings.chunk_frames,
-                         fast=self._transnet is None, hwaccel=self.settings.hwaccel) as reader:
-            scorer = ContentScores()
-            if self._transnet is not None:
-                probs = self._transnet.predict(scorer.observe(chunk) for chunk in reader.chunks())
-                cuts = transnet_cuts(probs, self.settings.transnet_threshold)
-                strength = np.concatenate([[0.0], probs[:-1]])  # cut i is scored by frame i-1's peak
-            else:
-                for chunk in reader.chunks():
-                    scorer.observe(chunk)
-                strength = scorer.scores
-                cuts = adaptive_cuts(strength, min_score=self.settings.min_score,
-                                     ratio=self.settings.adaptive_ratio,
-                                     window=self.settings.window_frames)
-            stamps = reader.timestamps_s
+        if strip is not None and strip.count:
+            cuts, strength, scorer = self._detect([np.asarray(strip.images)])
+            stamps = strip.timestamps_s
+            fps = fps or _fps_of(stamps)
+        else:
+            stream = probe_video_stream(path, timeout_s=timeout_s)
+            fps = fps or stream.fps or 25.0
+            left_s = timeout_s - (time.monotonic() - started)
+            if left_s <= 0:
+                raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
+            with SmallFrames(path, start_s=stream.start_s, timeout_s=left_s,
+                             chunk_frames=self.settings.chunk_frames, fast=self._transnet is None,
+                             hwaccel=self.settings.hwaccel) as reader:
+                cuts, strength, scorer = self._detect(reader.chunks())
+                stamps = reader.timestamps_s
         frames = len(stamps)
         cuts = keep_apart(cuts, strength, frames=frames,
                           min_gap=max(1, round(self.settings.min_shot_s * fps)))
@@ -181,10 +184,59 @@ class ShotStage:
         ends = [*starts[1:], end_s]
         shots = [Shot(index=n, start_s=round(a, 6), end_s=round(b, 6))
                  for n, (a, b) in enumerate(zip(starts, ends, strict=True))]
-        log.debug("%s: %d frames, %d shots by %s in %.2f s", path, frames, len(shots), self.method,
-                  time.monotonic() - started)
+        log.debug("%s: %d frames, %d shots by %s in %.2f s (%s)", path, frames, len(shots), self.method,
+                  time.monotonic() - started, "sampling pass's strip" if strip is not None else "own decode")
         return ShotDetection(method=self.method, shots=shots,
                              motion_mean=scorer.motion_mean(exclude=cuts))
+
+    def _detect(self, chunks: Iterable[np.ndarray]) -> tuple[list[int], np.ndarray, ContentScores]:
+        """(cut frames, per-frame strength, scorer) of a 48x27 frame stream."""
+        scorer = ContentScores()
+        if self._transnet is not None:
+            probs = self._transnet.predict(scorer.observe(chunk) for chunk in chunks)
+            cuts = transnet_cuts(probs, self.settings.transnet_threshold)
+            strength = np.concatenate([[0.0], probs[:-1]])  # cut i is scored by frame i-1's peak
+            return cuts, strength, scorer
+        for chunk in chunks:
+            scorer.observe(chunk)
+        strength = scorer.scores.astype(np.float64)
+        cuts = adaptive_cuts(strength, min_score=self.settings.min_score, ratio=self.settings.adaptive_ratio,
+                             window=self.settings.window_frames)
+        for cut in black_cuts(scorer.peaks, black=self.settings.black_luma):
+            strength[cut] = max(strength[cut], self.settings.min_score)
+            if all(abs(cut - other) > 1 for other in cuts):
+                cuts.append(cut)
+        return sorted(cuts), strength, scorer
+
+
+def _fps_of(stamps: np.ndarray) -> float:
+    """Frame rate from frame timestamps (median interval); 25 for a single frame."""
+    if stamps.size < 2:
+        return 25.0
+    step = float(np.median(np.diff(stamps)))
+    return 1.0 / step if step > 0 else 25.0
+
+
+def black_cuts(peaks: np.ndarray, *, black: float) -> list[int]:
+    """Shot starts after black: the first frame with picture after each run of black
+    frames (``peaks`` <= ``black``) that has picture before it too. A fade out to black
+    and up again, or a fade out and a hard cut to a title card, is a shot change that no
+    single frame-to-frame difference shows (both sides are dark, so the content score
+    stays low). Runs at the clip's start or end are not cuts (a fade up from black)."""
+    dark = peaks <= black
+    cuts: list[int] = []
+    i = 0
+    while i < dark.size:
+        if not dark[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < dark.size and dark[j + 1]:
+            j += 1
+        if i > 0 and j + 1 < dark.size:
+            cuts.append(j + 1)
+        i = j + 1
+    return cuts
 
 
 DARK_V = 16
@@ -205,6 +257,7 @@ class ContentScores:
     def __init__(self) -> None:
         self._scores: list[np.ndarray] = []
         self._luma: list[np.ndarray] = []
+        self._peaks: list[np.ndarray] = []
         self._last: np.ndarray | None = None
 
     def observe(self, chunk: np.ndarray) -> np.ndarray:
@@ -229,12 +282,21 @@ class ContentScores:
         score = (hue.mean(axis=(1, 2)) + sat.mean(axis=(1, 2)) + diffs[..., 2].mean(axis=(1, 2))) / 3.0
         self._scores.append(score.astype(np.float32))
         self._luma.append(diffs[..., 2].mean(axis=(1, 2)).astype(np.float32))
+        # The 99th percentile of brightness: a black frame with a speck of noise stays black.
+        values = hsv[..., 2].reshape(n, -1)
+        self._peaks.append(np.partition(values, int(values.shape[1] * 0.99), axis=1)[:, int(values.shape[1] * 0.99)]
+                           .astype(np.float32))
         self._last = hsv[-1:]
         return chunk
 
     @property
     def scores(self) -> np.ndarray:
         return np.concatenate(self._scores) if self._scores else np.zeros(0, dtype=np.float32)
+
+    @property
+    def peaks(self) -> np.ndarray:
+        """Per-frame 99th percentile of HSV value (0..255): near 0 on a black frame."""
+        return np.concatenate(self._peaks) if self._peaks else np.zeros(0, dtype=np.float32)
 
     def motion_mean(self, exclude: list[int]) -> float | None:
         """Mean brightness (HSV value) change between consecutive frames (0..255), cut

@@ -124,7 +124,8 @@ def test_clip_label_is_the_median_of_frames_with_faces() -> None:
 def test_input_size_scales_the_smallest_face_to_the_nets_reach() -> None:
     assert input_size(512, 288, 0.06) == (652, 367)  # 0.06 x 288 = 17 px -> 22 px
     assert input_size(512, 288, 22 / 288) == (512, 288)
-    assert max(input_size(4000, 100, 0.06)) == 1024  # never beyond the cap
+    assert max(input_size(4000, 400, 0.06)) == 1024  # never beyond the cap
+    assert input_size(64, 48, 0.06) == (128, 96)  # a tiny frame is enlarged at most x2
 
 
 def test_black_bars_are_cut_before_detection() -> None:

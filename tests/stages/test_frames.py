@@ -224,8 +224,16 @@ def test_frames_are_read_only_and_repr_shows_shapes(clips: dict[str, Path]) -> N
 
 def test_sample_stage_reports_what_it_decoded(clips: dict[str, Path]) -> None:
     frames, info = sample_frames(
-        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60
+        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60, strip=False
     )
     assert info.decoder == frames.decoder == "decord"
+    assert frames.strip is None
+    with_strip, info = sample_frames(
+        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60
+    )
+    # One ffmpeg pass decodes every frame: the sampled ones, and all of them at 48x27 for shots.
+    assert info.decoder == with_strip.decoder == "ffmpeg"
+    assert with_strip.strip is not None and with_strip.strip.count > with_strip.count
+    np.testing.assert_allclose(with_strip.timestamps_s, frames.timestamps_s)
     assert (info.count, info.width, info.height) == (4, 32, 24)
     assert info.timestamps_s == pytest.approx(frames.timestamps_s.tolist())
