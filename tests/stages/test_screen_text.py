@@ -242,3 +242,32 @@ def test_generated_caption_keeps_its_space(stage: ScreenTextStage, tmp_path: Pat
                    capture_output=True, timeout=60, check=True)
     texts = stage.process(_frames(clip, 2))
     assert [t.text for t in texts] == ["WEATHER ALERT"]
+
+
+def test_frames_without_text_get_only_the_cheap_detection_pass(stage: ScreenTextStage, clips: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    model = stage.ocr
+    det = model._engine.text_det
+    sides: list[int] = []
+
+    class Recording:
+        """Stands in for RapidOCR's detector, noting the resolution of each pass."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(det, name)
+
+        def __setattr__(self, name: str, value: object) -> None:
+            setattr(det, name, value)
+
+        def __call__(self, image: np.ndarray) -> tuple:
+            sides.append(det.limit_side_len)
+            return det(image)
+
+    monkeypatch.setattr(model._engine, "text_det", Recording())
+    rng = np.random.default_rng(1)
+    blank = np.clip(rng.normal(60, 20, (2, 288, 512, 3)), 0, 255).astype(np.uint8)
+    assert model.read(blank) == [[], []]
+    assert sides == [model.gate_min_side_px] * 2
+    sides.clear()
+    lines = model.read(_frames(clips["caption.mp4"], 1).images)
+    assert sides == [model.gate_min_side_px, model.det_min_side_px] and lines[0]
