@@ -39,6 +39,7 @@ Example::
 from __future__ import annotations
 
 import faulthandler
+import functools
 import json
 import logging
 import math
@@ -88,6 +89,30 @@ STRIP_MAX_FRAMES = 18_000
 """Longest stream (frames) that gets a strip: 10 min at 30 fps, 70 MB of 48x27 RGB."""
 
 
+HDR_TRANSFERS: frozenset[str] = frozenset({"smpte2084", "arib-std-b67"})
+"""PQ and HLG: the transfers whose frames are tone-mapped (as the proxy is)."""
+
+
+def hdr_tonemap_filters(transfer: str | None) -> list[str]:
+    """The proxy's HDR -> SDR BT.709 chain (``rayflow.stages.proxy.video_filters``, zscale
+    path): linearise from PQ/HLG in BT.2020, convert primaries, ``tonemap=mobius:desat=0``,
+    back to BT.709. Sampled frames, thumbnails and best frames use the same chain so a
+    still looks like the proxy (``tests/stages/test_frames.py`` checks they agree). It starts
+    with 4:4:4 so odd frame sizes convert (zscale refuses 4:2:0 at 48x27)."""
+    tin = transfer if transfer in HDR_TRANSFERS else "smpte2084"
+    return ["format=yuv444p10le", f"zscale=tin={tin}:pin=bt2020:min=bt2020nc:t=linear:npl=100",
+            "format=gbrpf32le", "zscale=p=bt709", "tonemap=tonemap=mobius:desat=0",
+            "zscale=t=bt709:m=bt709:r=tv"]
+
+
+@functools.lru_cache(maxsize=1)
+def can_tonemap() -> bool:
+    """Whether this ffmpeg has zscale and tonemap (checked once per process)."""
+    from rayflow.media.encoders import ffmpeg_capabilities
+
+    return {"zscale", "tonemap"} <= ffmpeg_capabilities("-filters")
+
+
 class DecoderCrashed(ToolError):
     """The isolated decoder process died of a signal (a native crash on this file)."""
 
@@ -135,6 +160,8 @@ class Frames:
     """Why the preferred decoder was not the one used, when it crashed (for the record)."""
     strip: FrameStrip | None = None
     """Every frame at 48x27 from the same pass, when asked for (``decode_frames(strip=True)``)."""
+    tone_mapped: str | None = None
+    """The HDR transfer the frames were tone-mapped from ("arib-std-b67", "smpte2084"), else None."""
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -191,6 +218,13 @@ class VideoStream:
     """The container's start_time, the origin of ffmpeg's input ``-ss``."""
     format_name: str
     """ffprobe's container name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2' or 'mpegts'."""
+    transfer: str | None = None
+    """ffprobe's ``color_transfer`` ("arib-std-b67" = HLG, "smpte2084" = PQ), None when untagged."""
+
+    @property
+    def hdr(self) -> bool:
+        """PQ or HLG: frames need tone-mapping to look right as SDR."""
+        return (self.transfer or "") in HDR_TRANSFERS
 
     @property
     def seekable(self) -> bool:
@@ -271,6 +305,11 @@ def decode_frames(
             "%s: caller says rotation %d but the display matrix says %d; using the file's",
             path, rotation, stream.rotation,
         )
+    if stream.hdr and can_tonemap():
+        # decord cannot tone-map: ffmpeg decodes HDR so the frames look like the proxy.
+        strip = strip and bool(stream.frame_count and stream.frame_count <= STRIP_MAX_FRAMES)
+        return _decode_ffmpeg(path, stream, timestamps_s=timestamps_s, count=count, max_side=max_side,
+                              deadline=deadline, strip=strip)
     if strip and stream.fps and stream.frame_count and stream.frame_count <= STRIP_MAX_FRAMES:
         try:
             return _decode_ffmpeg(path, stream, timestamps_s=timestamps_s, count=count, max_side=max_side,
@@ -391,7 +430,7 @@ def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
         "ffprobe", "-v", "error", "-select_streams", "V:0",
         "-show_entries",
         "stream=width,height,sample_aspect_ratio,avg_frame_rate,r_frame_rate,nb_frames,"
-        "start_time,duration:stream_side_data=rotation:format=format_name,start_time,duration",
+        "start_time,duration,color_transfer:stream_side_data=rotation:format=format_name,start_time,duration",
         "-of", "json", "-i", _ffmpeg_input(path),
     ]
     data = json.loads(run_tool(argv, timeout_s=timeout_s, path=path).text or "{}")
@@ -423,6 +462,7 @@ def probe_video_stream(path: str | Path, *, timeout_s: float) -> VideoStream:
         start_s=start,
         format_start_s=format_start,
         format_name=str(fmt.get("format_name") or ""),
+        transfer=st.get("color_transfer") or None,
     )
 
 
@@ -491,6 +531,11 @@ def _decode_ffmpeg(
     lows = [stream.start_s + float(t) - 0.5 / fps for t in targets]  # raw seconds
     width, height = stream.display_size(max_side)
     resize = f"scale={width}:{height}:flags=area,setsar=1"
+    tonemap = stream.hdr and can_tonemap()
+    small = f"scale={STRIP_WIDTH}:{STRIP_HEIGHT}"
+    if tonemap:
+        resize = ",".join([resize, *hdr_tonemap_filters(stream.transfer)])
+        small = ",".join([small, *hdr_tonemap_filters(stream.transfer)])
     source = _ffmpeg_input(path)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-copyts"]
     strip_file: Any = None
@@ -513,7 +558,7 @@ def _decode_ffmpeg(
         filters = f"[0:V:0]select='{expr}',showinfo@f0,{resize}[out]"
         if strip:
             filters = (f"[0:V:0]split=2[pick][every];[pick]select='{expr}',showinfo@f0,{resize}[out];"
-                       f"[every]scale={STRIP_WIDTH}:{STRIP_HEIGHT},showinfo@strip[strip]")
+                       f"[every]{small},showinfo@strip[strip]")
             strip_file = tempfile.NamedTemporaryFile(prefix="rayflow-strip-", suffix=".rgb")  # noqa: SIM115
     argv += ["-filter_complex", filters, "-map", "[out]", "-fps_mode", "passthrough",
              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
@@ -539,7 +584,8 @@ def _decode_ffmpeg(
     stamps = np.array([pts for _, _, pts in found]) - stream.start_s
     # Two targets can land on one frame (timestamps closer than a frame): keep it once.
     stamps, keep = np.unique(np.round(stamps, 6), return_index=True)
-    return Frames(images=images[keep].copy(), timestamps_s=stamps, decoder="ffmpeg", strip=strip_frames)
+    return Frames(images=images[keep].copy(), timestamps_s=stamps, decoder="ffmpeg", strip=strip_frames,
+                  tone_mapped=stream.transfer if tonemap else None)
 
 
 def _read_strip(strip_file: Any, stderr: bytes, stream: VideoStream, path: str | Path) -> FrameStrip:

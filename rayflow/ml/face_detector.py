@@ -55,8 +55,8 @@ DEFAULT_CONFIDENCE = 0.8
 """Score a face needs (see the module docstring for the measurements behind it)."""
 MIN_FACE_PX = 22
 """Face height in the net's input below which detections become unreliable."""
-BAR_LUMA = 12.0
-"""Edge rows/columns at or below this mean luma (0..255) are black bars."""
+BAR_LUMA = 24
+"""Edge rows/columns with no pixel channel above this (0..255) are black bars."""
 MAX_BAR_SHARE = 0.3
 """At most this share of the height (width) is cut from each side as a bar."""
 MAX_OVERHANG = 0.15
@@ -172,12 +172,14 @@ class SsdFaceDetector:
 
 def picture_box(rgb: np.ndarray) -> tuple[slice, slice]:
     """(rows, columns) of ``rgb`` inside black letterbox/pillarbox bars: edge rows or
-    columns whose mean luma is at most ``BAR_LUMA``, up to ``MAX_BAR_SHARE`` a side.
+    columns with no pixel brighter than ``BAR_LUMA``, up to ``MAX_BAR_SHARE`` a side.
 
     The net sees the picture, not the bars: on the Sintel trailer (2.39:1 in 16:9) it
-    found a phantom 0.99 "face" on a shoulder running into the bottom bar."""
-    grey = rgb[::2, ::2].astype(np.float32).mean(axis=2)
-    return (_inside(grey.mean(axis=1), rgb.shape[0], 2), _inside(grey.mean(axis=0), rgb.shape[1], 2))
+    found a phantom 0.99 "face" on a shoulder running into the bottom bar. The brightest
+    pixel, not the mean, decides: the dark edges of a low-key close-up (mean ~10) are
+    picture, and cutting them made a phantom face at the new edge."""
+    grey = rgb[::2, ::2].max(axis=2)
+    return (_inside(grey.max(axis=1), rgb.shape[0], 2), _inside(grey.max(axis=0), rgb.shape[1], 2))
 
 
 def _inside(profile: np.ndarray, size: int, step: int) -> slice:
