@@ -1,7 +1,8 @@
 """Quality benchmark: per-role precision/recall on the labelled set (tests/quality/labels.py).
 
 Runs each analysis role stage once over the labelled clips (real footage from
-../shared/media plus generated clips) and scores it against the labels:
+../shared/media and, when present, the real-file corpus tests/corpus/files, plus
+generated clips) and scores it against the labels:
 
 - speech: 'has a transcript' precision/recall over music, noise, silence,
   ambient sound and clean speech; transcripts on non-speech clips; word error rate
@@ -33,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.quality.evaluate import ROLES, evaluate  # noqa: E402
+from tests.quality.evaluate import ROLES, corpus_files, evaluate  # noqa: E402
 from tests.quality.labels import LABELLED  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--roles", default=",".join(ROLES), help="comma-separated roles to measure")
     args = parser.parse_args()
     roles = [r for r in args.roles.split(",") if r]
-    doc = evaluate(SHARED_MEDIA, CACHE, roles=roles, clips=LABELLED)
+    doc = evaluate(SHARED_MEDIA, CACHE, roles=roles, clips=LABELLED, corpus_dir=corpus_files(ROOT))
     doc["search"] = search_quality()
     doc["when"] = datetime.now(UTC).isoformat(timespec="seconds")
     doc["machine"] = f"{platform.node()} {platform.machine()}"

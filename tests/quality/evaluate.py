@@ -33,11 +33,25 @@ CUT_TOLERANCE_S = 0.25
 TIMEOUT_S = 120.0
 
 
-def clip_path(clip: LabelledClip, shared_media: Path, generated_dir: Path) -> Path:
+def corpus_files(repo_root: Path) -> Path | None:
+    """The real-file corpus: ``tests/corpus/files`` in this checkout, else the corpus
+    engineer's worktree beside it (``../corpus/tests/corpus/files``); None when neither."""
+    inside = Path("tests") / "corpus" / "files"
+    for folder in (repo_root / inside, repo_root.parent / "corpus" / inside):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def clip_path(clip: LabelledClip, shared_media: Path, generated_dir: Path, corpus_dir: Path | None = None) -> Path:
     """Where the clip's file is (generated clips are made on first use)."""
-    if clip.source == "generated":
-        return generated.make(generated_dir, clip.name)
-    return shared_media / clip.name
+    match clip.source:
+        case "generated":
+            return generated.make(generated_dir, clip.name)
+        case "corpus":
+            return (corpus_dir or Path("/nonexistent")) / clip.name
+        case _:
+            return shared_media / clip.name
 
 
 def _frames(path: Path, times_s: Iterable[float]) -> Frames:
@@ -45,9 +59,11 @@ def _frames(path: Path, times_s: Iterable[float]) -> Frames:
                          timeout_s=TIMEOUT_S)
 
 
-def available(clips: Iterable[LabelledClip], shared_media: Path) -> list[LabelledClip]:
+def available(clips: Iterable[LabelledClip], shared_media: Path,
+              corpus_dir: Path | None = None) -> list[LabelledClip]:
     """The clips whose files exist here (generated ones always can)."""
-    return [c for c in clips if c.source == "generated" or (shared_media / c.name).is_file()]
+    return [c for c in clips if c.source == "generated"
+            or clip_path(c, shared_media, Path("."), corpus_dir).is_file()]
 
 
 def evaluate_speech(clips: list[LabelledClip], paths: dict[str, Path]) -> dict[str, Any]:
@@ -154,11 +170,11 @@ ROLES = {"speech": evaluate_speech, "screen_text": evaluate_screen_text,
 
 
 def evaluate(shared_media: Path, generated_dir: Path, roles: Iterable[str] = tuple(ROLES),
-             clips: Iterable[LabelledClip] = LABELLED) -> dict[str, Any]:
-    """Every requested role over the labelled clips present here; a role that fails is
-    recorded under ``errors`` and the others still run."""
-    present = available(clips, shared_media)
-    paths = {c.name: clip_path(c, shared_media, generated_dir) for c in present}
+             clips: Iterable[LabelledClip] = LABELLED, corpus_dir: Path | None = None) -> dict[str, Any]:
+    """Every requested role over the labelled clips present here (corpus clips only with
+    ``corpus_dir``); a role that fails is recorded under ``errors`` and the others still run."""
+    present = available(clips, shared_media, corpus_dir)
+    paths = {c.name: clip_path(c, shared_media, generated_dir, corpus_dir) for c in present}
     out: dict[str, Any] = {"clips": [c.name for c in present], "errors": {}, "timings_s": {}}
     for role in roles:
         started = time.perf_counter()

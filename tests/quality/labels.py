@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 SpeechKind = Literal["music", "noise", "silence", "ambient", "clean speech"]
-FaceClass = Literal["people", "cartoon", "test pattern", "scene"]
+FaceClass = Literal["people", "cartoon", "test pattern", "graphics", "scene"]
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class LabelledClip:
     """One clip and the truth about it; a field left None is not labelled for that role."""
 
     name: str
-    source: Literal["shared", "generated"]
-    """'shared': a file in ../shared/media; 'generated': a maker in tests/quality/generated.py."""
+    source: Literal["shared", "generated", "corpus"]
+    """'shared': a file in ../shared/media; 'generated': a maker in tests/quality/generated.py;
+    'corpus': a file of the real-file corpus (tests/corpus/files), used when present."""
     duration_s: float
     speech: SpeechKind | None = None
     """What its audio holds (None: no audio, or not labelled)."""
@@ -85,8 +86,20 @@ LABELLED: tuple[LabelledClip, ...] = (
     LabelledClip("four_patterns.mp4", "generated", 4.0, face_class="test pattern",
                  faces=((0.5, False), (1.5, False), (2.5, False), (3.5, False)),
                  cuts=((0.96, 1.04), (1.96, 2.04), (2.96, 3.04))),
+    # The real-file corpus: a drone over a coast, geese on a pond, a road from a car, a
+    # cartoon bird, and the QuickTime logo animation (its name appears from ~3.3 s).
+    LabelledClip("karma.mp4", "corpus", 12.079, fps=29.97, face_class="scene",
+                 faces=((2.0, False), (6.0, False), (10.0, False)), cuts=()),
+    LabelledClip("Issue_515.mp4", "corpus", 3.635, fps=29.986, face_class="scene",
+                 faces=((1.0, False), (3.0, False)), cuts=()),
+    LabelledClip("MVI_4823.AVI", "corpus", 2.6, fps=30.0, face_class="scene", faces=((0.5, False), (2.3, False))),
+    LabelledClip("bbb_642x642_768kbps_30fps_vp9.webm", "corpus", 2.967, fps=30.0, face_class="cartoon",
+                 faces=((0.5, False), (2.5, False)), cuts=()),
+    LabelledClip("sample.3gp", "corpus", 4.933, fps=15.0, face_class="graphics",
+                 texts=("QuickTime",), text_times_s=(3.5, 4.2, 4.8), faces=((1.0, False), (4.5, False))),
 )
 """The labelled set. Speech: 6 non-speech (music, noise, silence) + 3 ambient + 3 clean;
-text: 4 clips, 6 lines; faces: 34 frames (9 with faces); shots: 6 clips, 6 marked cuts."""
+text: 5 clips, 7 lines; faces: 47 frames (9 with faces); shots: 9 clips, 6 marked cuts
+(16 clips without the corpus, 21 with it)."""
 
 NON_SPEECH: frozenset[str] = frozenset({"music", "noise", "silence", "ambient"})
