@@ -1,8 +1,11 @@
 """Shot boundaries: TransNetV2 on a GPU, a fast classical cut detector on CPU.
 
-Both read the same input: ONE ffmpeg pass that decodes every frame of the clip at
-native frame rate, scaled to 48x27 RGB (TransNetV2's input size) and streamed in
-chunks, with each frame's timestamp from ``showinfo``. Cuts are therefore placed
+Both read the same input: every frame of the clip at native frame rate, scaled to
+48x27 RGB (TransNetV2's input size), with each frame's timestamp from ``showinfo``.
+Decode once: the sample stage's pass yields it as ``Frames.strip``
+(``decode_frames(strip=True)``) and ``process(strip=...)`` decodes nothing; without
+a strip (a stream over ``STRIP_MAX_FRAMES``, or NVDEC wanted) ``SmallFrames`` runs
+its own ffmpeg pass, streamed in chunks. Cuts are therefore placed
 on real frames: a shot starts at the timestamp of its first frame, so a detected
 cut is exact to the frame (the concat fixture's cuts at 1.0 s and 2.0 s come out
 at 1.000 and 2.000). Memory stays at a chunk plus a few TransNetV2 windows
@@ -28,9 +31,14 @@ Detectors:
   skipped and area scaling (``SmallFrames.argv``). Chosen over ffmpeg's
   ``select='gt(scene,T)'``: the same decode serves TransNetV2 when it is forced,
   the per-frame scores give the clip's motion too, and the adaptive ratio is
-  steadier across footage than one absolute threshold. On ../shared/media it
-  agrees with TransNetV2 on every hard cut (Sintel's at 8.917 s) and finds no
-  cut elsewhere.
+  steadier across footage than one absolute threshold. Black between pictures is a
+  shot change too (``black_cuts``): the first frame with picture after a run of black
+  frames (99th-percentile brightness <= ``black_luma``) that followed picture, which
+  catches a fade to black and a cut to a title card, or a fade out and in, where no
+  single frame difference stands out. On ../shared/media it finds the Sintel
+  trailer's three marked transitions (4.333 s cut out of black to the title card,
+  6.958 s fade in after black, 8.917 s hard cut; it used to find only the last) and
+  no cut elsewhere (tests/quality/labels.py marks them).
 
 Cuts closer than ``min_shot_s`` to each other or to the clip's ends are dropped,
 weakest first (flashes, two-frame glitches). A clip without cuts is one shot from
@@ -42,7 +50,7 @@ Example::
 
     stage = ShotStage(ShotSettings(detector="auto"))
     stage.setup(device="cpu")          # classical on CPU; TransNetV2 with "cuda:0"
-    stage.process("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300)
+    stage.process("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300, strip=frames.strip)
     # ShotDetection(method='hsv-content(ratio=3,min=8)', shots=[Shot(index=0, start_s=0.0, end_s=1.0),
     #               ...], motion_mean=0.64)
 """
