@@ -39,7 +39,6 @@ Example::
 from __future__ import annotations
 
 import faulthandler
-import functools
 import json
 import logging
 import math
@@ -58,6 +57,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rayflow.media.hdr import HDR_TRANSFERS, can_tonemap, hdr_tonemap_filters
+from rayflow.media.strip import STRIP_HEIGHT, STRIP_MAX_FRAMES, STRIP_WIDTH, FrameStrip, read_strip
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool, signal_name
 
 log = logging.getLogger(__name__)
@@ -82,68 +83,8 @@ kills itself with SIGSEGV on files whose name contains its value (a stand-in for
 decoder crash on a hostile file). Unset in normal use."""
 
 
-STRIP_WIDTH = 48
-STRIP_HEIGHT = 27
-"""Size of every frame in a ``FrameStrip`` (TransNetV2's input; aspect not kept)."""
-STRIP_MAX_FRAMES = 18_000
-"""Longest stream (frames) that gets a strip: 10 min at 30 fps, 70 MB of 48x27 RGB."""
-
-
-HDR_TRANSFERS: frozenset[str] = frozenset({"smpte2084", "arib-std-b67"})
-"""PQ and HLG: the transfers whose frames are tone-mapped (as the proxy is)."""
-
-
-def hdr_tonemap_filters(transfer: str | None) -> list[str]:
-    """The proxy's HDR -> SDR BT.709 chain (``rayflow.stages.proxy.video_filters``, zscale
-    path): linearise from PQ/HLG in BT.2020, convert primaries, ``tonemap=mobius:desat=0``,
-    back to BT.709. Sampled frames, thumbnails and best frames use the same chain so a
-    still looks like the proxy (``tests/stages/test_frames.py`` checks they agree). It starts
-    with 4:4:4 so odd frame sizes convert (zscale refuses 4:2:0 at 48x27)."""
-    tin = transfer if transfer in HDR_TRANSFERS else "smpte2084"
-    return ["format=yuv444p10le", f"zscale=tin={tin}:pin=bt2020:min=bt2020nc:t=linear:npl=100",
-            "format=gbrpf32le", "zscale=p=bt709", "tonemap=tonemap=mobius:desat=0",
-            "zscale=t=bt709:m=bt709:r=tv"]
-
-
-@functools.lru_cache(maxsize=1)
-def can_tonemap() -> bool:
-    """Whether this ffmpeg has zscale and tonemap (checked once per process)."""
-    from rayflow.media.encoders import ffmpeg_capabilities
-
-    return {"zscale", "tonemap"} <= ffmpeg_capabilities("-filters")
-
-
 class DecoderCrashed(ToolError):
     """The isolated decoder process died of a signal (a native crash on this file)."""
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class FrameStrip:
-    """Every frame of the video stream at 48x27 RGB, from the sampling pass (for shots)."""
-
-    images: np.ndarray
-    """(N, 27, 48, 3) uint8 RGB, display orientation, every decoded frame in order."""
-    timestamps_s: np.ndarray
-    """(N,) float64 seconds from the first frame of the video stream."""
-
-    def __post_init__(self) -> None:
-        images = np.asarray(self.images)
-        stamps = np.asarray(self.timestamps_s, dtype=np.float64)
-        if images.dtype != np.uint8 or images.shape[1:] != (STRIP_HEIGHT, STRIP_WIDTH, 3):
-            raise ValueError(f"strip images must be uint8 (N, 27, 48, 3), got {images.dtype} {images.shape}")
-        if stamps.shape != (images.shape[0],):
-            raise ValueError(f"strip timestamps_s shape {stamps.shape} != ({images.shape[0]},)")
-        images.flags.writeable = False
-        stamps.flags.writeable = False
-        object.__setattr__(self, "images", images)
-        object.__setattr__(self, "timestamps_s", stamps)
-
-    @property
-    def count(self) -> int:
-        return int(self.images.shape[0])
-
-    def __repr__(self) -> str:
-        return f"FrameStrip(images=uint8[{self.count}, 27, 48, 3], timestamps_s=float64[{self.count}])"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -493,7 +434,6 @@ def _decode_decord(
 _SHOWINFO = re.compile(
     r"\[showinfo@f(\d+) @ [^\]]*\]\s*n:\s*(\d+)\s+pts:\s*-?\d+\s+pts_time:(\S+)"
 )
-_STRIP_SHOWINFO = re.compile(r"\[showinfo@strip @ [^\]]*\]\s*n:\s*\d+\s+pts:\s*-?\d+\s+pts_time:(\S+)")
 
 
 def _decode_ffmpeg(
@@ -567,7 +507,7 @@ def _decode_ffmpeg(
                  "-y", "file:" + strip_file.name]
     try:
         out = run_tool(argv, timeout_s=_left(deadline, path, "ffmpeg"), path=path)
-        strip_frames = _read_strip(strip_file, out.stderr, stream, path) if strip_file is not None else None
+        strip_frames = read_strip(strip_file, out.stderr, stream.start_s, path) if strip_file is not None else None
     finally:
         if strip_file is not None:
             strip_file.close()
@@ -586,17 +526,6 @@ def _decode_ffmpeg(
     stamps, keep = np.unique(np.round(stamps, 6), return_index=True)
     return Frames(images=images[keep].copy(), timestamps_s=stamps, decoder="ffmpeg", strip=strip_frames,
                   tone_mapped=stream.transfer if tonemap else None)
-
-
-def _read_strip(strip_file: Any, stderr: bytes, stream: VideoStream, path: str | Path) -> FrameStrip:
-    """The 48x27 frames ffmpeg wrote to ``strip_file``, with showinfo's timestamps."""
-    data = Path(strip_file.name).read_bytes()
-    frame_bytes = STRIP_WIDTH * STRIP_HEIGHT * 3
-    stamps = [float(m[1]) for m in _STRIP_SHOWINFO.finditer(stderr.decode(errors="replace"))]
-    if not stamps or len(data) != len(stamps) * frame_bytes:
-        raise ToolError("ffmpeg", path, f"shot strip: {len(data)} bytes for {len(stamps)} frames")
-    images = np.frombuffer(data, dtype=np.uint8).reshape(len(stamps), STRIP_HEIGHT, STRIP_WIDTH, 3)
-    return FrameStrip(images=images.copy(), timestamps_s=np.asarray(stamps) - stream.start_s)
 
 
 def _message(exc: ToolError) -> str:

@@ -66,7 +66,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from rayflow.media.decode import Frames, VideoStream, can_tonemap, hdr_tonemap_filters, probe_video_stream
+from rayflow.media.decode import Frames, VideoStream, probe_video_stream
+from rayflow.media.hdr import can_tonemap, hdr_tonemap_filters
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool
 from rayflow.record import Faces, RankedThumbnail, ShotDetection
 from rayflow.stages.exposure import CLIP_LUMA, CRUSH_LUMA, luma, picture_area

@@ -71,7 +71,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from rayflow.media.decode import FrameStrip, probe_video_stream
+from rayflow.media.decode import probe_video_stream
+from rayflow.media.strip import FrameStrip
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
 from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts

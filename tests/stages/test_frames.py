@@ -244,7 +244,7 @@ def test_hdr_frames_are_tone_mapped_like_the_proxy(shared_media: Path) -> None:
     through the proxy's own tone-map chain, so they look like the proxy, not flat and
     hue-shifted (as decoded without it: 33 code values off the proxy's look on average)."""
     from rayflow.config import ProxySettings
-    from rayflow.media.decode import can_tonemap, hdr_tonemap_filters
+    from rayflow.media.hdr import can_tonemap, hdr_tonemap_filters
     from rayflow.stages.proxy import ProxySource, video_filters
 
     if not can_tonemap():

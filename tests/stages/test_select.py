@@ -145,7 +145,7 @@ def test_sintel_best_frame_is_the_close_up_not_fog(shared_media: Path) -> None:
 def test_hdr_best_frame_is_tone_mapped(shared_media: Path, tmp_path: Path) -> None:
     """The full-size still of an HLG clip goes through the same tone map as the sampled frames
     (and the proxy): it matches the sampled frame, not the flat, hue-shifted decode."""
-    from rayflow.media.decode import can_tonemap
+    from rayflow.media.hdr import can_tonemap
 
     if not can_tonemap():
         pytest.skip("this ffmpeg has no zscale/tonemap")
