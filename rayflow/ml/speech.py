@@ -218,8 +218,8 @@ class SpeechModel:
       fox" as "quick roundfark"; use 1 when throughput matters more than words.
     - ``vad_filter=True``: Silero VAD (shipped inside faster-whisper) runs first,
       once; a clip with under ``gate.min_voiced_s`` voiced seconds is not sent to
-      Whisper at all, and Whisper decodes only the voiced spans (``clip_timestamps``),
-      so long quiet stretches cost nothing. Decoded segments then pass ``gate``
+      Whisper at all, and Whisper decodes only the voiced spans, each in place, so
+      long quiet stretches cost nothing and segment times stay the clip's own. Decoded segments then pass ``gate``
       (no_speech_prob / avg_logprob, see ``SpeechGate``): music, noise and silence
       give empty text instead of hallucinated phrases like "Mm-hmm.".
     - ``condition_on_previous_text=False``: each 30 s window is decoded on its own,
@@ -339,12 +339,16 @@ class SpeechModel:
                 log.debug("VAD: %.2f s voiced in %.1f s of audio: no speech", activity.voiced_s,
                           samples.size / SAMPLE_RATE_HZ)
                 return Speech(model=self.name, audio_track=audio_track)
+            # Each voiced span is decoded in place (clip_timestamps), so segment times are
+            # the clip's own. Joining the spans back to back (faster-whisper's vad_filter)
+            # saves encoder passes but let a segment start in the previous span: a sentence
+            # spoken at 7 s was stamped 3.7 s.
             clips = [t for span in activity.spans_s for t in span]
         segments_iter, info = self._model.transcribe(
             samples,
             language=self.language,
             beam_size=self.beam_size,
-            vad_filter=False,  # done above, once; Whisper decodes only the voiced spans
+            vad_filter=False,  # done above, once
             clip_timestamps=clips,
             condition_on_previous_text=False,
             word_timestamps=words,

@@ -163,6 +163,22 @@ def test_vad_finds_speech_only_where_spoken(clips: dict[str, Path]) -> None:
     assert noise.voiced_s < gate.min_voiced_s
 
 
+def test_two_utterances_apart_keep_their_own_times(stage: SpeechStage, clips: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    # The fox sentence at 1 s and again at 7 s, 4 s of silence between: Whisper decodes the
+    # two voiced spans joined, and the segment times must map back to the clip's clock.
+    twice = tmp_path / "twice.wav"
+    _run([*FFMPEG, "-i", str(clips["fox.wav"]), "-i", str(clips["fox.wav"]), "-filter_complex",
+          "[0:a]adelay=1000:all=1[a];[1:a]adelay=7000:all=1[b];[a][b]amix=inputs=2:normalize=0,apad",
+          "-t", "10", str(twice)])
+    speech = stage.process(twice, audio_track_index=None, has_audio=True, timeout_s=60)
+    assert speech is not None and len(speech.segments) >= 2, speech
+    first, last = speech.segments[0], speech.segments[-1]
+    assert 0.4 <= first.start_s <= 1.6 and first.end_s <= 5.0, first
+    assert 6.4 <= last.start_s <= 7.6 and last.end_s <= 10.05, last
+    assert len(_words(last.text) & set(FOX_WORDS)) >= 2, last.text
+
+
 def test_gate_drops_doubtful_segments() -> None:
     from rayflow.ml.speech import SpeechGate
 
