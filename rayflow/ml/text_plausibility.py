@@ -85,10 +85,17 @@ class TextJudge:
     _lists: list[Any] = field(default_factory=list, repr=False)
 
     def setup(self) -> None:
-        """Load the word lists (about 1 s for English); a second call is a no-op."""
+        """Load the word lists (about 1 s for English); a second call is a no-op.
+        Raises ``ModelMissing`` naming the package when it is not installed."""
         if self._lists:
             return
-        from spellchecker import SpellChecker
+        try:
+            from spellchecker import SpellChecker
+        except ImportError as exc:
+            from rayflow.ml.speech import ModelMissing
+
+            raise ModelMissing(f"word lists for on-screen text not found: install them with "
+                               f"`pip install {PACKAGE} -c constraints.txt`") from exc
 
         self._lists = [SpellChecker(language=code, distance=1).word_frequency for code in self.languages]
         log.info("text plausibility: word lists %s loaded (%s)", ", ".join(self.languages), PACKAGE)

@@ -57,3 +57,13 @@ def test_shapes(judge: TextJudge) -> None:
     assert shape_problem("McDonald") is None and shape_problem("YouTube") is None
     assert shape_problem("pfrzbta") == "five consonants in a row"
     assert shape_problem("coool") == "a letter three times in a row"
+
+
+def test_missing_word_lists_name_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from rayflow.ml.speech import ModelMissing
+
+    monkeypatch.setitem(sys.modules, "spellchecker", None)  # import now raises ImportError
+    with pytest.raises(ModelMissing, match="pip install pyspellchecker"):
+        TextJudge().setup()
