@@ -113,7 +113,7 @@ class ClipAnalyzer:
             started = time.perf_counter()
             try:
                 stage = make()
-                if role in ("shots", "caption", "thumbnail_prompt"):
+                if role in ("shots", "faces", "caption", "thumbnail_prompt"):
                     stage.setup(self.device)
                 else:
                     stage.setup()

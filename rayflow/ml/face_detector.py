@@ -23,9 +23,11 @@ The default ``min_face_height`` 0.06 feeds 367 rows (652x367 for 16:9). CPU time
 per frame on one thread: 34 ms at 384x216, 57 ms at 512x288, 94 ms at 650x366,
 122 ms at 768x432; the haar cascades took 330 ms per 512x288 frame.
 
-Devices: ``cv2.dnn`` runs on CUDA only in an OpenCV built with CUDA (the PyPI
-wheels are CPU-only). ``setup("cuda")`` uses CUDA when OpenCV reports a CUDA
-device and otherwise runs on the CPU, and ``device`` says which it was.
+Devices and backends: on the CPU ``cv2.dnn`` runs it (the fastest there). The PyPI
+OpenCV has no CUDA backend, so ``setup("cuda")`` runs the same model in torch on the
+GPU (``rayflow.ml.face_ssd_torch``: the same weights, outputs equal to cv2's to 1e-3),
+or through OpenCV's CUDA backend in an OpenCV built with CUDA, else on the CPU;
+``device`` and ``backend`` say what ran.
 
 Example::
 
@@ -40,6 +42,7 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -65,6 +68,10 @@ MAX_INPUT_SIDE = 1024
 """Longest side ever fed to the net (a very wide frame is not enlarged beyond it)."""
 MAX_UPSCALE = 2.0
 """Largest enlargement: a thumbnail-sized frame has no detail to find small faces in."""
+
+
+Backend = Literal["auto", "opencv", "torch"]
+"""auto: torch on CUDA when torch sees a GPU for a "cuda" device, else OpenCV's dnn."""
 
 
 class FaceModelMissing(FileNotFoundError):
@@ -95,6 +102,15 @@ def model_files() -> tuple[Path, Path]:
                            "(the wheel ships the weights)")
 
 
+def _torch_cuda() -> bool:
+    """Whether torch sees a CUDA device (False where torch is missing or CPU-only)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 def opencv_cuda_devices() -> int:
     """CUDA devices OpenCV itself can use (0 for the CPU-only PyPI wheels)."""
     try:
@@ -108,19 +124,22 @@ class SsdFaceDetector:
 
     ``confidence``: score a detection needs. ``min_face_height``: smallest face sought,
     as a share of the frame height (sets the input size; smaller values cost more).
-    ``threads``: OpenCV's worker threads for the whole process (``cv2.setNumThreads``);
-    1 suits an actor that shares its node.
+    ``threads``: OpenCV's (and, for the torch backend on CPU, torch's) worker threads for
+    the whole process; 1 suits an actor that shares its node.
     """
 
     def __init__(self, *, confidence: float = DEFAULT_CONFIDENCE, min_face_height: float = 0.06,
-                 threads: int = 1) -> None:
+                 threads: int = 1, backend: Backend = "auto") -> None:
         if not 0 < min_face_height <= 1:
             raise ValueError(f"min_face_height must be in (0, 1], got {min_face_height}")
         self.confidence = confidence
         self.min_face_height = min_face_height
         self.threads = threads
+        self.backend: str = backend
+        """After ``setup``: "opencv" or "torch" (what runs the net)."""
         self.device = "cpu"
         self._net: cv2.dnn.Net | None = None
+        self._torch: Any = None
 
     @property
     def name(self) -> str:
@@ -128,23 +147,36 @@ class SsdFaceDetector:
         return f"res10-ssd(conf>={self.confidence:g})"
 
     def setup(self, device: str = "cpu") -> None:
-        """Load the net (once; idempotent). ``device`` "cuda[:N]" uses OpenCV's CUDA
-        backend where this OpenCV has one, else the CPU (``self.device`` tells)."""
+        """Load the net (once; idempotent). ``device`` "cuda[:N]": torch on that GPU
+        (``backend`` auto or torch), or OpenCV's CUDA backend where this OpenCV has one,
+        else the CPU (``self.device`` and ``self.backend`` tell)."""
         if self._net is not None:
             return
         cv2.setNumThreads(self.threads)
         prototxt, weights = model_files()
         net = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
-        if device.startswith("cuda") and opencv_cuda_devices() > 0:
+        cuda = device.startswith("cuda")
+        use_torch = self.backend == "torch" or (self.backend == "auto" and cuda and _torch_cuda())
+        if use_torch:
+            from rayflow.ml.face_ssd_torch import TorchSsd
+
+            torch_device = device if cuda and _torch_cuda() else "cpu"
+            if torch_device == "cpu":
+                import torch
+
+                torch.set_num_threads(self.threads)  # process-wide, like cv2.setNumThreads
+            self._torch = TorchSsd(net, prototxt.read_text(), device=torch_device)
+            self.backend, self.device = "torch", "cuda" if torch_device != "cpu" else "cpu"
+        elif cuda and opencv_cuda_devices() > 0:
             net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
             net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
-            self.device = "cuda"
+            self.backend, self.device = "opencv", "cuda"
         else:
-            if device.startswith("cuda"):
-                log.info("face detector on CPU: this OpenCV has no CUDA backend")
-            self.device = "cpu"
+            if cuda:
+                log.info("face detector on CPU: neither torch nor OpenCV sees a CUDA device")
+            self.backend, self.device = "opencv", "cpu"
         self._net = net
-        log.info("face detector %s loaded from %s on %s", self.name, weights.parent, self.device)
+        log.info("face detector %s loaded from %s: %s on %s", self.name, weights.parent, self.backend, self.device)
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         """Faces in one (H, W, 3) uint8 RGB image, scored >= ``confidence``, best first,
@@ -157,8 +189,12 @@ class SsdFaceDetector:
         height, width = picture.shape[:2]
         bgr = cv2.cvtColor(np.ascontiguousarray(picture), cv2.COLOR_RGB2BGR)
         size = input_size(width, height, self.min_face_height * rgb.shape[0] / height)
-        self._net.setInput(cv2.dnn.blobFromImage(bgr, 1.0, size, BGR_MEAN, swapRB=False, crop=False))
-        found = np.asarray(self._net.forward()).reshape(-1, 7)  # [image, label, score, x0, y0, x1, y1]
+        blob = cv2.dnn.blobFromImage(bgr, 1.0, size, BGR_MEAN, swapRB=False, crop=False)
+        if self._torch is not None:
+            found = self._torch.forward(blob, min_score=self.confidence)
+        else:
+            self._net.setInput(blob)
+            found = np.asarray(self._net.forward()).reshape(-1, 7)  # [image, label, score, x0, y0, x1, y1]
         faces = []
         for _, _, score, x0, y0, x1, y1 in found[found[:, 2] >= self.confidence]:
             if _overhangs(x0, y0, x1, y1):

@@ -41,7 +41,7 @@ from typing import Literal
 import numpy as np
 
 from rayflow.media.decode import Frames
-from rayflow.ml.face_detector import DEFAULT_CONFIDENCE, SsdFaceDetector
+from rayflow.ml.face_detector import DEFAULT_CONFIDENCE, Backend, SsdFaceDetector
 from rayflow.record import FaceFrame, Faces, TextBox
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class FaceSettings:
     (0: any frame; then "no people" means no frame has a face)."""
     threads: int = 1
     """OpenCV threads (process-wide)."""
+    backend: Backend = "auto"
+    """What runs the net: auto = torch on a CUDA device, OpenCV's dnn on the CPU."""
 
 
 def shot_scale(face_height: float) -> ShotScale:
@@ -85,7 +87,8 @@ class FaceStage:
     def __init__(self, settings: FaceSettings | None = None) -> None:
         self.settings = settings or FaceSettings()
         self.detector = SsdFaceDetector(confidence=self.settings.confidence,
-                                        min_face_height=self.settings.min_face_height, threads=self.settings.threads)
+                                        min_face_height=self.settings.min_face_height, threads=self.settings.threads,
+                                        backend=self.settings.backend)
 
     @property
     def method(self) -> str:
@@ -97,7 +100,7 @@ class FaceStage:
         return self.detector.device
 
     def setup(self, device: str = "cpu") -> None:
-        """Load the net (once per actor); ``device`` "cuda" where OpenCV can use it."""
+        """Load the net (once per actor); ``device`` "cuda" runs it on the GPU (torch)."""
         self.detector.setup(device)
 
     def process(self, frames: Frames) -> Faces:

@@ -168,3 +168,29 @@ def test_sintel_close_ups_have_faces(shared_media: Path, stage: FaceStage) -> No
     assert all(n == 0 for t, n in by_time.items() if 4.5 < t < 7.2)
     assert faces.max_faces >= 1 and faces.shot_scale != "no people"
     assert faces.frames[-1].largest_face_height >= 0.25  # the closing close-up
+
+
+def test_torch_backend_equals_opencv(shared_media: Path, stage: FaceStage) -> None:
+    """The torch port (the GPU path) on the CPU gives OpenCV's faces, boxes to 1e-3 (four
+    Sintel frames: faces in the snow, a title card, the close-up)."""
+    sampled = _sampled(shared_media, "sintel_trailer_10s.mp4")
+    pick = [3, 4, 5, 11]
+    frames = Frames(images=sampled.images[pick], timestamps_s=sampled.timestamps_s[pick], decoder=sampled.decoder)
+    torch_stage = FaceStage(FaceSettings(backend="torch"))
+    torch_stage.setup("cpu")
+    assert torch_stage.detector.backend == "torch" and torch_stage.device == "cpu"
+    ours, theirs = stage.process(frames), torch_stage.process(frames)
+    assert [f.faces for f in ours.frames] == [f.faces for f in theirs.frames] == [1, 1, 0, 1]
+    for a, b in zip(ours.frames, theirs.frames, strict=True):
+        for box_a, box_b in zip(a.boxes, b.boxes, strict=True):
+            assert abs(box_a.x0 - box_b.x0) < 1e-3 and abs(box_a.y1 - box_b.y1) < 1e-3
+
+
+@pytest.mark.gpu
+def test_faces_on_cuda(shared_media: Path) -> None:
+    cuda_stage = FaceStage()
+    cuda_stage.setup("cuda")
+    assert cuda_stage.device == "cuda" and cuda_stage.detector.backend == "torch"
+    faces = cuda_stage.process(_sampled(shared_media, "sample_av1.mp4"))
+    assert faces.shot_scale == "close-up" and all(f.faces == 1 for f in faces.frames)
+    assert cuda_stage.process(_sampled(shared_media, "bigbuckbunny.mp4")).max_faces == 0
