@@ -1,6 +1,6 @@
 """Search benchmark: how fast do we embed and index, how fast and how right is search?
 
-Catalog: the 16 labelled clips of ``tests/catalog/test_search.py`` (30 queries whose
+Catalog: the 16 labelled clips of ``tests/catalog/corpus.py`` (30 queries whose
 right clip and moment are known) hidden among ``--records`` synthetic distractors
 (default 1000) written like real analysis output: a few transcript segments built from
 a vocabulary of subjects/actions/places, sometimes on-screen text, shots, faces,
@@ -18,7 +18,14 @@ randomised technical traits (codec, resolution, HDR, camera, date, duration).
 5. Accuracy on the labelled queries: top-1 clip, and right moment (the hit's time
    range contains the expected second, +-2 s), per mode.
 
-Run: ``.venv/bin/python benchmarks/search.py`` (about 2-3 min on 2 busy cores).
+6. ``--relevance``: the relevance model alone (``benchmarks/relevance_eval.py``): its
+   calibration fit on the labelled corpus, then on held-out clips it never saw (the
+   spoken/captioned clips of ``tests/catalog/spoken.py`` + real clips, ingested by the
+   real pipeline): top-1, moment +-2 s, absent topics answered with nothing, mean
+   results per query. Writes ``benchmarks/results/search_relevance.json``.
+
+Run: ``.venv/bin/python benchmarks/search.py`` (about 2-3 min on 2 busy cores);
+``--relevance [--heldout RECORDS_DIR]`` for 6 only.
 Writes ``benchmarks/results/search.json`` and ``search.png`` and prints a table.
 A Qdrant server would change 3 and 4 (HNSW + payload indexes instead of local mode's
 exact scans); this script measures local mode, the default.
@@ -51,7 +58,7 @@ from rayflow.catalog.store import Catalog  # noqa: E402
 from rayflow.ml.text_encoder import TextEncoder  # noqa: E402
 from rayflow.record import ClipRecord  # noqa: E402
 from rayflow.stages.embed import embed_records  # noqa: E402
-from tests.catalog.test_search import Labelled, labelled_corpus, make_record, moment_ok  # noqa: E402
+from tests.catalog.corpus import Labelled, labelled_corpus, make_record, moment_ok  # noqa: E402
 
 log = logging.getLogger("benchmarks.search")
 RESULTS = ROOT / "benchmarks" / "results"
@@ -237,8 +244,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1000, help="synthetic distractor records")
     parser.add_argument("--repeats", type=int, default=1, help="passes over the 30 queries per mode")
+    parser.add_argument("--relevance", action="store_true",
+                        help="only the relevance model: calibrate on the synthetic corpus, then evaluate on "
+                             "held-out ingested clips (see --heldout); writes search_relevance.json")
+    parser.add_argument("--heldout", type=Path,
+                        help="records folder of an ingest of tests/catalog/spoken.py's footage (default: ingest "
+                             "it now into a temporary home, several minutes)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.relevance:
+        relevance_main(args.heldout)
+        return
     started = time.perf_counter()
 
     t0 = time.perf_counter()
@@ -317,6 +333,29 @@ def main() -> None:
     for r in accuracy:
         print(f"  {r['mode']:10}{r['top1_clip']:>10}{r['moment_2s']:>16}")
     print(f"\nruntime {doc['runtime_s']} s -> {RESULTS / 'search.json'}, search.png")
+
+
+def relevance_main(heldout_dir: Path | None) -> None:
+    """Calibration fit (printed, for rayflow/catalog/relevance.py) and the held-out figures."""
+    from benchmarks import relevance_eval
+
+    encoder = TextEncoder()
+    encoder.setup("cpu")
+    calibration = relevance_eval.calibrate(encoder)
+    print("calibration (paste into rayflow/catalog/relevance.py MODELS):")
+    for mode, fit in calibration["models"].items():
+        print(f"  {mode:9} {fit['weights']}  recall@0.5 {fit['recall_at_0_5']}  "
+              f"precision@0.5 {fit['precision_at_0_5']}  ({fit['rows']} rows, {fit['positives']} positive)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = heldout_dir or relevance_eval.ingest_heldout(Path(tmp))
+        records = relevance_eval.load_records(folder)
+    evaluations = [relevance_eval.heldout(encoder, records, mode) for mode in ("hybrid", "semantic", "keyword")]
+    for doc in evaluations:
+        relevance_eval.print_heldout(doc)
+    relevance_eval.dump({"benchmark": "search_relevance", "created": datetime.now().isoformat(timespec="seconds"),
+                         "calibration": calibration, "heldout": evaluations},
+                        RESULTS / "search_relevance.json")
+    print(f"\n-> {RESULTS / 'search_relevance.json'}")
 
 
 if __name__ == "__main__":

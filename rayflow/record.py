@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +24,24 @@ FileStatus = Literal["ingested", "duplicate", "skipped", "failed"]
 HdrFormat = Literal["HDR10", "HLG", "Dolby Vision", "HDR10+"]
 FocalCategory = Literal["ultra-wide", "wide", "medium", "long", "telephoto"]
 MediaKind = Literal["video", "audio", "image", "unknown"]
+ShotScale = Literal["close-up", "medium", "wide", "no people"]
+"""A clip's framing by its tallest face (``rayflow.stages.faces`` gives the thresholds)."""
+
+# The one list of stage names. `rayflow steps` (stages/steps.py), the live display
+# (engine/progress.py), `ClipRecord.errors` keys and `StageTiming.stage` all use these.
+StepName = Literal["fingerprint", "probe", "sample", "thumbnails", "exposure", "analyze", "proxy", "embed",
+                   "store"]
+"""The pipeline's steps, in order (what ``--skip``/``--only`` name)."""
+RoleName = Literal["shots", "speech", "screen_text", "faces", "focal", "thumbnail_prompt", "best_thumbnails",
+                   "caption", "describe"]
+"""The analysis roles composed by the analyze stage (``rayflow.stages.analyze.ROLES``), in run order."""
+StageName = Literal[StepName, RoleName, "discover", "inspect", "decoder"]
+"""Every name a stage is known by: the steps, the analysis roles, ``discover`` (finding the input
+files), ``inspect`` (the one task per file that runs probe, sample, thumbnails and exposure) and
+``decoder`` (the note that the preferred frame decoder failed on a file and another one decoded it)."""
+STEP_NAMES: tuple[StepName, ...] = get_args(StepName)
+ROLE_NAMES: tuple[RoleName, ...] = get_args(RoleName)
+STAGE_NAMES: tuple[StageName, ...] = get_args(StageName)
 
 
 def clip_id_for(checksum: str) -> str:
@@ -43,6 +61,45 @@ class FileInfo(_Part):
     modified_at: datetime | None = Field(None, description="File mtime (UTC).")
 
 
+# --------------------------------------------------------------------------- probe facts (issue 13)
+# Timecode, reel, camera log profile and the non-primary video streams. Kept in one
+# block (owned by the probe stage); the fields that use them are marked "issue 13".
+
+
+class TimecodeInfo(_Part):
+    """The start timecode the file carries (QuickTime tmcd, MXF, MTS, BWF time_reference)."""
+
+    start: str | None = Field(default=None, description="First frame's timecode, HH:MM:SS:FF; ';' before FF when "
+                              "drop-frame. None when only a time of day is known (BWF with no frame rate).")
+    start_s: float | None = Field(default=None, description="The start as seconds since midnight (frames / rate).")
+    rate: float | None = Field(default=None, description="Timecode frame rate, e.g. 29.97, 25, 23.976.")
+    drop_frame: bool | None = Field(default=None, description="True for drop-frame timecode (29.97/59.94 only).")
+    source: str = Field(description="Where it was read, e.g. 'ffprobe:tmcd', 'mediainfo:TimeCode_FirstFrame', "
+                        "'bwf:time_reference'.")
+
+
+class LogProfile(_Part):
+    """Camera log/gamma curve (S-Log3, V-Log, C-Log, LogC, Apple Log, HLG from the camera)."""
+
+    name: str = Field(description="Normalised curve name, e.g. 'S-Log3', 'V-Log', 'HLG'.")
+    raw: str = Field(description="The value as the camera wrote it, e.g. 's-log3-cine'.")
+    gamut: str | None = Field(default=None, description="Colour gamut written beside it, e.g. 's-gamut3-cine'.")
+    source: str = Field(description="exiftool tag ('XML:CaptureGammaEquation') or sidecar file name.")
+
+
+class VideoStreamRef(_Part):
+    """A video stream that is not the primary one (a preview track, a second angle)."""
+
+    index: int
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    default: bool = False
+
+
+# --------------------------------------------------------------------------- end of probe facts block
+
+
 class ContainerInfo(_Part):
     format: str | None = Field(None, description="ffprobe format name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'.")
     format_long: str | None = None
@@ -52,6 +109,8 @@ class ContainerInfo(_Part):
     title: str | None = None
     data_tracks: int = Field(0, description="Streams that are neither video, audio nor subtitles.")
     tags: dict[str, str] = Field(default_factory=dict, description="Container tags as written.")
+    timecode: TimecodeInfo | None = Field(default=None, description="Start timecode (issue 13).")
+    reel: str | None = Field(default=None, description="Reel or tape name (issue 13).")
 
 
 class ColorInfo(_Part):
@@ -60,6 +119,7 @@ class ColorInfo(_Part):
     transfer: str | None = Field(None, description="Transfer characteristic, e.g. smpte2084, arib-std-b67.")
     matrix: str | None = None
     range: Literal["limited", "full"] | None = None
+    log_profile: LogProfile | None = Field(default=None, description="Camera log/gamma curve (issue 13).")
 
 
 class MasteringDisplay(_Part):
@@ -109,6 +169,8 @@ class VideoInfo(_Part):
     keyframe_interval_s: float | None = None
     color: ColorInfo = Field(default_factory=ColorInfo)
     hdr: HdrInfo = Field(default_factory=HdrInfo)
+    other_streams: list[VideoStreamRef] = Field(
+        default_factory=list, description="Video streams besides this primary one (issue 13).")
 
 
 class AudioTrack(_Part):
@@ -293,7 +355,7 @@ class Faces(_Part):
     method: str
     frames: list[FaceFrame] = Field(default_factory=list)
     max_faces: int = 0
-    shot_scale: Literal["close-up", "medium", "wide", "no people"]
+    shot_scale: ShotScale
 
 
 class FocalEstimate(_Part):
@@ -312,6 +374,15 @@ class RankedThumbnail(_Part):
     height: int
 
 
+class RoleRun(_Part):
+    """What one analysis role observed about its own run on this clip's actor."""
+
+    device: str = Field(description="Device it actually ran on after any fallback: cpu or cuda:N.")
+    model: str | None = Field(None, description="Model (and method) it actually used; None if it never loaded.")
+    fell_back: bool = Field(False, description="It was set up for a GPU and runs on the CPU instead.")
+    reason: str | None = Field(None, description="Why it fell back, or why it is unavailable.")
+
+
 class Analysis(_Part):
     """Content analysis from the warm AnalyzerPool actors. Each part is None when its
     model is disabled or the clip lacks what it needs (no audio -> speech None)."""
@@ -326,18 +397,21 @@ class Analysis(_Part):
     tags: list[str] = Field(default_factory=list)
     best_thumbnails: list[RankedThumbnail] = Field(default_factory=list)
     models: dict[str, str] = Field(default_factory=dict, description="Role -> model actually used.")
-    device: str | None = Field(None, description="cpu or cuda:N.")
+    device: str | None = Field(None, description="cuda:N when any role ran on that GPU, else cpu (observed; "
+                                                 "``roles`` says per role).")
+    roles: dict[RoleName, RoleRun] = Field(
+        default_factory=dict, description="Role -> device, model and fallback observed (added in 0.1).")
 
 
 class StageTiming(_Part):
-    stage: str
+    stage: StageName
     seconds: float
 
 
 class StagePlacement(_Part):
     """Which Ray node ran a stage of this clip (observable placement on a cluster)."""
 
-    stage: str = Field(description="fingerprint, inspect (probe, sample, thumbnails, exposure), analyze, proxy.")
+    stage: StageName = Field(description="fingerprint, inspect (probe, sample, thumbnails, exposure), analyze, proxy.")
     node_id: str = Field(description="Ray node id (hex).")
     node_ip: str | None = None
     hostname: str | None = None
@@ -362,7 +436,7 @@ class ClipRecord(_Part):
     thumbnails: list[Thumbnail] = Field(default_factory=list)
     proxy: ProxyInfo | None = None
     analysis: Analysis | None = None
-    errors: dict[str, str] = Field(default_factory=dict, description="Stage name -> error message.")
+    errors: dict[StageName, str] = Field(default_factory=dict, description="Stage name -> error message.")
     timings: list[StageTiming] = Field(default_factory=list)
     placement: list[StagePlacement] = Field(
         default_factory=list, description="Node that ran each stage (added in 0.1; absent in older records).")
@@ -378,7 +452,7 @@ class FileResult(_Part):
     path: str
     clip_id: str | None = None
     status: FileStatus
-    errors: dict[str, str] = Field(default_factory=dict)
+    errors: dict[StageName, str] = Field(default_factory=dict)
     duplicate_of: str | None = Field(None, description="Path of the first copy in this batch or catalog.")
     seconds: float | None = None
 

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from qdrant_client import models
 
+from rayflow.config import DEFAULT_TEXT_MODEL
 from rayflow.record import ClipRecord
 
 CLIPS = "clips"
@@ -56,7 +57,6 @@ META_KEY = "rayflow"
 CATALOG_SCHEMA = 1
 """Version of this layout; a different stored value means ``rayflow reindex``."""
 
-DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_TEXT_DIM = 384
 
 

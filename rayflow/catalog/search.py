@@ -1,61 +1,63 @@
-"""Search the catalog: semantic, keyword, hybrid; clips or moments; similar clips.
+"""Search the catalog: semantic, keyword, hybrid; clips or moments; filters alone; similar clips.
 
-``--in moments`` is one Qdrant query: the query's text vector (``text``), BM25 over
-``_text`` (text index with ``scoring``; works in local mode too) and, when an
-image–text model is configured, its vector against ``image`` — fused by Qdrant's
-reciprocal-rank fusion (``RrfQuery``, k = 60).
+Every result carries a **relevance** on a 0-1 scale (see :mod:`rayflow.catalog.relevance`:
+a logistic model over the query-text cosine and the share of the query's words found,
+calibrated on a labelled corpus), says **why** it matched (speech, on-screen text,
+description, technical facts, file name, shot tags, image) and shows the text that
+matched. Results under the threshold are dropped, so a query about something no clip
+holds answers nothing ("no good match").
 
-``--in clips`` ranks clips by everything known about them, in two steps:
+How candidates are gathered (local mode and a server run the same code):
 
-1. Per source, one ranking. Dense (text, image): a clip scores the *best* cosine over
-   its clip-level vectors (``summary``, ``transcript``, ``technical``) and over its
-   moments (best moment per clip, a grouped query on ``moments``). Max, not rank
-   fusion: fusing five rankings lets clips that are merely "technically similar"
-   outvote the one whose transcript says exactly what was asked; and the moments let
-   one sentence in a 20-minute talk find its clip even though the clip's transcript
-   vector averages 40 chunks. Keyword: BM25 over the clip's ``_text``.
-2. The rankings fused with RRF (same formula as Qdrant's; here in Python, because
-   the dense ranking merges two collections). The clip queries go to Qdrant as one
-   batch. Each clip hit carries its best moment (time range, text, frame), picked by
-   the same fused query a moments search runs, restricted to the clips shown.
+1. Moments: the query's text vector against each moment's ``text`` vector, and BM25
+   over the moments' ``_text`` (Qdrant's text index) — the top ``candidates`` of each;
+   an image-text vector against ``image`` when the catalog has one.
+2. Clips: the text vector against the clip's ``summary``, ``transcript`` and
+   ``technical`` vectors (one batch), and BM25 over the clip's ``_text``.
+3. Each candidate is scored: a moment by its own cosine and word coverage; a clip by
+   its best cosine (over its vectors and its candidate moments) and the coverage of
+   its whole keyword text. A clip hit shows its best moment (time range, frame).
 
-Why not a ``max`` formula inside Qdrant: in local mode the formula rescoring copies
-every candidate's whole payload (the full record), 10x slower than three plain
-queries merged here; the server would not need it, but both modes run the same code.
-Stop words are dropped from keyword queries (see ``STOPWORDS``).
+BM25 scores only gather candidates: they depend on the corpus and mean nothing to a
+user. ``query`` ``""`` or ``"*"`` with filters browses by the filters alone.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from qdrant_client import models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from rayflow.catalog import relevance as rel
 from rayflow.catalog import schema
+from rayflow.catalog.moments import name_words
+from rayflow.catalog.relevance import (
+    BROWSE_QUERIES,
+    SIMILAR_THRESHOLD,
+    STOPWORDS,
+    content_terms,
+    keyword_query,
+    query_terms,
+)
 from rayflow.catalog.schema import CLIPS, MOMENTS
-from rayflow.catalog.store import Catalog, ModelMismatch
-from rayflow.stages.embed import Encoder
+from rayflow.catalog.store import Catalog, ModelMismatch, record_from_payload
 
 log = logging.getLogger(__name__)
+
+__all__ = ["BROWSE_QUERIES", "STOPWORDS", "CANDIDATES", "Hit", "SearchError", "browse", "keyword_query", "query_terms",
+           "search", "similar", "SIMILAR_THRESHOLD"]
 
 SearchMode = Literal["semantic", "keyword", "hybrid"]
 Target = Literal["clips", "moments"]
 SimilarBy = Literal["text", "image"]
 
-RRF_K = 60
-"""Reciprocal-rank-fusion constant: 1/(k + rank). 60 is the usual choice; smaller
-values let the top of one list dominate."""
 CANDIDATES = 50
-"""Candidates each prefetch contributes before fusion; more costs latency, rarely changes the top 10."""
-MOMENTS_PER_CLIP = 5
-"""Moments fetched per wanted clip when picking each clip's best moment (a clip whose
-many moments all match crowds out others; 5x leaves room for that)."""
+"""Candidates each source contributes before scoring; more costs latency, rarely changes the top 10."""
 
 
 class SearchError(RuntimeError):
@@ -64,71 +66,69 @@ class SearchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: a clip, and where in it the query landed."""
+    """One result: a clip, where in it the query landed, how relevant and why."""
 
     clip_id: str
-    score: float
-    """Fusion score for hybrid (RRF), cosine for semantic, BM25 for keyword: compare within one search only."""
+    score: float | None
+    """Relevance 0-1 (calibrated; see ``relevance``), cosine for ``similar``; None when browsing by filters."""
     path: str
     name: str
     start_s: float | None = None
     end_s: float | None = None
     text: str = ""
-    """The text that matched: the moment's text, else the clip's summary."""
+    """The text that matched (the sentence spoken, the words on screen, the description...)."""
     thumbnail: str | None = None
     moment_index: int | None = None
     moment_kind: str | None = None
+    why: str = ""
+    """What matched: speech, on-screen text, description, technical, file name, shot tags, image,
+    filters (browsing) or similar."""
+    matched: tuple[str, ...] = ()
+    """The query's words found in ``text``'s field."""
+    cosine: float | None = None
+    """Query-text cosine behind ``score`` (None for keyword search)."""
+    coverage: float | None = None
+    """Share of the query's content words found (None for semantic search)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["matched"] = list(self.matched)
+        return out
 
 
-STOPWORDS = frozenset({
-    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at",
-    "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did",
-    "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have",
-    "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
-    "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of",
-    "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should",
-    "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they",
-    "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what",
-    "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours",
-})
-"""English function words dropped from keyword queries. BM25 would score them (the
-index keeps them: local mode only scores the default tokenizer), and in a hybrid
-search "toast to the bride" then ranks clips for "to" and "the"."""
-
-
-def query_terms(query: str) -> list[str]:
-    """Lower-cased words of a query, as the text index tokenizes them (for highlighting)."""
-    return [t.lower() for t in re.findall(r"[^\W_]+", query)]
-
-
-def keyword_query(query: str) -> str:
-    """The query's content words for BM25 (all of them when every word is a stop word)."""
-    terms = query_terms(query)
-    content = [t for t in terms if t not in STOPWORDS]
-    return " ".join(content or terms)
-
-
-# ----------------------------------------------------------------------------- building blocks
-
-Source = Literal["text", "image", "keyword"]
-MOMENT_FIELDS = ["clip_id", "index", "kind", "start_s", "end_s", "text", "thumbnail", "file"]
+MOMENT_FIELDS = ["clip_id", "index", "kind", "start_s", "end_s", "text", "speech", "screen_text", "tags",
+                 "thumbnail", "file"]
 """Payload fetched for moment hits (local mode copies what it returns; the keys below are small)."""
 CLIP_FIELDS = ["file", "analysis.description", "analysis.caption", "analysis.best_thumbnails", "thumbnails"]
+VECTOR_WHY = {schema.SUMMARY: "description", schema.TRANSCRIPT: "speech", schema.TECHNICAL: "technical"}
+
+
+@dataclass
+class _Evidence:
+    """What is known about one candidate (a moment or a clip)."""
+
+    payload: dict[str, Any] = field(default_factory=dict)
+    cosine: float | None = None
+    vector: str | None = None
+    """Which clip vector gave ``cosine`` (clips only)."""
+    image: float | None = None
+    score: float = 0.0
+    coverage: float = 0.0
+
+
+def _dot(a: Sequence[float] | None, b: Any) -> float | None:
+    if a is None or b is None:
+        return None
+    return float(np.dot(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
 
 
 class _Searcher:
-    """One query's vectors and filter, and the Qdrant requests built from them."""
+    """One query's vectors, terms and filter, and the evidence gathered for it."""
 
-    def __init__(self, catalog: Catalog, query: str, mode: SearchMode, encoder: Encoder | None,
-                 image_encoder: Encoder | None, where: models.Filter | None, candidates: int) -> None:
-        self.catalog = catalog
-        self.query = query
-        self.mode = mode
-        self.where = where
-        self.candidates = candidates
+    def __init__(self, catalog: Catalog, query: str, mode: SearchMode, encoder: Any | None,
+                 image_encoder: Any | None, where: models.Filter | None, candidates: int) -> None:
+        self.catalog, self.query, self.mode, self.where, self.candidates = catalog, query, mode, where, candidates
+        self.terms = content_terms(query) if mode != "semantic" else []
         self.text_vector: list[float] | None = None
         self.image_vector: list[float] | None = None
         if mode in ("semantic", "hybrid"):
@@ -144,193 +144,282 @@ class _Searcher:
                 self.image_vector = [float(x) for x in np.asarray(image_encoder.encode([query]))[0]]
 
     @property
-    def sources(self) -> list[Source]:
-        out: list[Source] = []
-        if self.text_vector is not None:
-            out.append("text")
-        if self.image_vector is not None:
-            out.append("image")
-        if self.mode in ("keyword", "hybrid"):
-            out.append("keyword")
-        return out
+    def uses_keywords(self) -> bool:
+        return self.mode in ("keyword", "hybrid")
 
-    def _moment_prefetch(self, source: Source, limit: int) -> models.Prefetch:
-        match source:
-            case "text":
-                return models.Prefetch(query=self.text_vector, using=schema.TEXT, limit=limit)
-            case "image":
-                return models.Prefetch(query=self.image_vector, using=schema.IMAGE, limit=limit)
-            case "keyword":
-                return models.Prefetch(query=models.TextQuery(text=keyword_query(self.query)),
-                                       using=schema.TEXT_KEY, limit=limit)
-
-    def _moment_query(self, limit: int, sources: Sequence[Source]) -> dict[str, Any]:
-        """``query_points`` arguments over ``moments``: one source as is, several fused by Qdrant (RRF)."""
-        prefetch = [self._moment_prefetch(s, max(self.candidates, limit)) for s in sources]
-        if len(prefetch) == 1:
-            return {"query": prefetch[0].query, "using": prefetch[0].using, "limit": limit}
-        return {"prefetch": prefetch, "query": models.RrfQuery(rrf=models.Rrf(k=RRF_K)), "limit": limit}
-
-    def moments(self, limit: int) -> list[models.ScoredPoint]:
+    def _query(self, collection: str, query: Any, using: str, fields: Any, flt: models.Filter | None = None,
+               limit: int | None = None) -> list[models.ScoredPoint]:
         return self.catalog.client.query_points(
-            MOMENTS, **self._moment_query(limit, self.sources), query_filter=self.where,
-            with_payload=MOMENT_FIELDS,
-        ).points
+            collection, query=query, using=using, limit=limit or self.candidates,
+            query_filter=schema.merge_filters(self.where, flt), with_payload=fields).points
 
-    def best_moments(self, limit: int, *, sources: Sequence[Source] | None = None,
-                     clip_ids: list[str] | None = None) -> dict[str, models.ScoredPoint]:
-        """clip_id -> its best moment (fused over ``sources``), for up to ``limit`` clips, best first.
+    # -- moments
 
-        Grouped here from the top ``MOMENTS_PER_CLIP x limit`` moments rather than by
-        ``query_points_groups``: local mode's grouping copies the payload of every point
-        in the collection (~0.5 s at 4k moments); a plain query is ~10 ms."""
-        extra = (models.Filter(must=[models.FieldCondition(key="clip_id", match=models.MatchAny(any=clip_ids))])
-                 if clip_ids else None)
-        points = self.catalog.client.query_points(
-            MOMENTS, **self._moment_query(MOMENTS_PER_CLIP * max(limit, 1), sources or self.sources),
-            query_filter=schema.merge_filters(self.where, extra), with_payload=MOMENT_FIELDS,
-        ).points
-        best: dict[str, models.ScoredPoint] = {}
-        for point in points:
-            clip_id = str((point.payload or {}).get("clip_id"))
-            if clip_id not in best:
-                best[clip_id] = point
-                if len(best) >= limit:
-                    break
-        return best
+    def moment_evidence(self, clip_ids: list[str] | None = None) -> dict[str, _Evidence]:
+        """Point id -> evidence for the candidate moments (optionally only of ``clip_ids``)."""
+        only = (models.Filter(must=[models.FieldCondition(key="clip_id", match=models.MatchAny(any=clip_ids))])
+                if clip_ids else None)
+        found: dict[str, _Evidence] = {}
+        if self.text_vector is not None:
+            for p in self._query(MOMENTS, self.text_vector, schema.TEXT, MOMENT_FIELDS, only):
+                found[str(p.id)] = _Evidence(payload=p.payload or {}, cosine=float(p.score))
+        if self.image_vector is not None:
+            for p in self._query(MOMENTS, self.image_vector, schema.IMAGE, MOMENT_FIELDS, only):
+                found.setdefault(str(p.id), _Evidence(payload=p.payload or {})).image = float(p.score)
+        if self.uses_keywords and self.terms:
+            text = models.TextQuery(text=keyword_query(self.query))
+            for p in self._query(MOMENTS, text, schema.TEXT_KEY, MOMENT_FIELDS, only):
+                found.setdefault(str(p.id), _Evidence(payload=p.payload or {}))
+        self._fill_cosines(MOMENTS, found, [schema.TEXT])
+        for ev in found.values():
+            ev.coverage = rel.coverage(self.terms, _moment_stems(ev.payload))[0]
+            ev.score = self.score(ev)
+        return found
 
-    def _clip_requests(self, source: Source) -> list[models.QueryRequest]:
-        def request(query: Any, using: str) -> models.QueryRequest:
-            return models.QueryRequest(query=query, using=using, filter=self.where, limit=self.candidates,
-                                       with_payload=False)
+    def score(self, ev: _Evidence) -> float:
+        text = rel.relevance(self.mode, ev.cosine, ev.coverage)
+        image = rel.IMAGE_MODEL(ev.image, 0.0) if ev.image is not None else 0.0
+        return max(text, image)
 
-        match source:
-            case "text":
-                return [request(self.text_vector, name) for name in schema.CLIP_TEXT_VECTORS]
-            case "image":
-                return [request(self.image_vector, schema.IMAGE)]
-            case "keyword":
-                return [request(models.TextQuery(text=keyword_query(self.query)), schema.TEXT_KEY)]
+    def _fill_cosines(self, collection: str, found: dict[str, _Evidence], names: list[str]) -> None:
+        """Cosines for candidates that only the keyword index returned."""
+        if self.text_vector is None:
+            return
+        missing = [pid for pid, ev in found.items() if ev.cosine is None]
+        if not missing:
+            return
+        for point in self.catalog.client.retrieve(collection, missing, with_payload=False, with_vectors=names):
+            vectors = point.vector if isinstance(point.vector, dict) else {}
+            best = [(c, n) for n in names if (c := _dot(self.text_vector, vectors.get(n))) is not None]
+            if best:
+                ev = found[str(point.id)]
+                ev.cosine, ev.vector = max(best)
 
-    def clip_ranking(self) -> tuple[list[tuple[str, float]], dict[str, models.ScoredPoint]]:
-        """Clips ranked for this query (score: cosine, BM25 or RRF), and best moments already found."""
-        plan = [(source, self._clip_requests(source)) for source in self.sources]
-        responses = iter(self.catalog.client.query_batch_points(
-            CLIPS, requests=[r for _, requests in plan for r in requests]))
-        rankings: list[list[tuple[str, float]]] = []
-        moment_for: dict[str, models.ScoredPoint] = {}
-        for source, requests in plan:
-            scores: dict[str, float] = {}
-            for _ in requests:  # dense: best over the named vectors
-                for point in next(responses).points:
-                    key = str(point.id)
-                    scores[key] = max(scores.get(key, float("-inf")), float(point.score))
-            if source != "keyword":
-                for clip_id, moment in self.best_moments(self.candidates, sources=[source]).items():
-                    scores[clip_id] = max(scores.get(clip_id, float("-inf")), float(moment.score))
-                    moment_for.setdefault(clip_id, moment)
-            rankings.append(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
-        if len(rankings) == 1:
-            return rankings[0], moment_for
-        return _rrf([[clip_id for clip_id, _ in r] for r in rankings]), moment_for
+    # -- clips
+
+    def clip_evidence(self) -> dict[str, _Evidence]:
+        """Clip id -> evidence (best cosine over its vectors, coverage of its keyword text)."""
+        found: dict[str, _Evidence] = {}
+        if self.text_vector is not None:
+            requests = [models.QueryRequest(query=self.text_vector, using=name, filter=self.where,
+                                            limit=self.candidates, with_payload=False)
+                        for name in schema.CLIP_TEXT_VECTORS]
+            for name, response in zip(schema.CLIP_TEXT_VECTORS,
+                                      self.catalog.client.query_batch_points(CLIPS, requests=requests),
+                                      strict=True):
+                for p in response.points:
+                    ev = found.setdefault(str(p.id), _Evidence())
+                    if ev.cosine is None or p.score > ev.cosine:
+                        ev.cosine, ev.vector = float(p.score), name
+        if self.uses_keywords and self.terms:
+            for p in self._query(CLIPS, models.TextQuery(text=keyword_query(self.query)), schema.TEXT_KEY, False):
+                found.setdefault(str(p.id), _Evidence())
+        self._fill_cosines(CLIPS, found, list(schema.CLIP_TEXT_VECTORS))
+        if self.terms and found:
+            for point in self.catalog.client.retrieve(CLIPS, list(found), with_payload=[schema.TEXT_KEY]):
+                text = str((point.payload or {}).get(schema.TEXT_KEY, ""))
+                found[str(point.id)].coverage = rel.coverage(self.terms, text)[0]
+        return found
 
 
-def _rrf(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, key in enumerate(ranking, start=1):
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+def _moment_stems(payload: dict[str, Any]) -> set[str]:
+    parts = [payload.get("speech") or "", payload.get("screen_text") or "", " ".join(payload.get("tags") or []),
+             name_words(str((payload.get("file") or {}).get("name", "")))]
+    if not any(parts[:3]):
+        parts.append(str(payload.get("text", "")))
+    return rel.text_stems(" ".join(parts))
 
 
-def _moment_hit(point: models.ScoredPoint, score: float | None = None) -> Hit:
-    p = point.payload or {}
+def _moment_why(terms: list[str], ev: _Evidence) -> tuple[str, str, tuple[str, ...]]:
+    """(why, the field's text, words found) for a moment: the field holding most query words,
+    else the moment's own kind."""
+    p = ev.payload
+    if ev.image is not None and rel.IMAGE_MODEL(ev.image, 0.0) > rel.relevance("semantic", ev.cosine, 0.0):
+        return "image", str(p.get("text", "")), ()
+    fields = [("speech", str(p.get("speech") or "")), ("on-screen text", str(p.get("screen_text") or "")),
+              ("shot tags", ", ".join(p.get("tags") or [])),
+              ("file name", name_words(str((p.get("file") or {}).get("name", ""))))]
+    best = max(((rel.coverage(terms, text), why, text) for why, text in fields if text),
+                key=lambda x: x[0][0], default=None)
+    if best is not None and best[0][0] > 0:
+        (_, found), why, text = best
+        return why, text, tuple(found)
+    by_kind = {"speech": "speech", "screen_text": "on-screen text", "shot": "shot tags"}
+    why = by_kind.get(str(p.get("kind")), "speech")
+    text = dict(fields).get(why) or str(p.get("text", ""))
+    return why, text, ()
+
+
+def _clip_why(terms: list[str], ev: _Evidence, payload: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """(why, text, words found) for a clip matched as a whole: the field holding most query
+    words, else the vector that gave the best cosine."""
+    from rayflow.catalog.moments import summary_text, technical_text, transcript_chunks
+
+    try:
+        record = record_from_payload(payload)
+    except ValueError:  # an unreadable stored record still shows its file name
+        record = None
+    fields: list[tuple[str, str]] = []
+    if record is not None:
+        screen = " / ".join(dict.fromkeys(t.text for t in record.analysis.screen_text)) if record.analysis else ""
+        fields = [("speech", " ".join(transcript_chunks(record))), ("on-screen text", screen),
+                  ("description", summary_text(record)), ("technical", technical_text(record))]
+    fields.append(("file name", name_words(str((payload.get("file") or {}).get("name", "")))))
+    scored = [(rel.coverage(terms, text), why, text) for why, text in fields if text]
+    best = max(scored, key=lambda x: x[0][0], default=None)
+    if best is not None and best[0][0] > 0:
+        (_, found), why, text = best
+        return why, text, tuple(found)
+    why = VECTOR_WHY.get(ev.vector or "", "description")
+    return why, dict(fields).get(why, ""), ()
+
+
+def _moment_hit(searcher: _Searcher, ev: _Evidence, score: float, clip_id: str | None = None) -> Hit:
+    p = ev.payload
+    why, text, found = _moment_why(searcher.terms, ev)
     return Hit(
-        clip_id=str(p.get("clip_id")), score=float(point.score if score is None else score),
-        path=str(p.get("file", {}).get("path", "")), name=str(p.get("file", {}).get("name", "")),
-        start_s=p.get("start_s"), end_s=p.get("end_s"), text=str(p.get("text", "")),
-        thumbnail=p.get("thumbnail"), moment_index=p.get("index"), moment_kind=p.get("kind"),
+        clip_id=clip_id or str(p.get("clip_id")), score=round(score, 3),
+        path=str((p.get("file") or {}).get("path", "")), name=str((p.get("file") or {}).get("name", "")),
+        start_s=p.get("start_s"), end_s=p.get("end_s"), text=text, thumbnail=p.get("thumbnail"),
+        moment_index=p.get("index"), moment_kind=p.get("kind"), why=why, matched=found,
+        cosine=None if ev.cosine is None else round(ev.cosine, 3),
+        coverage=round(ev.coverage, 3) if searcher.terms else None,
     )
 
 
-def _clip_summary(payload: dict[str, Any]) -> tuple[str, str | None]:
-    analysis = payload.get("analysis") or {}
-    text = analysis.get("description") or analysis.get("caption") or ""
-    if not text:
-        keywords = str(payload.get(schema.TEXT_KEY, ""))
-        text = keywords[:300]
-    thumbs = analysis.get("best_thumbnails") or []
+def _primary_thumbnail(payload: dict[str, Any]) -> str | None:
+    thumbs = (payload.get("analysis") or {}).get("best_thumbnails") or []
     primary = next((t for t in thumbs if t.get("primary")), thumbs[0] if thumbs else None)
     if primary is None and payload.get("thumbnails"):
         primary = payload["thumbnails"][0]
-    return text, primary.get("path") if primary else None
+    return primary.get("path") if primary else None
+
+
+def _clip_hit(searcher: _Searcher, clip_id: str, ev: _Evidence, payload: dict[str, Any]) -> Hit:
+    why, text, found = _clip_why(searcher.terms, ev, payload)
+    file = payload.get("file") or {}
+    return Hit(clip_id=clip_id, score=round(ev.score, 3), path=str(file.get("path", "")),
+               name=str(file.get("name", "")), text=text, thumbnail=_primary_thumbnail(payload), why=why,
+               matched=found, cosine=None if ev.cosine is None else round(ev.cosine, 3),
+               coverage=round(ev.coverage, 3) if searcher.terms else None)
 
 
 # ----------------------------------------------------------------------------- public API
 
-def search(catalog: Catalog, query: str, *, encoder: Encoder | None = None, mode: SearchMode = "hybrid",
+def search(catalog: Catalog, query: str, *, encoder: Any | None = None, mode: SearchMode = "hybrid",
            target: Target = "clips", where: models.Filter | str | None = None, limit: int = 10,
-           image_encoder: Encoder | None = None, candidates: int = CANDIDATES) -> list[Hit]:
-    """Search clips (one hit per clip, with its best moment) or moments (one hit per moment).
+           image_encoder: Any | None = None, candidates: int = CANDIDATES,
+           threshold: float = rel.THRESHOLD) -> list[Hit]:
+    """Search clips (one hit per clip, with its best moment) or moments (one hit per moment),
+    best first, only hits whose relevance is at least ``threshold`` (0 shows every candidate).
 
     ``encoder`` is needed for semantic and hybrid; keyword needs no model. ``where`` is
-    a parsed filter or a ``--where`` string (see ``schema.parse_where``). Raises
+    a parsed filter or a ``--where`` string (see ``schema.parse_where``). A query of
+    ``""`` or ``"*"`` browses by ``where`` alone (see :func:`browse`). Raises
     ``ModelMismatch`` when ``encoder`` is not the catalog's model, ``SearchError``
     when the search cannot run, ``schema.WhereError`` for a bad filter."""
-    if not query.strip():
-        raise SearchError("empty query")
     flt = schema.parse_where(where) if isinstance(where, str) else where
+    if query.strip() in BROWSE_QUERIES:
+        return browse(catalog, where=flt, limit=limit)
     searcher = _Searcher(catalog, query, mode, encoder, image_encoder, flt, max(candidates, limit))
     try:
-        return _search(catalog, searcher, target, limit)
+        if target == "moments":
+            return _search_moments(searcher, limit, threshold)
+        return _search_clips(searcher, limit, threshold)
     except UnexpectedResponse as exc:
         hint = (" (keyword and hybrid search need Qdrant >= 1.20 for BM25 text queries; try --mode semantic)"
-                if "keyword" in searcher.sources else "")
+                if searcher.uses_keywords else "")
         raise SearchError(f"Qdrant refused the query: {exc}{hint}") from exc
 
 
-def _search(catalog: Catalog, searcher: _Searcher, target: Target, limit: int) -> list[Hit]:
-    if target == "moments":
-        return [_moment_hit(p) for p in searcher.moments(limit)]
+def _kept(ranked: list[tuple[str, _Evidence]], limit: int, threshold: float) -> list[tuple[str, _Evidence]]:
+    ranked.sort(key=lambda kv: (-kv[1].score, kv[0]))
+    n = rel.keep([ev.score for _, ev in ranked], threshold=threshold) if threshold > 0 else len(ranked)
+    return ranked[:min(n, limit)]
 
-    ranked, known = searcher.clip_ranking()
-    top = ranked[:limit]
-    # The moment to show: fused over every source (what a moments search would pick);
-    # single-source searches already know theirs. A clip not among the top fused
-    # moments shows its best dense moment, else one from a query restricted to the
-    # clips still missing (a payload-filter scan in local mode, so last).
-    shown = dict(top)
-    found = searcher.best_moments(searcher.candidates) if len(searcher.sources) > 1 else known
-    best = {k: v for k, v in found.items() if k in shown}
-    best.update({k: v for k, v in known.items() if k in shown and k not in best})
-    missing = [cid for cid, _ in top if cid not in best]
-    if missing:
-        best.update(searcher.best_moments(len(missing), clip_ids=missing))
-    bare = [cid for cid, _ in top if cid not in best]  # no moment matched: show the clip's summary
-    payloads = {str(p.id): p.payload or {}
-                for p in catalog.client.retrieve(CLIPS, bare, with_payload=[*CLIP_FIELDS, schema.TEXT_KEY])
-                } if bare else {}
+
+def _search_moments(searcher: _Searcher, limit: int, threshold: float) -> list[Hit]:
+    top = _kept(list(searcher.moment_evidence().items()), limit, threshold)
+    return [_moment_hit(searcher, ev, ev.score) for _, ev in top]
+
+
+def _scored_clips(searcher: _Searcher) -> tuple[dict[str, _Evidence], dict[str, _Evidence]]:
+    """Every candidate clip's evidence, scored, and each one's best candidate moment."""
+    clips = searcher.clip_evidence()
+    moments = searcher.moment_evidence()
+    best_moment: dict[str, _Evidence] = {}
+    for ev in sorted(moments.values(), key=lambda e: -e.score):
+        best_moment.setdefault(str(ev.payload.get("clip_id")), ev)
+    for clip_id, m in best_moment.items():
+        ev = clips.setdefault(clip_id, _Evidence(coverage=m.coverage))
+        if m.cosine is not None and (ev.cosine is None or m.cosine > ev.cosine):
+            ev.cosine, ev.vector = m.cosine, None
+        ev.image = max(ev.image or 0.0, m.image) if m.image is not None else ev.image
+    for ev in clips.values():
+        ev.score = searcher.score(ev)
+    return clips, best_moment
+
+
+def clip_features(catalog: Catalog, query: str, *, encoder: Any | None, mode: SearchMode = "hybrid",
+                  where: models.Filter | None = None) -> dict[str, tuple[float | None, float]]:
+    """Clip id -> (cosine, coverage) for every candidate clip: what the relevance model reads
+    (used to calibrate it: ``benchmarks/search.py --relevance``)."""
+    searcher = _Searcher(catalog, query, mode, encoder, None, where, CANDIDATES)
+    clips, _ = _scored_clips(searcher)
+    return {cid: (ev.cosine, ev.coverage) for cid, ev in clips.items()}
+
+
+def _search_clips(searcher: _Searcher, limit: int, threshold: float) -> list[Hit]:
+    clips, best_moment = _scored_clips(searcher)
+    top = _kept(list(clips.items()), limit, threshold)
+    missing = [cid for cid, _ in top if cid not in best_moment]
+    if missing:  # clips found as a whole: their best moment, from a query restricted to them
+        for m in sorted(searcher.moment_evidence(missing).values(), key=lambda e: -e.score):
+            best_moment.setdefault(str(m.payload.get("clip_id")), m)
+    plain = [cid for cid, _ in top if best_moment.get(cid) is None or best_moment[cid].score < threshold]
+    payloads = {str(p.id): p.payload or {} for p in searcher.catalog.client.retrieve(CLIPS, plain)} if plain else {}
     hits: list[Hit] = []
-    for clip_id, score in top:
-        moment = best.get(clip_id)
-        if moment is not None:
-            hit = _moment_hit(moment, score)
-            hits.append(Hit(**{**hit.to_dict(), "clip_id": clip_id}))
-            continue
-        payload = payloads.get(clip_id, {})
-        text, thumb = _clip_summary(payload)
+    for clip_id, ev in top:
+        if clip_id in payloads:  # no moment matches well: the clip's own text says why
+            hits.append(_clip_hit(searcher, clip_id, ev, payloads[clip_id]))
+        else:
+            hits.append(_moment_hit(searcher, best_moment[clip_id], ev.score, clip_id))
+    return hits
+
+
+def browse(catalog: Catalog, *, where: models.Filter | str | None = None, limit: int = 50) -> list[Hit]:
+    """Clips that pass ``where`` (every clip without one), newest first: filters, no words."""
+    flt = schema.parse_where(where) if isinstance(where, str) else where
+    points: list[models.Record] = []
+    offset: Any = None
+    while True:
+        batch, offset = catalog.client.scroll(CLIPS, scroll_filter=flt, limit=256, offset=offset,
+                                              with_payload=[*CLIP_FIELDS, "ingested_at"])
+        points.extend(batch)
+        if offset is None:
+            break
+    points.sort(key=lambda p: str((p.payload or {}).get("ingested_at") or ""), reverse=True)
+    hits = []
+    for point in points[:limit]:
+        payload = point.payload or {}
         file = payload.get("file") or {}
-        hits.append(Hit(clip_id=clip_id, score=score, path=str(file.get("path", "")),
-                        name=str(file.get("name", "")), text=text, thumbnail=thumb))
+        analysis = payload.get("analysis") or {}
+        hits.append(Hit(clip_id=str(point.id), score=None, path=str(file.get("path", "")),
+                        name=str(file.get("name", "")), text=str(analysis.get("description") or ""),
+                        thumbnail=_primary_thumbnail(payload), why="filters"))
     return hits
 
 
 def similar(catalog: Catalog, clip_id: str, *, by: SimilarBy = "text", limit: int = 10,
-            where: models.Filter | str | None = None) -> list[Hit]:
-    """Clips nearest to ``clip_id``, never itself. ``by="text"``: best cosine over the
+            where: models.Filter | str | None = None, threshold: float | None = None) -> list[Hit]:
+    """Clips nearest to ``clip_id``, never itself, with a cosine similarity of at least
+    ``threshold`` (an empty list: "no similar clips"; None: ``SIMILAR_THRESHOLD`` for text,
+    0 for image, whose cosines no offline model lets us calibrate). ``by="text"``: best cosine over the
     content vectors (summary, transcript) — technical traits are left out on purpose,
     so a re-encode of the same footage ranks first. ``by="image"``: the primary frame's
     image vector (needs an image–text model in the catalog)."""
+    if threshold is None:
+        threshold = SIMILAR_THRESHOLD if by == "text" else 0.0
     stored = catalog.vectors(clip_id)
     if not catalog.client.retrieve(CLIPS, [clip_id], with_payload=False):
         raise SearchError(f"no catalogued clip {clip_id}")
@@ -348,22 +437,25 @@ def similar(catalog: Catalog, clip_id: str, *, by: SimilarBy = "text", limit: in
             raise SearchError("this clip has no text vectors yet; run `rayflow reindex`")
     responses = catalog.client.query_batch_points(CLIPS, requests=[
         models.QueryRequest(query=stored[n], using=n, filter=query_filter, limit=max(CANDIDATES, limit),
-                            with_payload=False)
+                            with_payload=False, score_threshold=threshold)
         for n in names
     ])
-    scores: dict[str, float] = {}
-    for response in responses:  # best cosine over the compared vectors
+    scores: dict[str, tuple[float, str]] = {}
+    for name, response in zip(names, responses, strict=True):  # best cosine over the compared vectors
         for point in response.points:
-            scores[str(point.id)] = max(scores.get(str(point.id), float("-inf")), float(point.score))
-    top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+            if point.score > scores.get(str(point.id), (float("-inf"), ""))[0]:
+                scores[str(point.id)] = (float(point.score), name)
+    top = sorted(scores.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
     payloads = {str(p.id): p.payload or {}
-                for p in catalog.client.retrieve(CLIPS, [c for c, _ in top], with_payload=[*CLIP_FIELDS,
-                                                                                       schema.TEXT_KEY])}
+                for p in catalog.client.retrieve(CLIPS, [c for c, _ in top], with_payload=CLIP_FIELDS)} if top else {}
     hits = []
-    for other, score in top:
+    for other, (score, name) in top:
         payload = payloads.get(other, {})
-        text, thumb = _clip_summary(payload)
+        analysis = payload.get("analysis") or {}
         file = payload.get("file") or {}
-        hits.append(Hit(clip_id=other, score=score, path=str(file.get("path", "")),
-                        name=str(file.get("name", "")), text=text, thumbnail=thumb))
+        hits.append(Hit(clip_id=other, score=round(score, 3), path=str(file.get("path", "")),
+                        name=str(file.get("name", "")),
+                        text=str(analysis.get("description") or analysis.get("caption") or ""),
+                        thumbnail=_primary_thumbnail(payload), why="similar " + VECTOR_WHY.get(name, name),
+                        cosine=round(score, 3)))
     return hits

@@ -38,7 +38,7 @@ from rayflow.catalog.schema import CLIPS, MOMENTS, CatalogMeta
 from rayflow.record import ClipRecord
 
 if TYPE_CHECKING:
-    from rayflow.stages.embed import ClipVectors
+    from rayflow.catalog.vectors import ClipVectors
 
 log = logging.getLogger(__name__)
 

@@ -110,6 +110,11 @@ def ingest(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Ingest footage: fingerprint, probe, sample frames, thumbnails, exposure, analysis, proxy, embed, store."""
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing:  # before Ray, Prefect or any model starts: a typo costs nothing
+        for path in missing:
+            err.print(f"error: no such file or folder: {path}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE)
     _setup_logging(verbose)
     settings = _settings(
         config_file=config, home=home, output=output, concurrency=concurrency,
@@ -192,16 +197,31 @@ def _open_catalog(home: Path | None, qdrant_url: str | None):  # type: ignore[no
 def list_clips(
     home: HomeOpt = None,
     qdrant_url: QdrantOpt = None,
+    where: Annotated[str | None, typer.Option(
+        "--where", help="Only clips passing these filters, e.g. hdr=true,codec=hevc,duration>30 "
+                        "(the same language as `rayflow search --where`).")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """List catalogued clips (newest first)."""
+    """List catalogued clips (newest first), optionally only those passing --where."""
+    from rayflow.catalog import schema as where_language
     from rayflow.cli import render
 
+    try:
+        flt = where_language.parse_where(where)
+    except where_language.WhereError as exc:
+        err.print(f"error: --where: {exc}", markup=False)
+        raise typer.Exit(EXIT_USAGE) from exc
     catalog = _open_catalog(home, qdrant_url)
     try:
-        records = sorted(catalog.iter_records(), key=lambda r: (r.ingested_at is None, r.ingested_at),
-                         reverse=True)[:limit]
+        if flt is None:
+            records = sorted(catalog.iter_records(), key=lambda r: (r.ingested_at is None, r.ingested_at),
+                             reverse=True)[:limit]
+        else:
+            from rayflow.catalog.search import browse
+
+            found = (catalog.get(hit.clip_id) for hit in browse(catalog, where=flt, limit=limit))
+            records = [r for r in found if r is not None]
     finally:
         catalog.close()
     if as_json:
@@ -445,6 +465,9 @@ _register_search(app)
 from rayflow.cli.serve_cmd import register as _register_serve  # noqa: E402
 
 _register_serve(app)
+from rayflow.cli.handoff_cmds import register as _register_handoff  # noqa: E402
+
+_register_handoff(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from rayflow.cli.facts_view import fact_rows, fps_text
 from rayflow.engine.doctor import Check
 from rayflow.engine.progress import STAGES, Snapshot
 from rayflow.record import ClipRecord, RunSummary
@@ -135,7 +136,7 @@ def records_table(records: list[ClipRecord]) -> Table:
         table.add_row(
             r.clip_id[:8], safe(r.file.name, 40), Text(r.status, style=STATUS_STYLE[r.status]),
             f"{v.duration_s:.2f}s" if v and v.duration_s else "—", _res(r),
-            v.codec or "—" if v else "—", f"{v.fps:.3f}" if v and v.fps else "—",
+            v.codec or "—" if v else "—", (fps_text(v.fps) if v else None) or "—",
             (v.hdr.format or "HDR") if v and v.hdr.is_hdr else "SDR" if v else "—",
             str(len(r.audio_tracks)), safe(camera, 30),
         )
@@ -157,32 +158,8 @@ def record_view(r: ClipRecord) -> Table:
     _kv(t, "path", r.file.path)
     _kv(t, "size", f"{r.file.size_bytes:,} bytes")
     _kv(t, "checksum", f"blake3:{r.file.checksum}")
-    if r.container:
-        c = r.container
-        _kv(t, "container", f"{c.format} · {c.duration_s} s · {c.bitrate_bps} bps")
-        _kv(t, "title", c.title)  # metadata text: shown literally (safe), never as markup
-    if v := r.video:
-        _kv(t, "video", f"{v.codec} {v.profile or ''} {v.level or ''} · {v.pix_fmt} · "
-                        f"{v.bit_depth}-bit · {v.chroma_subsampling}")
-        _kv(t, "frame", f"{v.width}x{v.height} (display {v.display_width}x{v.display_height}, "
-                        f"rotation {v.rotation}) · {v.fps} fps{' VFR' if v.is_vfr else ''} · "
-                        f"{v.duration_s} s")
-        _kv(t, "color", f"{v.color.primaries}/{v.color.transfer}/{v.color.space} {v.color.range}")
-        _kv(t, "hdr", f"{v.hdr.format or 'HDR'} maxCLL={v.hdr.max_cll_nits} "
-                      f"maxFALL={v.hdr.max_fall_nits}" if v.hdr.is_hdr else "SDR")
-    for a in r.audio_tracks:
-        _kv(t, f"audio #{a.index}", f"{a.codec} {a.channels}ch {a.channel_layout or ''} "
-                                    f"{a.sample_rate} Hz {a.language or ''} {a.title or ''}")
-    for s in r.subtitle_tracks:
-        _kv(t, f"subtitle #{s.index}", f"{s.codec} {s.language or ''}"
-                                       f"{' forced' if s.forced else ''}{' default' if s.default else ''}")
-    cam = r.camera
-    _kv(t, "camera", " ".join(x for x in (cam.make, cam.model, cam.lens) if x))
-    if cam.focal_length_mm or cam.focal_length_35mm:
-        _kv(t, "focal", f"{cam.focal_length_mm} mm ({cam.focal_length_35mm} mm eq, {cam.focal_category})")
-    _kv(t, "captured", r.capture.created_at)
-    if g := r.capture.gps:
-        _kv(t, "gps", f"{g.lat:.5f}, {g.lon:.5f}" + (f", {g.alt} m" if g.alt is not None else ""))
+    for label, text in fact_rows(r):  # metadata text: shown literally (safe), never as markup
+        _kv(t, label, text)
     if e := r.exposure:
         _kv(t, "exposure", f"mean {e.mean_luma:.1f} median {e.median_luma:.1f} · "
                            f"clipped {e.clipped_highlights_pct:.1f}% crushed {e.crushed_shadows_pct:.1f}% · "

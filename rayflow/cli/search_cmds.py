@@ -3,9 +3,11 @@
 These commands open the catalog directly (like ``rayflow list``). Embedded Qdrant
 allows one process, so while an ingest holds it they exit 3 and say to wait or run
 a Qdrant server (``--qdrant-url``), which any number of readers can share with a
-running ingest. Keyword search loads no model; semantic and hybrid load the text
-model in-process (a few seconds, once). Exit codes follow ``rayflow``'s: 0 ok,
-1 nothing found / not catalogued, 2 usage (bad ``--where``), 3 environment (catalog
+running ingest. Keyword search loads no model; semantic and hybrid embed the query
+with the NumPy copy of the packaged MiniLM (``rayflow.ml.bert_numpy``: ~0.2 s of CPU,
+no torch import), or the torch encoder for other models. Results carry a relevance
+(0-100 %) and why they matched; none above the threshold is "no good match". Exit
+codes follow ``rayflow``'s: 0 ok, 1 nothing found / not catalogued, 2 usage (bad ``--where``), 3 environment (catalog
 busy, model mismatch: run ``rayflow reindex``).
 """
 
@@ -24,16 +26,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rayflow.catalog.relevance import SIMILAR_THRESHOLD
 from rayflow.config import Settings, load_settings
 from rayflow.ml.device import torch_device
 
 if TYPE_CHECKING:
     from rayflow.catalog.search import Hit
     from rayflow.catalog.store import Catalog
+    from rayflow.ml.bert_numpy import NumpyBertEncoder
     from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder
 
 log = logging.getLogger(__name__)
-_E = TypeVar("_E", "TextEncoder", "ImageTextEncoder")
+_E = TypeVar("_E", "TextEncoder", "ImageTextEncoder", "NumpyBertEncoder")
 
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
@@ -83,6 +87,17 @@ def _load_text_encoder(model: str | None) -> TextEncoder:
     return _loaded(TextEncoder(model_path=model))
 
 
+def _load_query_encoder(model: str | None) -> Any:
+    """The query encoder (NumPy MiniLM where it applies: no torch import), set up; missing weights exit 3."""
+    from rayflow.ml.text_encoder import ModelNotFound, query_encoder
+
+    try:
+        encoder = query_encoder(model)
+    except ModelNotFound as exc:
+        raise _fail(str(exc), EXIT_ENV) from exc
+    return _loaded(encoder)
+
+
 def _load_image_encoder(model: str) -> ImageTextEncoder:
     from rayflow.ml.text_encoder import ImageTextEncoder
 
@@ -91,10 +106,11 @@ def _load_image_encoder(model: str) -> ImageTextEncoder:
 
 def _loaded(encoder: _E) -> _E:
     """``encoder`` set up on this machine's device; missing weights exit 3 with the fix."""
+    from rayflow.ml.bert_numpy import NumpyBertEncoder
     from rayflow.ml.text_encoder import ModelNotFound
 
-    try:
-        encoder.setup(torch_device())
+    try:  # the NumPy encoder runs on the CPU: asking torch for a GPU would import it for nothing
+        encoder.setup("cpu" if isinstance(encoder, NumpyBertEncoder) else torch_device())
     except ModelNotFound as exc:
         raise _fail(str(exc), EXIT_ENV) from exc
     return encoder
@@ -133,18 +149,19 @@ def _highlighted(text: str, terms: list[str]) -> Text:
     return body
 
 
-def _hits_table(hits: list[Hit], terms: list[str], title: str) -> Table:
+def _hits_table(hits: list[Hit], terms: list[str], title: str, score_label: str = "relevance") -> Table:
     table = Table(title=Text(title), show_lines=False)
-    for col, kwargs in (("#", {"justify": "right"}), ("clip", {"overflow": "fold"}), ("score", {"justify": "right"}),
-                        ("when", {}), ("matched", {"overflow": "fold", "ratio": 3}),
-                        ("thumbnail", {"overflow": "fold"})):
+    for col, kwargs in (("#", {"justify": "right"}), ("clip", {"overflow": "fold"}),
+                        (score_label, {"justify": "right"}), ("when", {}), ("why", {}),
+                        ("matched", {"overflow": "fold", "ratio": 3}), ("thumbnail", {"overflow": "fold"})):
         table.add_column(col, **kwargs)
     for rank, hit in enumerate(hits, start=1):
         clip = Text(_safe(hit.name, 60))
         clip.append(f"\n{hit.clip_id[:8]}", style="dim")
         when = f"{_clock(hit.start_s)}–{_clock(hit.end_s)}" if hit.start_s is not None else "—"
-        table.add_row(str(rank), clip, f"{hit.score:.3f}" if hit.score < 10 else f"{hit.score:.1f}",
-                      when, _highlighted(hit.text, terms), Text(_safe(hit.thumbnail or "—", 120)))
+        score = "—" if hit.score is None else f"{hit.score * 100:.0f}%"
+        table.add_row(str(rank), clip, score, when, hit.why, _highlighted(hit.text, terms),
+                      Text(_safe(hit.thumbnail or "—", 120)))
     return table
 
 
@@ -155,8 +172,10 @@ def _emit_json(doc: Any) -> None:
 # ----------------------------------------------------------------------------- commands
 
 def search_command(
-    query: Annotated[str, typer.Argument(help="What you are looking for, in words.")],
-    mode: Annotated[str, typer.Option("--mode", help="semantic | keyword | hybrid (dense + BM25, RRF).")] = "hybrid",
+    query: Annotated[str, typer.Argument(
+        help="What you are looking for, in words; \"*\" (or \"\") lists the clips that pass --where.")] = "*",
+    mode: Annotated[str, typer.Option("--mode", help="semantic (meaning) | keyword (words) | hybrid (both).")]
+    = "hybrid",
     target: Annotated[str, typer.Option("--in", help="clips (one hit per clip) | moments (one per moment).")]
     = "clips",
     where: WhereOpt = None,
@@ -165,9 +184,12 @@ def search_command(
     qdrant_url: QdrantOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search the catalog; each hit shows the clip, the moment's time range, the text that matched and a frame."""
+    """Search the catalog; each hit shows its relevance (0-100 %), the moment's time range, why it
+    matched (speech, on-screen text, description, technical, ...) with the text, and a frame.
+    Only hits above the relevance threshold are shown: a query about nothing in the catalog
+    answers "no good match" (exit 1). ``rayflow search "*" --where hdr=true`` browses by filters."""
     from rayflow.catalog import schema
-    from rayflow.catalog.search import STOPWORDS, SearchError, query_terms, search
+    from rayflow.catalog.search import BROWSE_QUERIES, STOPWORDS, SearchError, query_terms, search
     from rayflow.catalog.store import ModelMismatch
 
     if mode not in ("semantic", "keyword", "hybrid"):
@@ -182,17 +204,18 @@ def search_command(
     catalog = _open(settings)
     try:
         encoder = image_encoder = None
-        if mode != "keyword":
-            from rayflow.ml.text_encoder import configured_image_model, model_id_for
+        browsing = query.strip() in BROWSE_QUERIES
+        if mode != "keyword" and not browsing:
+            from rayflow.ml.text_encoder import model_id_for
 
             model = _text_model(settings)
             try:  # before loading anything: a different model cannot search these vectors
                 catalog.check_model(text_model=model_id_for(model) if model else _default_model_id())
             except ModelMismatch as exc:
                 raise _fail(str(exc), EXIT_ENV) from exc
-            encoder = _load_text_encoder(model)
+            encoder = _load_query_encoder(model)
             meta = catalog.meta
-            image_model = configured_image_model()
+            image_model = settings.embed.image_model
             if meta is not None and meta.image_model and image_model:
                 image_encoder = _load_image_encoder(image_model)
         hits = search(catalog, query, encoder=encoder, image_encoder=image_encoder,
@@ -210,9 +233,15 @@ def search_command(
                     "results": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]})
     else:
         terms = [t for t in query_terms(query) if t not in STOPWORDS]
-        out.print(_hits_table(hits, terms, f"{mode} search in {target}: {_safe(query, 80)}"))
-        if not hits:
-            out.print("no matches" + (" (with --where filters)" if where else ""))
+        title = (f"clips where {_safe(where or 'anything', 80)}" if browsing
+                 else f"{mode} search in {target}: {_safe(query, 80)}")
+        if hits:
+            out.print(_hits_table(hits, terms, title))
+        elif browsing:
+            out.print("no clips" + (" pass these filters" if where else " catalogued yet"))
+        else:
+            out.print(Text(f"no good match for {_safe(query, 80)!r}" + (" with these --where filters" if where else "")
+                           + " (every clip scored under the relevance threshold)"))
     raise typer.Exit(EXIT_OK if hits else EXIT_FAILED)
 
 
@@ -228,6 +257,9 @@ def similar_command(
     = "text",
     where: WhereOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 10,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", min=0.0, max=1.0,
+        help=f"Least cosine similarity shown (default {SIMILAR_THRESHOLD} for text; 0 for image).")] = None,
     home: HomeOpt = None,
     qdrant_url: QdrantOpt = None,
     as_json: JsonOpt = False,
@@ -247,16 +279,22 @@ def similar_command(
         clip_id = catalog.resolve(clip)
         if clip_id is None:
             raise _fail(f"no catalogued clip matches {_safe(clip, 200)!r}", EXIT_FAILED)
-        hits = similar(catalog, clip_id, by=by, where=flt, limit=limit)  # type: ignore[arg-type]
+        if threshold is None:
+            threshold = SIMILAR_THRESHOLD if by == "text" else 0.0
+        hits = similar(catalog, clip_id, by=by, where=flt, limit=limit, threshold=threshold)  # type: ignore[arg-type]
     except SearchError as exc:
         raise _fail(str(exc), EXIT_FAILED) from exc
     finally:
         catalog.close()
     if as_json:
-        _emit_json({"clip_id": clip_id, "by": by,
+        _emit_json({"clip_id": clip_id, "by": by, "threshold": threshold,
                     "results": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]})
     else:
-        out.print(_hits_table(hits, [], f"similar to {clip_id} by {by}"))
+        if hits:
+            out.print(_hits_table(hits, [], f"similar to {clip_id} by {by} (similarity >= {threshold:.0%})",
+                                  score_label="similarity"))
+        else:
+            out.print(f"no similar clips (none at similarity >= {threshold:.0%})")
     raise typer.Exit(EXIT_OK if hits else EXIT_FAILED)
 
 
@@ -345,12 +383,12 @@ def reindex_command(
     """Re-embed every catalogued clip from its stored record (no video is decoded), e.g. after
     changing the text model. Searches see an empty catalog until it finishes."""
     from rayflow.catalog.schema import CatalogMeta
-    from rayflow.ml.text_encoder import TextEncoder, configured_image_model, model_id_for
+    from rayflow.ml.text_encoder import TextEncoder, model_id_for
     from rayflow.stages.embed import embed_records
 
     settings = _settings(home=home, qdrant_url=qdrant_url)
     text_model = model or _text_model(settings)
-    image_name = image_model or configured_image_model()
+    image_name = image_model or settings.embed.image_model
     backup = settings.home / REINDEX_BACKUP
     catalog = _open(settings)
     try:

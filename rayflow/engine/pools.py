@@ -1,9 +1,10 @@
-"""Warm model actors: the AnalyzerPool and the EmbedderPool.
+"""Warm model actors: the AnalyzerPool and the embedder.
 
-Each actor builds its holder once (``setup()`` loads every model) and keeps it
-warm across files. Resources are data until here: GPUs are requested only when
-the cluster reports them, and a GPU request that can never be met fails at once
-with a clear message instead of pending forever.
+Each actor hosts a stage (``rayflow.stages.base``) built once (``setup()`` loads
+every model) and kept warm across files. The Ray options come from the stage's
+declared ``Resources``: GPUs are requested only when the stage can use one and the
+cluster reports them, and a GPU request that can never be met fails at once with a
+clear message instead of pending forever.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import ray
 
 from rayflow import __version__
 from rayflow.config import AnalysisSettings, EmbedSettings, Timeouts
+from rayflow.stages.base import ClipInput, Resources
+
+ANALYZE_STAGE = "rayflow.stages.analyze:AnalyzeStage"
+"""The stage an analyzer actor hosts by default ("module:Class", built with the run's Settings)."""
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +41,17 @@ class PoolPlan:
     reason: str
 
 
-def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> PoolPlan:
-    """Size the pool from the cluster's resources (pure; tested without Ray)."""
+def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float],
+                   resources: Resources | None = None, *, reserve_gpu: float = 0.0) -> PoolPlan:
+    """Size the pool from the cluster's resources and what one analyzer declares
+    (``resources``; default one CPU and one GPU). ``reserve_gpu`` is a GPU share another
+    actor (the embedder) asks for on one GPU: the default analyzer share shrinks to leave it
+    room, so no request waits forever behind the analyzers. Pure; tested without Ray."""
+    declared = resources or Resources(cpus=1.0, gpus=1.0)
     gpus = float(cluster.get("GPU", 0))
     cpus = float(cluster.get("CPU", 1))
+    if gpus > 0 and not declared.gpus and settings.gpus_per_worker is None and not settings.require_gpu:
+        gpus = 0.0  # no enabled role can use a GPU: CPU actors, leaving the GPUs to others
     if gpus <= 0:
         asked = settings.require_gpu or (settings.gpus_per_worker is not None and settings.gpus_per_worker > 0)
         if asked and not (settings.cpu_fallback and not settings.require_gpu):
@@ -51,12 +63,17 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
         workers = settings.workers or 1
         # A CPU actor that reserved a whole core would hold it while idle; on a small box
         # that starves the per-file tasks, so there it shares the cores instead.
-        num_cpus = 1.0 if cpus > 4 else 0.0
+        num_cpus = min(1.0, declared.cpus) if cpus > 4 else 0.0
         return PoolPlan(workers, 0.0, num_cpus, f"no GPU in the cluster: {workers} CPU actor(s)")
-    per = settings.gpus_per_worker if settings.gpus_per_worker is not None else 1.0
+    per = settings.gpus_per_worker if settings.gpus_per_worker is not None else (declared.gpus or 1.0)
+    if settings.gpus_per_worker is None and reserve_gpu > 0:
+        per = min(per, 1.0 - reserve_gpu)
     if per <= 0:
         raise ValueError("--gpus-per-worker must be > 0 on a cluster with GPUs")
-    fit = int(gpus // per) if per <= gpus else 0
+    # Ray places a fractional share on ONE GPU: count what fits per GPU, not on the total.
+    fit = int(gpus) * int(1.0 // per + 1e-9) if per <= 1 and gpus >= 1 else int(gpus // per)
+    if reserve_gpu > 0 and per <= 1 and 1.0 - per * int(1.0 // per + 1e-9) < reserve_gpu - 1e-9:
+        fit -= 1  # one GPU keeps room for the reserved share
     if fit == 0:
         raise NoGpuError(
             f"each analyzer asks for {per:g} GPU but the cluster has {gpus:g}; lower --gpus-per-worker"
@@ -67,7 +84,7 @@ def plan_analyzers(settings: AnalysisSettings, cluster: dict[str, float]) -> Poo
             f"{workers} analyzers x {per:g} GPU exceed the cluster's {gpus:g} GPU(s); "
             "lower --ai-workers or --gpus-per-worker"
         )
-    return PoolPlan(workers, per, min(1.0, cpus), f"{workers} GPU actor(s) x {per:g} GPU")
+    return PoolPlan(workers, per, min(1.0, declared.cpus, cpus), f"{workers} GPU actor(s) x {per:g} GPU")
 
 
 @dataclass
@@ -92,19 +109,20 @@ class GpuWatch:
 
 
 class AnalyzerActor:
-    """Hosts one warm ``ClipAnalyzer``; the device is chosen inside (CUDA when visible).
+    """Hosts one warm analyze stage (``holder``); the device is chosen inside (CUDA when visible).
 
     On a cluster it reads and writes through this node's view of the shared paths
     (``Settings.shared_prefix``) and hands back the driver's paths."""
 
-    def __init__(self, settings: Any, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> None:
+    def __init__(self, settings: Any, holder: str = ANALYZE_STAGE) -> None:
         import importlib
 
         from rayflow.engine.placement import PathMap
 
         self.paths = PathMap(tuple(getattr(settings, "shared_prefix", ())))
         module, _, name = holder.partition(":")
-        self.analyzer = getattr(importlib.import_module(module), name)(self.paths.settings_on_node(settings))
+        self.settings = self.paths.settings_on_node(settings)
+        self.analyzer = getattr(importlib.import_module(module), name)(self.settings)
         started = time.perf_counter()
         self.analyzer.setup()
         self.load_s = time.perf_counter() - started
@@ -115,7 +133,10 @@ class AnalyzerActor:
         if getattr(self.analyzer, "stuck", False):
             _exit_now()  # the next file came before the timer fired; Ray retries it on the restart
         self.files += 1
-        result = self.analyzer.process(self.paths.to_node(path), clip_id, frames, record)
+        settings = self.settings
+        item = ClipInput.from_record(self.paths.to_node(path), frames, record, clip_id=clip_id,
+                                     out_dir=settings.clip_dir(clip_id), timeout_s=settings.timeouts.analyze_s)
+        result = self.analyzer.process(item)
         if self.paths.active() and getattr(result, "analysis", None) is not None:
             result.analysis = self.paths.paths_to_driver(result.analysis)
         if getattr(self.analyzer, "stuck", False):
@@ -132,37 +153,39 @@ class AnalyzerActor:
 
     @ray.method(concurrency_group="info")
     def stats(self) -> dict[str, Any]:
+        """Counters and what the roles OBSERVED: ``roles`` (role -> device, model, fell_back,
+        reason) and ``device``, the GPU when any role runs on one, else cpu (never the intent)."""
+        runs = getattr(self.analyzer, "runs", {})
+        gpus = sorted({run.device for run in runs.values() if run.device.startswith("cuda")})
         return {"loads": self.analyzer.loads, "load_s": self.load_s, "files": self.files,
-                "device": self.analyzer.device, "models": self.analyzer.models}
+                "device": gpus[0] if gpus else ("cpu" if runs else self.analyzer.device),
+                "models": self.analyzer.models,
+                "roles": {name: run.model_dump() for name, run in runs.items()},
+                "fell_back": {name: run.reason for name, run in runs.items() if run.fell_back}}
 
 
 class EmbedderActor:
-    """Hosts one warm text encoder; embeds many records per call (texts batched across files)."""
+    """Hosts one warm ``EmbedStage``; embeds many records per call (texts batched across files)."""
 
-    def __init__(self, settings: EmbedSettings, timeout_s: float = Timeouts.model_call_s) -> None:
+    def __init__(self, settings: EmbedSettings, timeout_s: float = Timeouts.model_call_s,
+                 model_dirs: tuple[Any, ...] | None = None) -> None:
         from rayflow.ml.device import torch_device
-        from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder, configured_image_model
+        from rayflow.stages.embed import EmbedStage
 
-        self.encoder = TextEncoder(model_path=settings.text_model)
-        self.encoder.setup(device=torch_device())
-        # Image vectors only when a CLIP/SigLIP folder is configured (none ships offline).
-        image_model = configured_image_model()
-        self.image_encoder = ImageTextEncoder(image_model) if image_model else None
-        if self.image_encoder is not None:
-            self.image_encoder.setup(device=torch_device())
+        self.stage = EmbedStage(settings, model_dirs=model_dirs)
+        self.stage.setup("cuda" if torch_device() == "cuda" else "cpu")
+        self.encoder = self.stage.encoder
         self.calls = 0
         self.timeout_s = timeout_s
 
     def embed(self, records: list[Any]) -> list[Any]:
         """Vectors for ``records``; a call past ``timeout_s`` raises ``ModelTimeout`` (the batch
         is stored without vectors, with the reason) and the actor restarts, as analyzers do."""
-        from rayflow.ml.analyzer import ModelTimeout, call_with_deadline
-        from rayflow.stages.embed import embed_records
+        from rayflow.ml.deadline import ModelTimeout, call_with_deadline
 
         self.calls += 1
         try:
-            return call_with_deadline(lambda: embed_records(records, self.encoder, self.image_encoder),
-                                      self.timeout_s, what="embed")
+            return call_with_deadline(lambda: self.stage.process(records), self.timeout_s, what="embed")
         except ModelTimeout:
             _exit_soon()
             raise
@@ -207,9 +230,11 @@ class AnalyzerPool:
     """Detached actors on a long-lived cluster: kept warm across runs, not killed at the end."""
 
     @classmethod
-    def start(cls, settings: Any, *, holder: str = "rayflow.ml.analyzer:ClipAnalyzer") -> AnalyzerPool:
-        """Start the actors; ``holder`` ("module:Class") is the warm analyzer they host."""
-        plan = plan_analyzers(settings.analysis, ray.cluster_resources())
+    def start(cls, settings: Any, *, holder: str = ANALYZE_STAGE) -> AnalyzerPool:
+        """Start the actors; ``holder`` ("module:Class") is the warm stage they host, and its
+        ``resources`` (as built from ``settings``) are what each actor asks Ray for."""
+        plan = plan_analyzers(settings.analysis, ray.cluster_resources(), _declared(settings, holder),
+                              reserve_gpu=_embed_share(settings))
         options: dict[str, Any] = {
             "num_cpus": plan.num_cpus,
             # Restarts are counted over the actor's whole life, so allow plenty (every
@@ -270,9 +295,46 @@ class AnalyzerPool:
             ray.kill(actor, no_restart=True)
 
 
-def start_embedder(settings: EmbedSettings, timeouts: Timeouts | None = None) -> Any:
-    # num_cpus=0: mostly idle between batches; reserving a core would starve per-file tasks.
-    # A timed-out call is not retried (it raised), but the restart after it must be allowed.
+def _declared(settings: Any, holder: str) -> Resources | None:
+    """The ``resources`` the holder stage declares for these settings (None when it declares none)."""
+    import importlib
+
+    module, _, name = holder.partition(":")
+    kind = getattr(importlib.import_module(module), name)
+    resources_for = getattr(kind, "resources_for", None)  # resources that depend on the settings
+    declared = resources_for(settings) if resources_for is not None else getattr(kind, "resources", None)
+    return declared if isinstance(declared, Resources) else None
+
+
+def embedder_options(cluster: dict[str, float]) -> dict[str, Any]:
+    """Ray options for the embedder from ``EmbedStage.resources``: its GPU share only where the
+    cluster has GPUs (so Ray counts it beside the analyzers' shares instead of letting it use a
+    GPU unasked). A timed-out call is not retried (it raised), but the restart after it must be
+    allowed. Pure; tested without Ray."""
+    from rayflow.stages.embed import EmbedStage
+
+    declared = EmbedStage.resources
+    options: dict[str, Any] = {"num_cpus": declared.cpus, "max_restarts": 100, "max_task_retries": 1}
+    if float(cluster.get("GPU", 0)) > 0 and declared.gpus:
+        options["num_gpus"] = declared.gpus
+    return options
+
+
+def _embed_share(settings: Any) -> float:
+    """The embedder's GPU share when this run's steps include embed (0 otherwise)."""
+    from rayflow.stages.embed import EmbedStage
+    from rayflow.stages.steps import plan_steps
+
+    try:
+        steps = plan_steps(skip=tuple(settings.skip), only=tuple(settings.only)).enabled
+    except (AttributeError, ValueError):
+        return 0.0
+    return EmbedStage.resources.gpus if "embed" in steps else 0.0
+
+
+def start_embedder(settings: EmbedSettings, timeouts: Timeouts | None = None,
+                   model_dirs: tuple[Any, ...] | None = None) -> Any:
+    """The embedder actor (``model_dirs``: ``Settings.model_dirs()``; None = the default folders)."""
     timeout_s = (timeouts or Timeouts()).model_call_s
-    return ray.remote(EmbedderActor).options(num_cpus=0, max_restarts=100, max_task_retries=1).remote(
-        settings, timeout_s)
+    options = embedder_options(ray.cluster_resources())
+    return ray.remote(EmbedderActor).options(**options).remote(settings, timeout_s, model_dirs)

@@ -23,12 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rayflow.record import STEP_NAMES, StageName
+
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = (
-    "fingerprint", "inspect", "probe", "sample", "thumbnails", "exposure", "analyze", "proxy",
-    "embed", "store",
-)
+STAGES: tuple[StageName, ...] = (STEP_NAMES[0], "inspect", *STEP_NAMES[1:])
 """Stages shown in the live display, in pipeline order. ``inspect`` is the one Prefect
 task per file that runs probe, sample, thumbnails and exposure inside it."""
 
@@ -45,7 +44,7 @@ class Snapshot:
     total: int
     finished: int
     statuses: dict[str, int]
-    stages: dict[str, StageCounts]
+    stages: dict[StageName, StageCounts]
     current: list[str]
     elapsed_s: float
     encodes: dict[str, float] = field(default_factory=dict)
@@ -83,11 +82,11 @@ class Progress:
         with self._lock:
             self.total = total
 
-    def stage_started(self, stage: str, n: int = 1) -> None:
+    def stage_started(self, stage: StageName, n: int = 1) -> None:
         with self._lock:
             self._running[stage] += n
 
-    def stage_finished(self, stage: str, *, ok: bool, n: int = 1) -> None:
+    def stage_finished(self, stage: StageName, *, ok: bool, n: int = 1) -> None:
         with self._lock:
             self._running[stage] = max(0, self._running[stage] - n)
             (self._done if ok else self._failed)[stage] += n

@@ -197,6 +197,28 @@ def encoder_args(encoder: str, *, quality: int, preset: str, threads: int, gop: 
             return ["-c:v", encoder, "-g", str(gop)]
 
 
+EditorCodec = Literal["h264", "prores_proxy", "dnxhr_lb"]
+EDITOR_CODECS: tuple[EditorCodec, ...] = ("h264", "prores_proxy", "dnxhr_lb")
+
+
+def editor_codec_args(codec: EditorCodec, *, threads: int, gop: int) -> list[str]:
+    """Video argv for an editor (relink) proxy, ffmpeg's own encoders only: H.264 (libx264,
+    4:2:0, ``gop`` frames per GOP), ProRes 422 Proxy (``prores_ks -profile:v 0``, 10-bit 4:2:2,
+    Apple's vendor tag) or DNxHR LB (``dnxhd -profile:v dnxhr_lb``, 8-bit 4:2:2). ProRes and
+    DNxHR are intra-only: every frame decodes alone, the point of an edit proxy."""
+    match codec:
+        case "h264":
+            return ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+                    "-profile:v", "high", "-threads", str(threads), "-g", str(gop)]
+        case "prores_proxy":
+            return ["-c:v", "prores_ks", "-profile:v", "0", "-pix_fmt", "yuv422p10le", "-vendor", "apl0",
+                    "-threads", str(threads)]
+        case "dnxhr_lb":
+            return ["-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p", "-threads", str(threads)]
+        case _:
+            raise ValueError(f"unknown editor proxy codec {codec!r}; use one of {', '.join(EDITOR_CODECS)}")
+
+
 def detect_encoders(preference: tuple[str, ...], *, timeout_s: float = 30.0) -> EncoderPlan:
     """Detect usable encoders in ``preference`` order; cached per process and preference.
 

@@ -2,11 +2,15 @@
 
 Flags, and why::
 
-    exiftool -json -n -a -G3:1 -api LargeFileSupport=1 [-ee] -- /abs/path
+    exiftool -json -l -a -G3:1 -api LargeFileSupport=1 [-ee] -- /abs/path
 
-- ``-n``: numbers, not prose ("33.1268", not "33 deg 7' 36.48\\" N"), so GPS,
-  exposure time and f-number need no parsing. Enumerations come back as codes
-  (EXIF WhiteBalance 0/1), which the caller maps.
+- ``-l`` (long JSON): every print-converted tag comes as ``{"num": ..., "val": ...}``,
+  so one run gives both forms. ``main`` holds the numbers (what ``-n`` gives:
+  "33.1268", not "33 deg 7' 36.48\\" N", so GPS, exposure time and f-number need
+  no parsing); ``printed`` holds the printed names of the tags whose number is a
+  code (an AVCHD ``H264:Make`` is 4113 as a number and "Canon" printed; EXIF
+  WhiteBalance 0 is "Auto"). Names (make, model, lens, white balance) are read
+  from ``printed``, never from the codes.
 - ``-a -G3:1``: keep duplicate tags, keyed "Group:Tag" for the main document and
   "DocN:Group:Tag" for embedded documents, so the first telemetry sample is
   ``Doc1:...`` (plain ``-G1`` silently keeps one sample of many).
@@ -37,12 +41,15 @@ class ExiftoolOutput:
     embedded: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
     """Doc number (1 = first sample) -> "Group:Tag" -> value. Empty without ``-ee``."""
     version: str | None = None
+    printed: dict[str, Any] = field(default_factory=dict, repr=False)
+    """"Group:Tag" -> printed value, only for main-document tags whose printed form differs
+    from the number in ``main`` (enumerations, maker codes, fractions)."""
     warnings: list[str] = field(default_factory=list)
 
 
 def exiftool_argv(path: Path, *, embedded: bool) -> list[str]:
     """The exact argv used for ``path``."""
-    argv = [TOOL, "-json", "-n", "-a", "-G3:1", "-api", "LargeFileSupport=1"]
+    argv = [TOOL, "-json", "-l", "-a", "-G3:1", "-api", "LargeFileSupport=1"]
     if embedded:
         argv.append("-ee")
     return [*argv, "--", str(Path(path).absolute())]
@@ -63,17 +70,21 @@ def run_exiftool(path: Path, *, timeout_s: float, embedded: bool = False) -> Exi
     if not items:
         raise ToolError(TOOL, path, f"exit {out.returncode}: {last_line(out.stderr)}")
     tags: dict[str, Any] = items[0]
-    error = tags.get("ExifTool:Error")
+    error = _number_form(tags.get("ExifTool:Error"))
     if error:
         raise ToolError(TOOL, path, str(error))
     main: dict[str, Any] = {}
+    printed: dict[str, Any] = {}
     docs: dict[int, dict[str, Any]] = {}
-    for key, value in tags.items():
+    for key, entry in tags.items():
+        value = _number_form(entry)
         head, sep, rest = key.partition(":")
         if sep and head.startswith("Doc") and head[3:].isdigit():
             docs.setdefault(int(head[3:]), {})[rest] = value
         else:
             main[key] = value
+            if isinstance(entry, dict) and "num" in entry and "val" in entry:
+                printed[key] = entry["val"]
     warnings = [str(v) for k, v in main.items() if k.endswith(":Warning")]
     version = main.get("ExifTool:ExifToolVersion")
     return ExiftoolOutput(
@@ -81,4 +92,12 @@ def run_exiftool(path: Path, *, timeout_s: float, embedded: bool = False) -> Exi
         embedded=dict(sorted(docs.items())),
         version=f"{version:.2f}" if isinstance(version, float) else (str(version) if version else None),
         warnings=warnings,
+        printed=printed,
     )
+
+
+def _number_form(entry: Any) -> Any:
+    """The ``-n`` value of one ``-l`` entry: ``num`` where exiftool print-converts, else ``val``."""
+    if isinstance(entry, dict) and "val" in entry:
+        return entry.get("num", entry["val"])
+    return entry  # SourceFile, and anything exiftool prints without the long form

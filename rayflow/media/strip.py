@@ -1,7 +1,7 @@
 """``FrameStrip``: every frame of a clip at 48x27 RGB, from the sampling pass, for shots.
 
 ``rayflow.media.decode.decode_frames(strip=True)`` makes one (see its module docstring);
-``rayflow.stages.shots.ShotStage.process(strip=...)`` reads it instead of decoding again.
+``rayflow.stages.shots.ShotStage.detect(strip=...)`` reads it instead of decoding again.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Optional clip captions from a captioning VLM (a transformers image-text-to-text model), offline.
 
-Nothing ships for this role: set ``$RAYFLOW_CAPTION_MODEL`` to a folder written by
+Nothing ships for this role: set ``Settings.analysis.caption_model`` (env
+``RAYFLOW_CAPTION_MODEL``, read by ``rayflow.config``) to a folder written by
 ``save_pretrained`` (model + processor), or to a name under ``<models dir>/captioning/``
 (resolved by :func:`rayflow.ml.text_encoder.locate`). Unset (the default) = no
 captioning, and ``Analysis.caption`` stays None. Nothing is downloaded, ever.
@@ -14,7 +15,7 @@ Two kinds of model work:
 
 Example (what an analyser actor does, once per actor)::
 
-    cap = Captioner("models/captioning/blip-base")   # or Captioner(configured_captioner())
+    cap = Captioner("models/captioning/blip-base")   # or Captioner(settings.analysis.caption_model)
     cap.setup("cuda")                                # loads processor + model once
     cap.caption(frames.images)                       # 'A man walking down a street'
 """
@@ -35,20 +36,13 @@ from rayflow.ml.text_encoder import ModelNotFound, locate, model_id_for
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CAPTION_MODEL_ENV", "DEFAULT_INSTRUCTION", "Captioner", "ModelNotFound", "configured_captioner"]
+__all__ = ["DEFAULT_INSTRUCTION", "Captioner", "ModelNotFound"]
 
 ROLE = "captioning"
-CAPTION_MODEL_ENV = "RAYFLOW_CAPTION_MODEL"
-"""Environment variable naming the captioning model (a folder or a name under the models dir); unset = none."""
 DEFAULT_INSTRUCTION = "Describe this image in one short sentence."
 """What a chat VLM is asked when ``Captioner.prompt`` is None."""
 
 _WHITESPACE = re.compile(r"\s+")
-
-
-def configured_captioner() -> str | None:
-    """The captioning model from ``$RAYFLOW_CAPTION_MODEL``; None (the default) = no captioning."""
-    return os.environ.get(CAPTION_MODEL_ENV) or None
 
 
 def representative_indices(count: int, frames: int) -> list[int]:
@@ -110,6 +104,8 @@ class Captioner:
     prompt: str | None = None
     """Chat VLMs: the instruction (None = :data:`DEFAULT_INSTRUCTION`). Captioning models:
     a caption prefix to continue (None = unconditional); the prefix is removed from the result."""
+    dirs: tuple[Path, ...] | None = None
+    """Folders searched for a named model (``Settings.model_dirs()``); None = the default folders."""
     _model: Any = field(default=None, init=False, repr=False)
     _processor: Any = field(default=None, init=False, repr=False)
     _chat: bool = field(default=False, init=False, repr=False)
@@ -134,7 +130,7 @@ class Captioner:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        path = locate(self.model, role=ROLE)
+        path = locate(self.model, role=ROLE, dirs=self.dirs)
         if not (path / "config.json").is_file():
             raise ModelNotFound(
                 f"captioning model {self.model!r}: {path} has no config.json; save the model and its "
@@ -212,7 +208,7 @@ class Captioner:
     def describe(self) -> dict[str, Any]:
         """One row for a models list (``rayflow doctor`` / ``models``)."""
         try:
-            path: str | None = str(locate(self.model, role=ROLE))
+            path: str | None = str(locate(self.model, role=ROLE, dirs=self.dirs))
         except ModelNotFound:
             path = None
         return {"role": ROLE, "model": self.model_id, "dim": None, "path": path, "source": "local folder",

@@ -3,10 +3,9 @@ so every actor, command and loader agrees."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from rayflow.config import REPO_MODELS_DIR
 
-REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-"""The repository's ``models/`` folder; role folders live below it (``models/speech/<name>/``)."""
+__all__ = ["REPO_MODELS_DIR", "cuda_visible", "torch_device"]
 
 
 def cuda_visible() -> bool:

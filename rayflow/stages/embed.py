@@ -17,58 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
 
 import numpy as np
 
 from rayflow.catalog.moments import build_moments, clip_texts
-from rayflow.record import ClipRecord
+from rayflow.catalog.vectors import ClipVectors, Encoder, ImageEncoder
+from rayflow.config import EmbedSettings
+from rayflow.record import ClipRecord, RoleRun, StageName
+from rayflow.stages.base import Device, Resources, Stage
 
 log = logging.getLogger(__name__)
-
-
-class Encoder(Protocol):
-    """What the embed stage needs from a text encoder (``ml.text_encoder.TextEncoder``)."""
-
-    @property
-    def model_id(self) -> str: ...
-
-    @property
-    def dim(self) -> int: ...
-
-    def encode(self, texts: list[str]) -> np.ndarray: ...
-
-
-class ImageEncoder(Encoder, Protocol):
-    """An image–text encoder (``ml.text_encoder.ImageTextEncoder``)."""
-
-    def encode_images(self, paths: list[str]) -> list[np.ndarray | None]: ...
-
-
-@dataclass
-class ClipVectors:
-    """The vectors of one clip and its moments (float32, L2-normalised)."""
-
-    clip_id: str
-    model_id: str
-    dim: int
-    summary: np.ndarray
-    technical: np.ndarray
-    transcript: np.ndarray | None = None
-    """Mean of the transcript chunks' vectors, re-normalised; None without speech."""
-    moments: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
-    """``(n_moments, dim)`` in ``build_moments(record)`` order."""
-    image_model_id: str | None = None
-    image: np.ndarray | None = None
-    """The clip's primary frame in the image–text space."""
-    moment_images: list[np.ndarray | None] = field(default_factory=list)
-    """One per moment (None where the moment has no readable frame); empty without an image model."""
-
-    def __repr__(self) -> str:
-        return (f"ClipVectors(clip_id={self.clip_id!r}, model_id={self.model_id!r}, dim={self.dim}, "
-                f"moments={self.moments.shape}, transcript={self.transcript is not None}, "
-                f"image={self.image is not None})")
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:
@@ -147,3 +106,32 @@ def embed_record(record: ClipRecord, encoder: Encoder,
                  image_encoder: ImageEncoder | None = None) -> ClipVectors:
     """All vectors of one record, from one batched ``encode`` call."""
     return embed_records([record], encoder, image_encoder)[0]
+
+
+class EmbedStage(Stage[Sequence[ClipRecord], list[ClipVectors]]):
+    """The embedder as a stage: the text encoder (and the image-text one when configured)
+    loaded once, records embedded in batches. ``resources``: a quarter of a GPU where the
+    cluster has GPUs (the engine asks Ray for it, so the share is counted beside the
+    analyzers'); it is mostly idle between batches, so it reserves no CPU."""
+
+    name: StageName = "embed"
+    resources = Resources(cpus=0, gpus=0.25)
+
+    def __init__(self, settings: EmbedSettings, *, model_dirs: tuple[Path, ...] | None = None) -> None:
+        from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder
+
+        self.encoder = TextEncoder(model_path=settings.text_model, dirs=model_dirs)
+        # Image vectors only when a CLIP/SigLIP folder is configured (none ships offline).
+        self.image_encoder = (ImageTextEncoder(settings.image_model, dirs=model_dirs)
+                              if settings.image_model else None)
+
+    def setup(self, device: Device) -> None:
+        self.encoder.setup(device=device)
+        if self.image_encoder is not None:
+            self.image_encoder.setup(device=device)
+
+    def observed(self) -> RoleRun:
+        return RoleRun(device=str(self.encoder.device or "cpu"), model=self.encoder.model_id)
+
+    def process(self, item: Sequence[ClipRecord]) -> list[ClipVectors]:
+        return embed_records(item, self.encoder, self.image_encoder)

@@ -28,25 +28,23 @@ any frame with a face, so ``shot_scale`` is "no people" exactly when
 Example::
 
     stage = FaceStage()
-    stage.setup()                    # loads the net once
-    stage.process(frames)            # Faces(method='res10-ssd(conf>=0.8)', shot_scale='medium', ...)
+    stage.setup("cpu")               # loads the net once ("cuda": torch on the GPU)
+    stage.detect(frames)             # Faces(method='res10-ssd(conf>=0.8)', shot_scale='medium', ...)
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from rayflow.media.decode import Frames
 from rayflow.ml.face_detector import DEFAULT_CONFIDENCE, Backend, SsdFaceDetector
-from rayflow.record import FaceFrame, Faces, TextBox
+from rayflow.record import FaceFrame, Faces, RoleRun, ShotScale, StageName, TextBox
+from rayflow.stages.base import ClipInput, Device, Resources, Stage
 
 log = logging.getLogger(__name__)
-
-ShotScale = Literal["close-up", "medium", "wide", "no people"]
 
 CLOSE_UP_FACE_HEIGHT = 0.25
 """Tallest face at least this share of the frame height: close-up."""
@@ -81,11 +79,17 @@ def shot_scale(face_height: float) -> ShotScale:
     return "no people"
 
 
-class FaceStage:
-    """Faces per sampled frame and the clip's shot scale; the net stays loaded."""
+class FaceStage(Stage[ClipInput, Faces | None]):
+    """Faces per sampled frame and the clip's shot scale; the net stays loaded.
+    ``resources``: a GPU share, used when the analyzer is set up for CUDA (torch)."""
+
+    name: StageName = "faces"
+    resources = Resources(cpus=1, gpus=0.25)
 
     def __init__(self, settings: FaceSettings | None = None) -> None:
         self.settings = settings or FaceSettings()
+        self.asked = "cpu"
+        """The device ``setup`` was asked for (``device`` is where the net actually runs)."""
         self.detector = SsdFaceDetector(confidence=self.settings.confidence,
                                         min_face_height=self.settings.min_face_height, threads=self.settings.threads,
                                         backend=self.settings.backend)
@@ -99,11 +103,22 @@ class FaceStage:
         """Where the detector actually runs ("cpu" or "cuda")."""
         return self.detector.device
 
-    def setup(self, device: str = "cpu") -> None:
-        """Load the net (once per actor); ``device`` "cuda" runs it on the GPU (torch)."""
-        self.detector.setup(device)
+    def setup(self, device: Device | None = None) -> None:
+        """Load the net (once per actor); ``device`` "cuda" runs it on the GPU (torch),
+        None or "cpu" on the CPU (cv2.dnn)."""
+        self.asked = device or "cpu"
+        self.detector.setup(self.asked)
 
-    def process(self, frames: Frames) -> Faces:
+    def observed(self) -> RoleRun:
+        fell_back = self.asked.startswith("cuda") and not self.device.startswith("cuda")
+        return RoleRun(device=self.device, model=self.method, fell_back=fell_back,
+                       reason="neither torch nor OpenCV sees a CUDA device here" if fell_back else None)
+
+    def process(self, item: ClipInput) -> Faces | None:
+        """Faces on the clip's sampled frames (None without frames)."""
+        return self.detect(item.frames) if item.frames is not None else None
+
+    def detect(self, frames: Frames) -> Faces:
         """Detect faces on every sampled frame; label the clip's shot scale."""
         per_frame: list[FaceFrame] = []
         for image, timestamp_s in zip(frames.images, frames.timestamps_s, strict=True):

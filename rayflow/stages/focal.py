@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from rayflow.media.decode import Frames
-from rayflow.record import CameraInfo, FocalCategory, FocalEstimate
+from rayflow.record import CameraInfo, FocalCategory, FocalEstimate, RoleRun, StageName
+from rayflow.stages.base import ClipInput, Resources, Stage
 from rayflow.stages.probe import focal_category
 
 
@@ -36,6 +37,22 @@ class FocalModel(Protocol):
     def estimate(self, frames: Frames) -> tuple[FocalCategory | None, float | None]:
         """(category, 35 mm-equivalent focal length or None) for the clip's frames."""
         ...
+
+
+class FocalStage(Stage[ClipInput, FocalEstimate]):
+    """The lens class of a clip: camera metadata, else ``model`` (None ships) on its frames."""
+
+    name: StageName = "focal"
+    resources = Resources(cpus=0)
+
+    def __init__(self, model: FocalModel | None = None) -> None:
+        self.model = model
+
+    def observed(self) -> RoleRun:
+        return RoleRun(device="cpu", model=self.model.name if self.model else "camera metadata")
+
+    def process(self, item: ClipInput) -> FocalEstimate:
+        return focal_estimate(item.camera, frames=item.frames, model=self.model)
 
 
 def focal_estimate(camera: CameraInfo, *, frames: Frames | None = None,

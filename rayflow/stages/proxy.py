@@ -29,19 +29,14 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
 import secrets
-import signal
-import subprocess
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -57,7 +52,11 @@ from rayflow.media.encoders import (
     libplacebo_filter,
     nvdec_supports,
 )
-from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, exit_description, run_tool, which
+from rayflow.media.ffmpeg_run import ProgressCallback, run_ffmpeg_progress
+from rayflow.media.parse import aspect_or_square as _aspect
+from rayflow.media.parse import positive as _number
+from rayflow.media.parse import rate as _fps
+from rayflow.media.tools import ToolError, ToolTimeout, run_tool
 from rayflow.record import AudioTrack, ProxyInfo, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,6 @@ HDR_TRANSFERS: frozenset[str] = frozenset({"smpte2084", "arib-std-b67"})
 GOP_S = 2.0
 """Seconds between keyframes: a review copy is scrubbed, so short GOPs (+~3 % size)."""
 
-ProgressCallback = Callable[[float], None]
 
 
 @dataclass(frozen=True)
@@ -376,74 +374,6 @@ def _encode_once(
     )
 
 
-def run_ffmpeg_progress(
-    argv: list[str],
-    *,
-    timeout_s: float,
-    path: Path | str | None,
-    duration_s: float | None,
-    on_progress: ProgressCallback | None = None,
-) -> None:
-    """Run an ffmpeg argv that has ``-progress pipe:1``, feeding ``on_progress``.
-
-    Runs in its own process group; at ``timeout_s`` the whole group is SIGKILLed and
-    ``ToolTimeout`` raised. A non-zero exit raises ``ToolError`` with ffmpeg's first and
-    last error lines (the first usually names the cause, the last the consequence).
-    stderr goes to a temp file, so a chatty ffmpeg can never block on a full pipe.
-    """
-    exe = which(argv[0]) if "/" not in argv[0] else argv[0]
-    timed_out = threading.Event()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(dies_with_parent([exe, *argv[1:]]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=err, start_new_session=True)
-
-        def kill() -> None:
-            timed_out.set()
-            _kill_group(proc)
-
-        timer = threading.Timer(timeout_s, kill)
-        timer.daemon = True
-        timer.start()
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                fraction = _progress_fraction(raw, duration_s)
-                if fraction is not None and on_progress is not None:
-                    on_progress(fraction)
-            proc.wait()
-        finally:
-            timer.cancel()
-            if proc.poll() is None:  # a callback raised, or we were interrupted
-                _kill_group(proc)
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if timed_out.is_set():
-            raise ToolTimeout("ffmpeg", path, f"proxy encode timed out after {timeout_s:g} s")
-        if proc.returncode != 0:
-            err.seek(0)
-            raise ToolError("ffmpeg", path, f"{exit_description(proc.returncode)}: {_error_summary(err.read())}")
-
-
-def _progress_fraction(raw: bytes, duration_s: float | None) -> float | None:
-    """0..1 from one ``-progress`` line: ``out_time_us=`` / duration, ``progress=end`` -> 1."""
-    key, _, value = raw.decode("ascii", errors="replace").strip().partition("=")
-    if key == "progress" and value == "end":
-        return 1.0
-    if key == "out_time_us" and duration_s and duration_s > 0:
-        try:
-            seconds = int(value) / 1e6
-        except ValueError:  # "N/A" before the first frame
-            return None
-        return min(1.0, max(0.0, seconds / duration_s))
-    return None
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):  # already gone
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _probe_output(file: Path, *, path: Path | str, timeout_s: float) -> dict[str, Any]:
     """Facts of a written proxy; ``ToolError`` when it does not probe or has no video."""
     argv = ["ffprobe", "-v", "error", "-show_entries",
@@ -518,45 +448,7 @@ def _left(deadline: float, path: Path | str) -> float:
     return left
 
 
-def _error_summary(stderr: bytes, limit: int = 400) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", errors="replace").splitlines() if ln.strip()]
-    if not lines:
-        return "no error output"
-    text = lines[0] if len(lines) == 1 or lines[0] == lines[-1] else f"{lines[0]} ... {lines[-1]}"
-    return text[:limit]
-
-
 def _without_prefix(exc: ToolError) -> str:
     prefix = exc.tool + (f" on {exc.path!r}" if exc.path else "") + ": "
     text = str(exc)
     return text[len(prefix):] if text.startswith(prefix) else text
-
-
-def _aspect(value: str | None) -> float:
-    """'4:3' -> 1.333; 1.0 for None, '0:1', 'N/A'."""
-    if not value or ":" not in value:
-        return 1.0
-    num, _, den = value.partition(":")
-    try:
-        ratio = Fraction(int(num), int(den))
-    except (ValueError, ZeroDivisionError):
-        return 1.0
-    return float(ratio) if ratio > 0 else 1.0
-
-
-def _fps(value: Any) -> float | None:
-    if not isinstance(value, str) or "/" not in value:
-        return None
-    num, _, den = value.partition("/")
-    try:
-        return float(Fraction(int(num), int(den))) or None
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None

@@ -24,8 +24,8 @@ readings are then cleaned and merged:
 Example::
 
     stage = ScreenTextStage(threads=2)
-    stage.setup()                        # once per worker
-    texts = stage.process(frames)        # [ScreenText(text='RAYFLOW TEST 42', start_s=0.16, ...)]
+    stage.setup("cpu")                   # once per worker
+    texts = stage.read(frames)           # [ScreenText(text='RAYFLOW TEST 42', start_s=0.16, ...)]
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from rayflow.media.decode import Frames
 from rayflow.ml.ocr import OcrModel, TextLine
 from rayflow.ml.text_plausibility import TextJudge, Verdict
-from rayflow.record import ScreenText
+from rayflow.record import RoleRun, ScreenText, StageName
+from rayflow.stages.base import ClipInput, Device, Resources, Stage
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class _Track:
         return self.readings[-1][0]
 
 
-class ScreenTextStage:
+class ScreenTextStage(Stage[ClipInput, list[ScreenText]]):
     """Read, filter and merge on-screen text over a clip's sampled frames.
 
     ``threads`` are onnxruntime threads (keep them few when many actors share a
@@ -63,7 +64,8 @@ class ScreenTextStage:
     thresholds are described in the module docstring.
     """
 
-    name = "screen_text"
+    name: StageName = "screen_text"
+    resources = Resources(cpus=1, gpus=0.25)
 
     def __init__(
         self,
@@ -87,13 +89,26 @@ class ScreenTextStage:
         self.similarity = similarity
         self.max_gap_frames = max_gap_frames
 
-    def setup(self) -> None:
-        """Load the OCR model and the word lists (once; later calls do nothing).
-        Raises ``ModelMissing`` without weights."""
+    def setup(self, device: Device | None = None) -> None:
+        """Load the OCR model and the word lists (once; later calls do nothing). Raises
+        ``ModelMissing`` without weights. ``device`` None keeps the constructor's; "cuda"
+        without onnxruntime-gpu runs on the CPU (``observed()`` says so)."""
+        self.device = device or self.device
         self.ocr.setup(self.device)
         self.judge.setup()
 
-    def process(self, frames: Frames) -> list[ScreenText]:
+    def observed(self) -> RoleRun:
+        actual = str(getattr(self.ocr, "device", None) or "cpu")
+        fell_back = self.device.startswith("cuda") and not actual.startswith("cuda")
+        return RoleRun(device=actual, model=str(getattr(self.ocr, "name", "PP-OCR (rapidocr-onnxruntime)")),
+                       fell_back=fell_back,
+                       reason="onnxruntime has no CUDA provider here (needs onnxruntime-gpu)" if fell_back else None)
+
+    def process(self, item: ClipInput) -> list[ScreenText]:
+        """Texts on the clip's sampled frames (none without frames)."""
+        return self.read(item.frames) if item.frames is not None else []
+
+    def read(self, frames: Frames) -> list[ScreenText]:
         """Texts seen on ``frames``, ordered by first appearance, then top to bottom."""
         if frames.count == 0:
             return []

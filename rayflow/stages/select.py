@@ -46,7 +46,7 @@ tonemap_filter``), so a still looks like the proxy.
 Example::
 
     selector = ThumbnailSelector()
-    best = selector.process("clip.mp4", frames, shots=shots, faces=faces,
+    best = selector.select("clip.mp4", frames, shots=shots, faces=faces,
                             out_dir=clip_dir, timeout_s=60)
     best[0]   # RankedThumbnail(path='.../best_0.jpg', timestamp_s=4.2, score=0.83,
               #                 reason='sharp, well exposed, 1 face, shot 2/3', primary=True, ...)
@@ -69,7 +69,8 @@ from PIL import Image
 from rayflow.media.decode import Frames, VideoStream, probe_video_stream
 from rayflow.media.hdr import can_tonemap, hdr_tonemap_filters
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool
-from rayflow.record import Faces, RankedThumbnail, ShotDetection
+from rayflow.record import Faces, RankedThumbnail, ShotDetection, StageName
+from rayflow.stages.base import ClipInput, Device, Resources, Stage
 from rayflow.stages.exposure import CLIP_LUMA, CRUSH_LUMA, luma, picture_area
 from rayflow.stages.thumbnails import BRIGHT_MEAN_LUMA, DARK_MEAN_LUMA, FLAT_STD_LUMA
 
@@ -122,15 +123,30 @@ class Candidate:
     blank: bool
 
 
-class ThumbnailSelector:
+EXTRACT_TIMEOUT_S = 120.0
+"""Most seconds the best-thumbnail extraction of one clip may take (within the clip's own bound)."""
+
+
+class ThumbnailSelector(Stage[ClipInput, list[RankedThumbnail]]):
     """Ranks sampled frames and writes the best ones at full quality. Holds no model;
-    ``setup`` exists so it can sit in an actor like the other stages."""
+    it runs after shots, faces and the prompt scores (it reads them from the input)."""
+
+    name: StageName = "best_thumbnails"
+    resources = Resources(cpus=1)
 
     def __init__(self, settings: SelectSettings | None = None) -> None:
         self.settings = settings or SelectSettings()
 
-    def setup(self) -> None:
+    def setup(self, device: Device | None = None) -> None:
         """Nothing to load."""
+
+    def process(self, item: ClipInput) -> list[RankedThumbnail]:
+        """The best thumbnails of the clip, ranked with what earlier roles found (none without frames)."""
+        if item.frames is None:
+            return []
+        return self.select(item.path, item.frames, shots=item.analysis.shots, faces=item.analysis.faces,
+                           out_dir=item.out_dir, timeout_s=min(EXTRACT_TIMEOUT_S, item.timeout_s),
+                           prompt_scores=item.prompt_scores)
 
     def rank(self, frames: Frames, *, shots: ShotDetection | None, faces: Faces | None,
              prompt_scores: np.ndarray | None = None) -> list[Candidate]:
@@ -141,7 +157,7 @@ class ThumbnailSelector:
                                         prompt_scores=prompt_scores),
                            min_gap_s=self.settings.min_gap_share * _span(frames))
 
-    def process(self, path: str | Path, frames: Frames, *, shots: ShotDetection | None,
+    def select(self, path: str | Path, frames: Frames, *, shots: ShotDetection | None,
                 faces: Faces | None, out_dir: Path, timeout_s: float,
                 prompt_scores: np.ndarray | None = None) -> list[RankedThumbnail]:
         """Rank, extract the top ``count`` as ``out_dir/best_<rank>.jpg`` (rank 0 is primary).

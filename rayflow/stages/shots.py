@@ -3,9 +3,10 @@
 Both read the same input: every frame of the clip at native frame rate, scaled to
 48x27 RGB (TransNetV2's input size), with each frame's timestamp from ``showinfo``.
 Decode once: the sample stage's pass yields it as ``Frames.strip``
-(``decode_frames(strip=True)``) and ``process(strip=...)`` decodes nothing; without
-a strip (a stream over ``STRIP_MAX_FRAMES``, or NVDEC wanted) ``SmallFrames`` runs
-its own ffmpeg pass, streamed in chunks. Cuts are therefore placed
+(``decode_frames(strip=True)``), and ``detect(strip=...)`` (``process`` passes
+``ClipInput.frames.strip``) decodes nothing; without a strip (a stream over
+``STRIP_MAX_FRAMES``, or NVDEC wanted) ``SmallFrames`` runs its own ffmpeg pass,
+streamed in chunks. Cuts are therefore placed
 on real frames: a shot starts at the timestamp of its first frame, so a detected
 cut is exact to the frame (the concat fixture's cuts at 1.0 s and 2.0 s come out
 at 1.000 and 2.000). Memory stays at a chunk plus a few TransNetV2 windows
@@ -49,8 +50,8 @@ shot, ~2 for a handheld phone or a walking GoPro, ~3.5 for testsrc2.
 Example::
 
     stage = ShotStage(ShotSettings(detector="auto"))
-    stage.setup(device="cpu")          # classical on CPU; TransNetV2 with "cuda:0"
-    stage.process("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300, strip=frames.strip)
+    stage.setup(device="cpu")          # classical on CPU; TransNetV2 with "cuda"
+    stage.detect("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300, strip=frames.strip)
     # ShotDetection(method='hsv-content(ratio=3,min=8)', shots=[Shot(index=0, start_s=0.0, end_s=1.0),
     #               ...], motion_mean=0.64)
 """
@@ -66,22 +67,20 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
+from rayflow.config import ShotDetector
 from rayflow.media.decode import probe_video_stream
 from rayflow.media.strip import FrameStrip
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
 from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts
-from rayflow.record import Shot, ShotDetection
+from rayflow.record import RoleRun, Shot, ShotDetection, StageName
+from rayflow.stages.base import ClipInput, Resources, Stage
 
 log = logging.getLogger(__name__)
-
-ShotDetector = Literal["auto", "transnetv2", "classical"]
-
 
 @dataclass(frozen=True)
 class ShotSettings:
@@ -116,8 +115,11 @@ class ShotSettings:
     to software decoding by itself when the codec is not supported there."""
 
 
-class ShotStage:
+class ShotStage(Stage[ClipInput, ShotDetection]):
     """Shot detection with the detector chosen once in ``setup``; warm across files."""
+
+    name: StageName = "shots"
+    resources = Resources(cpus=1, gpus=0.25)
 
     def __init__(self, settings: ShotSettings | None = None) -> None:
         self.settings = settings or ShotSettings()
@@ -154,8 +156,17 @@ class ShotStage:
             self._transnet = None
         log.info("shot detector: %s on %s", self.method, device)
 
-    def process(self, path: str | Path, *, fps: float | None, duration_s: float | None,
-                timeout_s: float, strip: FrameStrip | None = None) -> ShotDetection:
+    def observed(self) -> RoleRun:
+        return RoleRun(device=self.device, model=self.method)
+
+    def process(self, item: ClipInput) -> ShotDetection:
+        """Shots of the clip's file, from the sampling pass's 48x27 strip when it has one
+        (decode once), else decoded here at 48x27, every frame."""
+        return self.detect(item.path, fps=item.video.fps if item.video else None, duration_s=item.duration_s,
+                           timeout_s=item.timeout_s, strip=item.frames.strip if item.frames else None)
+
+    def detect(self, path: str | Path, *, fps: float | None, duration_s: float | None,
+               timeout_s: float, strip: FrameStrip | None = None) -> ShotDetection:
         """Shots of ``path`` in seconds from its first video frame.
 
         ``strip`` (``Frames.strip`` from the sampling pass) is every frame at 48x27:

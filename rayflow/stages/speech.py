@@ -9,8 +9,9 @@ records them per clip in ``errors["speech"]``.
 Example::
 
     stage = SpeechStage(threads=2)
-    stage.setup()                                        # once per worker
-    speech = stage.process("clip.mp4", audio_track_index=1, has_audio=True, timeout_s=120)
+    stage.setup("cpu")                                   # once per worker ("cuda": the GPU, CPU fallback)
+    speech = stage.transcribe("clip.mp4", audio_track_index=1, has_audio=True, timeout_s=120)
+    speech = stage.process(clip_input)                   # the stage contract (rayflow.stages.base)
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pathlib import Path
 
 from rayflow.media.audio import extract_audio
 from rayflow.ml.speech import SpeechModel
-from rayflow.record import Speech
+from rayflow.record import RoleRun, Speech, StageName
+from rayflow.stages.base import ClipInput, Device, Resources, Stage
 
 log = logging.getLogger(__name__)
 
 
-class SpeechStage:
+class SpeechStage(Stage[ClipInput, Speech | None]):
     """Transcribe one audio track of a clip.
 
     ``model`` is a faster-whisper folder or name (None = tiny.en from
@@ -35,7 +37,8 @@ class SpeechStage:
     hour of audio holds 230 MB of samples in memory and takes minutes on a CPU).
     """
 
-    name = "speech"
+    name: StageName = "speech"
+    resources = Resources(cpus=1, gpus=0.25)
 
     def __init__(
         self,
@@ -50,11 +53,27 @@ class SpeechStage:
         self.device = device
         self.max_duration_s = max_duration_s
 
-    def setup(self) -> None:
-        """Load the model (once; later calls do nothing). Raises ``ModelMissing`` without weights."""
-        self.model.setup(self.device)
+    def setup(self, device: Device | None = None) -> None:
+        """Load the model (once; later calls do nothing). Raises ``ModelMissing`` without weights.
 
-    def process(
+        ``device`` "cuda" tries the GPU and falls back to the CPU when CTranslate2 cannot use it
+        (``observed()`` says so); None keeps the constructor's ``device``."""
+        self.requested = device or ("cuda" if self.device.startswith("cuda") else "cpu")
+        self.model.setup("auto" if device == "cuda" else (device or self.device))
+
+    def observed(self) -> RoleRun:
+        actual = str(getattr(self.model, "device", None) or "cpu")
+        fell_back = getattr(self, "requested", "cpu") == "cuda" and not actual.startswith("cuda")
+        return RoleRun(device=actual, model=self.model.name, fell_back=fell_back,
+                       reason="set up for CUDA, CTranslate2 could not use it (see the worker log)"
+                       if fell_back else None)
+
+    def process(self, item: ClipInput) -> Speech | None:
+        """Transcribe the clip's default audio track (None when it has none)."""
+        return self.transcribe(item.path, audio_track_index=item.audio_track,
+                               has_audio=item.audio_track is not None, timeout_s=item.timeout_s)
+
+    def transcribe(
         self,
         path: str | Path,
         *,

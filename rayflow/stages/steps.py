@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rayflow.record import STEP_NAMES, StepName
+
 
 @dataclass(frozen=True)
 class Step:
-    name: str
-    needs: tuple[str, ...]
+    name: StepName
+    needs: tuple[StepName, ...]
     default: bool
     required: bool
     """Required steps always run: without them there is no record."""
@@ -34,7 +36,9 @@ STEPS: tuple[Step, ...] = (
          "text vectors (summary, transcript, technical, moments) for search, batched across files"),
     Step("store", ("fingerprint",), True, True, "JSON sidecar + Qdrant point, written last and atomically"),
 )
-BY_NAME = {s.name: s for s in STEPS}
+BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
+if tuple(BY_NAME) != STEP_NAMES:  # one list of names: rayflow.record.StepName
+    raise RuntimeError(f"STEPS {tuple(BY_NAME)} differ from rayflow.record.StepName {STEP_NAMES}")
 
 
 @dataclass(frozen=True)

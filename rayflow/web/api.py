@@ -11,17 +11,30 @@ Records go out as JSON; the page escapes everything it shows.
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from rayflow import __version__
 from rayflow.catalog import schema
 from rayflow.catalog.schema import CLIPS
-from rayflow.catalog.search import STOPWORDS, Hit, SearchError, query_terms, search, similar
+from rayflow.catalog.search import (
+    BROWSE_QUERIES,
+    SIMILAR_THRESHOLD,
+    STOPWORDS,
+    Hit,
+    SearchError,
+    query_terms,
+    search,
+    similar,
+)
 from rayflow.catalog.store import ModelMismatch
 from rayflow.config import Settings
 from rayflow.engine.progress import read_live
@@ -31,7 +44,7 @@ from rayflow.web.access import CatalogAccess, CatalogUnavailable, SidecarRecords
 from rayflow.web.media import media_url, valid_clip_id
 
 if TYPE_CHECKING:
-    from rayflow.stages.embed import Encoder
+    from rayflow.catalog.vectors import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +134,8 @@ def _hit_cards(catalog: Any, hits: list[Hit]) -> list[dict[str, Any]]:
         card = _payload_card(hit.clip_id, payloads.get(hit.clip_id, {"file": {"name": hit.name, "path": hit.path}}))
         card.update({
             "rank": rank, "score": hit.score, "start_s": hit.start_s, "end_s": hit.end_s, "text": hit.text,
-            "moment_kind": hit.moment_kind, "moment_index": hit.moment_index,
+            "moment_kind": hit.moment_kind, "moment_index": hit.moment_index, "why": hit.why,
+            "matched": list(hit.matched),
         })
         moment_thumb = media_url(hit.thumbnail)
         if hit.start_s is not None and moment_thumb:
@@ -203,20 +217,19 @@ class Api:
     def text_encoder(self) -> Encoder:
         with self._encoder_lock:
             if "text" not in self._encoders:
+                from rayflow.ml.bert_numpy import NumpyBertEncoder
                 from rayflow.ml.device import torch_device
-                from rayflow.ml.text_encoder import TextEncoder
+                from rayflow.ml.text_encoder import query_encoder
 
                 embed = getattr(self.settings, "embed", None)
-                encoder = TextEncoder(model_path=getattr(embed, "text_model", None))
-                encoder.setup(torch_device())
+                encoder = query_encoder(getattr(embed, "text_model", None))  # NumPy MiniLM: no torch
+                encoder.setup("cpu" if isinstance(encoder, NumpyBertEncoder) else torch_device())
                 self._encoders["text"] = encoder
             return self._encoders["text"]
 
     def image_encoder(self, catalog: Any) -> Encoder | None:
-        from rayflow.ml.text_encoder import configured_image_model
-
         meta = catalog.meta
-        name = configured_image_model()
+        name = getattr(getattr(self.settings, "embed", None), "image_model", None)
         if meta is None or not meta.image_model or not name:
             return None
         with self._encoder_lock:
@@ -299,11 +312,51 @@ class Api:
 
     def search(self, request: Request) -> JSONResponse:
         params = dict(request.query_params)
+        done = self._search(params, _hit_cards)
+        if isinstance(done, JSONResponse):
+            return done
+        (query, mode, target, clauses), results = done
+        browsing = query in BROWSE_QUERIES
+        terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
+        note = None
+        if not results:
+            note = ("no clips pass these filters" if browsing else
+                    "no good match: every clip scored under the relevance threshold")
+        return _json({"query": query, "mode": "filters" if browsing else mode, "in": target, "where": clauses,
+                      "terms": [] if browsing else terms, "results": results, "note": note})
+
+    def export(self, request: Request) -> Response:
+        """The search's results as a timeline file (``format`` = edl | otio | fcpxml | csv)."""
+        from rayflow.handoff.export import FORMATS, MEDIA_TYPES, events_for_hits, write
+
+        params = dict(request.query_params)
+        fmt = params.pop("format", "edl")
+        if fmt not in FORMATS:
+            return _error(f"format must be one of {', '.join(FORMATS)}", 400)
+        query = params.get("q", "").strip()
+        done = self._search(params, lambda catalog, hits: events_for_hits(catalog, hits, query))
+        if isinstance(done, JSONResponse):
+            return done
+        _, events = done
+        if not events:
+            return _error("no results to export", 404)
+        media_type, ext = MEDIA_TYPES[fmt]
+        with tempfile.TemporaryDirectory(prefix="rayflow-export-") as tmp:
+            out = Path(tmp) / f"export{ext}"
+            write(events, fmt, out, name=f"rayflow: {query}")  # type: ignore[arg-type]
+            body = out.read_bytes()
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", query)[:40].strip("_") or "export"
+        return Response(body, media_type=media_type,
+                        headers={"content-disposition": f'attachment; filename="rayflow_{name}{ext}"'})
+
+    def _search(self, params: dict[str, str], use: Callable[[Any, list[Hit]], Any]
+                ) -> tuple[tuple[str, str, str, list[str]], Any] | JSONResponse:
+        """Validate the search parameters, run the search, and ``use(catalog, hits)`` while the
+        catalog is open; ((query, mode, in, where clauses), what ``use`` returned) or an error."""
         query = params.get("q", "").strip()
         mode = params.get("mode", "hybrid")
         target = params.get("in", "clips")
-        if not query:
-            return _error("empty query: type what you are looking for", 400)
+        browsing = query in BROWSE_QUERIES  # no words: the clips that pass the filters
         if mode not in ("semantic", "keyword", "hybrid"):
             return _error("mode must be semantic, keyword or hybrid", 400)
         if target not in ("clips", "moments"):
@@ -317,23 +370,21 @@ class Api:
         if reason is not None:  # before loading a model for nothing
             return _error(reason, 503, busy=True)
         try:
-            encoder = self.text_encoder() if mode != "keyword" else None
+            encoder = self.text_encoder() if mode != "keyword" and not browsing else None
             with self.access.open() as catalog:
                 image_encoder = self.image_encoder(catalog) if encoder is not None else None
                 hits = search(catalog, query, encoder=encoder, image_encoder=image_encoder,
                               mode=mode,  # type: ignore[arg-type]
                               target=target,  # type: ignore[arg-type]
                               where=flt, limit=limit)
-                results = _hit_cards(catalog, hits)
+                used = use(catalog, hits)
         except CatalogUnavailable as exc:
             return _error(str(exc), 503, busy=True)
         except ModelMismatch as exc:
             return _error(str(exc), 409)
         except SearchError as exc:
             return _error(str(exc), 400)
-        terms = [t for t in query_terms(query) if t not in STOPWORDS] or query_terms(query)
-        return _json({"query": query, "mode": mode, "in": target, "where": clauses, "terms": terms,
-                      "results": results})
+        return (query, mode, target, clauses), used
 
     def _record(self, clip_id: str) -> tuple[ClipRecord | None, str, str | None]:
         try:
@@ -365,13 +416,15 @@ class Api:
                 try:
                     hits = similar(catalog, clip_id, by="text", limit=limit)
                 except SearchError as exc:
-                    return _json({"clip_id": clip_id, "results": [], "note": str(exc)})
+                    return _json({"clip_id": clip_id, "results": [], "threshold": SIMILAR_THRESHOLD,
+                                  "note": str(exc)})
                 results = _hit_cards(catalog, hits)
         except BadRequest as exc:
             return _error(str(exc), 400)
         except CatalogUnavailable as exc:
             return _error(str(exc), 503, busy=True)
-        return _json({"clip_id": clip_id, "results": results})
+        note = None if results else f"No similar clips (none at similarity ≥ {SIMILAR_THRESHOLD:.0%})."
+        return _json({"clip_id": clip_id, "results": results, "threshold": SIMILAR_THRESHOLD, "note": note})
 
     def runs(self, request: Request) -> JSONResponse:
         try:

@@ -81,6 +81,7 @@ def create_app(settings: Settings, *, allowed_hosts: Sequence[str] | None = None
         Route("/api/clips", api.clips),
         Route("/api/facets", api.facets),
         Route("/api/search", api.search),
+        Route("/api/export", api.export),
         Route("/api/clips/{clip_id}", api.clip),
         Route("/api/clips/{clip_id}/similar", api.similar),
         Route("/api/runs", api.runs),

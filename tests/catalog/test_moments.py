@@ -13,7 +13,7 @@ from rayflow.catalog.moments import (
     transcript_chunks,
 )
 from rayflow.record import ClipRecord
-from tests.catalog.test_search import make_record
+from tests.catalog.corpus import make_record
 
 
 def _record(**kwargs: object) -> ClipRecord:

@@ -65,6 +65,20 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert "unknown step 'nope'" in proc.stderr
 
 
+def test_a_missing_path_fails_fast_before_anything_starts(tmp_path: Path) -> None:
+    typo = tmp_path / "footge"
+    code = ("import runpy, sys; sys.argv = ['rayflow', 'ingest', sys.argv[1], sys.argv[2]]\n"
+            "try:\n    runpy.run_module('rayflow.cli.main', run_name='__main__')\n"
+            "finally:\n    print(sorted(m for m in ('ray', 'prefect', 'torch') if m in sys.modules), file=sys.stderr)")
+    env = {**os.environ, "RAYFLOW_HOME": str(tmp_path / "h")}
+    proc = subprocess.run([sys.executable, "-c", code, str(typo), str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, env=env, stdin=subprocess.DEVNULL, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"no such file or folder: {typo}" in proc.stderr
+    assert proc.stderr.strip().endswith("[]"), proc.stderr  # nothing of Ray, Prefect or torch was imported
+    assert not (tmp_path / "h").exists()  # no state written either
+
+
 def test_schema_steps_and_doctor(tmp_path: Path) -> None:
     schema = _run(["schema"], tmp_path, timeout=60)
     doc = json.loads(schema.stdout)

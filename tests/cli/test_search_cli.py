@@ -16,14 +16,14 @@ import pytest
 from rayflow.catalog import schema
 from rayflow.catalog.store import Catalog
 from rayflow.record import ClipRecord
-from tests.catalog.test_search import labelled_corpus, near_copy
+from tests.catalog.corpus import labelled_corpus, near_copy
 from tests.ml.test_text_encoder import make_tiny_text_model
 
 RAYFLOW = [sys.executable, "-m", "rayflow.cli.main"]
 EVIL_NAME = "evil[bold red]x[/bold red]\x1b[31m.mp4"
 
 
-def _run(args: list[str], home: Path, timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], home: Path, timeout: float = 300, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PREFECT_API_URL", "RAY_ADDRESS", "RAYFLOW_TEXT_MODEL", "RAYFLOW_IMAGE_MODEL")}
     env.update(RAYFLOW_HOME=str(home), **env_extra)
@@ -58,7 +58,7 @@ def records() -> list[ClipRecord]:
 def home(tmp_path_factory: pytest.TempPathFactory, records: list[ClipRecord]) -> Path:
     path = tmp_path_factory.mktemp("search-home")
     _fill(path, records)
-    proc = _run(["reindex", "--json"], path)  # embeds with the packaged MiniLM
+    proc = _run(["reindex", "--json"], path, timeout=600)  # embeds with the packaged MiniLM (slow on a busy box)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout) == {"clips": len(records), "text_model": "all-MiniLM-L6-v2", "text_dim": 384,
                                        "image_model": None, "skipped": False}
@@ -168,3 +168,35 @@ def test_reindex_switches_model_and_search_follows(tmp_path: Path, records: list
     proc = _run(["search", "harbor bridge", "--json"], home, RAYFLOW_TEXT_MODEL=str(tiny))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["results"][0]["name"] == "city_council_interview.mov"
+
+
+def test_filters_alone_browse_in_search_and_list(home: Path, records: list[ClipRecord]) -> None:
+    hdr = {r.file.name for r in records if r.video is not None and r.video.hdr.is_hdr}
+    assert hdr
+    proc = _run(["search", "*", "--where", "hdr=true", "--json"], home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(proc.stdout)["results"]
+    assert {r["name"] for r in results} == hdr and all(r["why"] == "filters" for r in results)
+    proc = _run(["list", "--where", "hdr=true", "--json"], home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {r["file"]["name"] for r in json.loads(proc.stdout)} == hdr
+    proc = _run(["list", "--where", "hdr=maybe"], home)
+    assert proc.returncode == 2 and "hdr" in proc.stderr
+
+
+def test_relevance_why_and_no_good_match(home: Path) -> None:
+    proc = _run(["search", "why is the harbor bridge closed", "--json"], home)
+    top = json.loads(proc.stdout)["results"][0]
+    assert 0.5 <= top["score"] <= 1.0 and top["why"] == "speech" and "bridge" in top["matched"]
+    proc = _run(["search", "rocket launch into space"], home)
+    assert proc.returncode == 1 and "no good match" in proc.stdout
+    proc = _run(["search", "why is the harbor bridge closed"], home)
+    assert "relevance" in proc.stdout and "%" in proc.stdout and "speech" in proc.stdout
+
+
+def test_similar_says_when_nothing_is_similar(home: Path, records: list[ClipRecord]) -> None:
+    lonely = next(r for r in records if r.file.name == "wetlands_dawn.mov")
+    proc = _run(["similar", lonely.clip_id], home)
+    assert proc.returncode == 1 and "no similar clips" in proc.stdout, proc.stdout
+    proc = _run(["similar", lonely.clip_id, "--threshold", "0", "--json"], home)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["threshold"] == 0

@@ -35,6 +35,11 @@ def test_models_load_once_per_actor_across_files(engine, tmp_path: Path, shared_
     assert Path(face.best_thumbnails[0].path).is_file()
     assert face.description and "Derived from" in face.description
     assert face.models["speech"].startswith("tiny.en")
+    # Through the real actor and catalog, each role says where it ran: never CUDA on a CPU box.
+    assert {"shots", "speech", "screen_text", "faces", "describe"} <= set(face.roles)
+    assert face.roles["speech"].model == face.models["speech"]
+    on_gpu = any(r.device.startswith("cuda") for r in face.roles.values())
+    assert face.device == ("cuda:0" if on_gpu else "cpu")
     silent = by_name["no_audio.mkv"].analysis
     assert silent is not None and silent.speech is None  # no audio: null, not an error
     assert "speech" not in by_name["no_audio.mkv"].errors

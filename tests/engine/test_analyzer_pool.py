@@ -60,7 +60,7 @@ def test_a_hung_model_call_fails_that_file_and_the_actor_restarts_fresh(engine, 
         ref, idx = pool.submit("/x/hang.mp4", "id", None, None)
         hung = ray.get(ref, timeout=120)
         pool.done(idx)
-        assert "timed out after 1 s" in hung.errors["fake"]  # answered, with the reason
+        assert "timed out after 1 s" in hung.errors["faces"]  # answered, with the reason
         ref, idx = pool.submit("/x/fine.mp4", "id", None, None)
         after = ray.get(ref, timeout=120)
         pool.done(idx)
@@ -77,7 +77,7 @@ def test_a_hung_embed_call_raises_with_the_reason_and_asks_for_a_restart(monkeyp
 
     from rayflow.config import EmbedSettings
     from rayflow.engine import pools
-    from rayflow.ml.analyzer import ModelTimeout
+    from rayflow.ml.deadline import ModelTimeout
 
     release = threading.Event()
     restarts: list[bool] = []

@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rayflow.config import load_settings
 from rayflow.ml.captioner import (
-    CAPTION_MODEL_ENV,
     Captioner,
     ModelNotFound,
-    configured_captioner,
     representative_indices,
 )
 
@@ -200,8 +199,8 @@ def test_resolves_a_name_under_the_models_dir(blip_folder: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "captioning").mkdir()
     (tmp_path / "captioning" / "tiny-blip").symlink_to(blip_folder)
-    monkeypatch.setenv("RAYFLOW_MODELS_DIR", str(tmp_path))
-    cap = Captioner("tiny-blip")
+    settings = load_settings(env={"RAYFLOW_MODELS_DIR": str(tmp_path)}, home=tmp_path / "home")
+    cap = Captioner("tiny-blip", dirs=settings.model_dirs())
     assert cap.describe()["found"] is True
     cap.setup("cpu")
     assert cap.model_id == "tiny-blip"
@@ -225,13 +224,11 @@ def test_caption_before_setup_raises(blip_folder: Path) -> None:
         Captioner(str(blip_folder)).caption(list(frames(1)))
 
 
-def test_configured_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(CAPTION_MODEL_ENV, raising=False)
-    assert configured_captioner() is None
-    monkeypatch.setenv(CAPTION_MODEL_ENV, "")
-    assert configured_captioner() is None
-    monkeypatch.setenv(CAPTION_MODEL_ENV, "blip-base")
-    assert configured_captioner() == "blip-base"
+def test_configured_from_env_by_the_settings(tmp_path: Path) -> None:
+    assert load_settings(env={}, home=tmp_path).analysis.caption_model is None
+    assert load_settings(env={"RAYFLOW_CAPTION_MODEL": ""}, home=tmp_path).analysis.caption_model is None
+    configured = load_settings(env={"RAYFLOW_CAPTION_MODEL": "blip-base"}, home=tmp_path)
+    assert configured.analysis.caption_model == "blip-base"
 
 
 def test_representative_indices() -> None:

@@ -16,6 +16,7 @@ from qdrant_client import QdrantClient
 from rayflow.catalog import schema
 from rayflow.catalog.search import search, similar
 from rayflow.catalog.store import Catalog
+from rayflow.config import load_settings
 from rayflow.ml.text_encoder import (
     DEFAULT_TEXT_MODEL,
     ImageTextEncoder,
@@ -100,9 +101,11 @@ def test_default_model_is_packaged_normalised_and_batched(encoder: TextEncoder) 
 def test_locate_never_downloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (locate("all-MiniLM-L6-v2") / "model.safetensors").is_file()
     assert locate("sentence-transformers/all-MiniLM-L6-v2") == locate("all-MiniLM-L6-v2")
-    monkeypatch.setenv("RAYFLOW_MODELS_DIR", str(tmp_path))
+    settings = load_settings(env={"RAYFLOW_MODELS_DIR": str(tmp_path)}, home=tmp_path / "home")
     (tmp_path / "text_embedding" / "mine").mkdir(parents=True)
-    assert locate("mine") == (tmp_path / "text_embedding" / "mine").resolve()
+    assert locate("mine", dirs=settings.model_dirs()) == (tmp_path / "text_embedding" / "mine").resolve()
+    with pytest.raises(ModelNotFound):
+        locate("mine")  # the environment is read by the settings, never by the loader
     with pytest.raises(ModelNotFound, match="not found locally.*nothing is downloaded"):
         locate("BAAI/bge-large-en")
     enc = TextEncoder(model_path="no-such-model")
@@ -173,6 +176,7 @@ def test_image_text_hook_with_a_tiny_clip(tmp_path: Path, encoder: TextEncoder) 
         assert len(hits) == 2 and records[0].clip_id not in {h.clip_id for h in hits}
         found = search(cat, "aerial coast", encoder=encoder, image_encoder=clip, limit=3)
         assert found and found[0].name == "DJI_0042.mp4"
-        assert search(cat, "red", encoder=encoder, image_encoder=clip, target="moments", limit=3)
+        # a tiny random CLIP's cosines mean nothing: every candidate (threshold=0) checks the plumbing
+        assert search(cat, "red", encoder=encoder, image_encoder=clip, target="moments", limit=3, threshold=0)
     finally:
         cat.close()

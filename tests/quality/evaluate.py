@@ -75,7 +75,7 @@ def evaluate_speech(clips: list[LabelledClip], paths: dict[str, Path]) -> dict[s
     stage.setup()
     rows = []
     for clip in (c for c in clips if c.speech is not None):
-        speech = stage.process(paths[clip.name], audio_track_index=None, has_audio=True, timeout_s=TIMEOUT_S)
+        speech = stage.transcribe(paths[clip.name], audio_track_index=None, has_audio=True, timeout_s=TIMEOUT_S)
         text = speech.text if speech is not None else ""
         row: dict[str, Any] = {"clip": clip.name, "kind": clip.speech, "transcript": text,
                                "language": speech.language if speech else None}
@@ -103,7 +103,7 @@ def evaluate_screen_text(clips: list[LabelledClip], paths: dict[str, Path]) -> d
     tp = fp = fn = 0
     cers: list[float] = []
     for clip in (c for c in clips if c.texts is not None):
-        read = [t.text for t in stage.process(_frames(paths[clip.name], clip.text_times_s))]
+        read = [t.text for t in stage.read(_frames(paths[clip.name], clip.text_times_s))]
         best = {line: min((cer(line, r) for r in read), default=1.0) for line in clip.texts}
         garbled = [r for r in read if min((cer(_nospace(line), _nospace(r)) for line in clip.texts),
                                           default=1.0) > GARBLED_CER]
@@ -130,7 +130,7 @@ def evaluate_faces(clips: list[LabelledClip], paths: dict[str, Path]) -> dict[st
     rows = []
     for clip in (c for c in clips if c.faces):
         frames = _frames(paths[clip.name], [t for t, _ in clip.faces])
-        result = stage.process(frames)
+        result = stage.detect(frames)
         counts = [f.faces for f in result.frames] if result is not None else [0] * frames.count
         if len(counts) != len(clip.faces):
             raise RuntimeError(f"{clip.name}: {len(counts)} face frames for {len(clip.faces)} labels")
@@ -156,7 +156,7 @@ def evaluate_shots(clips: list[LabelledClip], paths: dict[str, Path]) -> dict[st
     rows = []
     tp = fp = fn = 0
     for clip in (c for c in clips if c.cuts is not None):
-        shots = stage.process(paths[clip.name], fps=clip.fps, duration_s=clip.duration_s, timeout_s=TIMEOUT_S)
+        shots = stage.detect(paths[clip.name], fps=clip.fps, duration_s=clip.duration_s, timeout_s=TIMEOUT_S)
         detected = [s.start_s for s in shots.shots[1:]]
         hits = match_cuts(list(clip.cuts), detected, CUT_TOLERANCE_S)
         tp, fp, fn = tp + hits, fp + len(detected) - hits, fn + len(clip.cuts) - hits

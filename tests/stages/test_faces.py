@@ -50,14 +50,14 @@ def stage() -> FaceStage:
 def test_tight_crop_is_close_up(astronaut: np.ndarray, stage: FaceStage, tmp_path: Path) -> None:
     x, y, w, h = ASTRONAUT_FACE
     crop = astronaut[y - 40:y + h + 40, x - 50:x + w + 50]  # ~172x192: the face is half the frame
-    faces = stage.process(_frames_of_still(np.ascontiguousarray(crop), tmp_path / "close.mp4"))
+    faces = stage.detect(_frames_of_still(np.ascontiguousarray(crop), tmp_path / "close.mp4"))
     assert faces.shot_scale == "close-up"
     assert all(f.faces == 1 for f in faces.frames)
     assert faces.frames[0].largest_face_height >= 0.25
 
 
 def test_whole_photo_is_medium(astronaut: np.ndarray, stage: FaceStage, tmp_path: Path) -> None:
-    faces = stage.process(_frames_of_still(astronaut, tmp_path / "medium.mp4"))
+    faces = stage.detect(_frames_of_still(astronaut, tmp_path / "medium.mp4"))
     assert faces.shot_scale == "medium"
     assert faces.max_faces == 1
     frame = faces.frames[0]
@@ -78,7 +78,7 @@ def test_small_in_a_black_canvas_is_wide(astronaut: np.ndarray, tmp_path: Path) 
     canvas[300:524, 700:924] = small  # the DNN's face box: ~52 px of 720, 0.072 of the height
     frames = _frames_of_still(canvas, tmp_path / "wide.mp4")
     assert frames.height == 288  # sampled at 512 wide: the face is ~21 px, found by enlarging x1.27
-    faces = stage.process(frames)
+    faces = stage.detect(frames)
     assert faces.shot_scale == "wide"
     assert 0 < faces.frames[0].largest_face_height < 0.08
 
@@ -93,7 +93,7 @@ def test_test_patterns_have_no_face(stage: FaceStage, tmp_path: Path, pattern: s
         check=True, timeout=60,
     )
     frames = decode_frames(path, timestamps_s=None, count=4, max_side=512, rotation=0, timeout_s=60)
-    faces = stage.process(frames)
+    faces = stage.detect(frames)
     assert faces.shot_scale == "no people"
     assert faces.max_faces == 0
     assert [f.timestamp_s for f in faces.frames] == pytest.approx(frames.timestamps_s.tolist())
@@ -145,16 +145,16 @@ def test_real_person_and_textured_false_face(shared_media: Path, stage: FaceStag
     """sample_av1.mp4 shows one face throughout (close-up; the SSD also scored a 0.86 phantom on
     the shoulder below the frame edge, dropped as overhanging); 100_0306.AVI is a plaid blanket
     that the frontal haar cascade called a face on half the frames."""
-    faces = stage.process(_sampled(shared_media, "sample_av1.mp4"))
+    faces = stage.detect(_sampled(shared_media, "sample_av1.mp4"))
     assert faces.shot_scale == "close-up" and faces.max_faces == 1
     assert all(f.faces == 1 for f in faces.frames)
-    assert stage.process(_sampled(shared_media, "100_0306.AVI")).max_faces == 0
+    assert stage.detect(_sampled(shared_media, "100_0306.AVI")).max_faces == 0
 
 
 @pytest.mark.parametrize("name", ["bigbuckbunny.mp4"])
 def test_cartoon_has_no_face(shared_media: Path, stage: FaceStage, name: str) -> None:
     """Big Buck Bunny was "two people" with haar cascades; the bunny's face scores <= 0.7."""
-    faces = stage.process(_sampled(shared_media, name))
+    faces = stage.detect(_sampled(shared_media, name))
     assert [f.faces for f in faces.frames] == [0] * 12
     assert faces.shot_scale == "no people"
 
@@ -162,7 +162,7 @@ def test_cartoon_has_no_face(shared_media: Path, stage: FaceStage, name: str) ->
 def test_sintel_close_ups_have_faces(shared_media: Path, stage: FaceStage) -> None:
     """Sintel's face in close-up at the end (9.58 s) and in the snow (2.9-3.8 s) is found; the
     title cards (4.6-7.1 s) have none; the clip is "people" because its frames have faces."""
-    faces = stage.process(_sampled(shared_media, "sintel_trailer_10s.mp4"))
+    faces = stage.detect(_sampled(shared_media, "sintel_trailer_10s.mp4"))
     by_time = {round(f.timestamp_s, 2): f.faces for f in faces.frames}
     assert by_time[9.58] == 1 and by_time[3.75] == 1
     assert all(n == 0 for t, n in by_time.items() if 4.5 < t < 7.2)
@@ -179,7 +179,7 @@ def test_torch_backend_equals_opencv(shared_media: Path, stage: FaceStage) -> No
     torch_stage = FaceStage(FaceSettings(backend="torch"))
     torch_stage.setup("cpu")
     assert torch_stage.detector.backend == "torch" and torch_stage.device == "cpu"
-    ours, theirs = stage.process(frames), torch_stage.process(frames)
+    ours, theirs = stage.detect(frames), torch_stage.detect(frames)
     assert [f.faces for f in ours.frames] == [f.faces for f in theirs.frames] == [1, 1, 0, 1]
     for a, b in zip(ours.frames, theirs.frames, strict=True):
         for box_a, box_b in zip(a.boxes, b.boxes, strict=True):
@@ -191,6 +191,6 @@ def test_faces_on_cuda(shared_media: Path) -> None:
     cuda_stage = FaceStage()
     cuda_stage.setup("cuda")
     assert cuda_stage.device == "cuda" and cuda_stage.detector.backend == "torch"
-    faces = cuda_stage.process(_sampled(shared_media, "sample_av1.mp4"))
+    faces = cuda_stage.detect(_sampled(shared_media, "sample_av1.mp4"))
     assert faces.shot_scale == "close-up" and all(f.faces == 1 for f in faces.frames)
-    assert cuda_stage.process(_sampled(shared_media, "bigbuckbunny.mp4")).max_faces == 0
+    assert cuda_stage.detect(_sampled(shared_media, "bigbuckbunny.mp4")).max_faces == 0

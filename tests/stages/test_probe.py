@@ -16,7 +16,6 @@ from rayflow.media.exiftool import ExiftoolOutput
 from rayflow.media.ffprobe import FfprobeOutput
 from rayflow.media.mediainfo import MediainfoOutput
 from rayflow.media.tools import ToolError, ToolTimeout
-from rayflow.stages import probe as probe_mod
 from rayflow.stages.probe import (
     ProbeResult,
     consolidate,
@@ -24,6 +23,7 @@ from rayflow.stages.probe import (
     parse_iso6709,
     probe,
 )
+from rayflow.stages.probe import run as probe_run
 from tests.media import BAD, KNOWN, ODD_NAMES, Between, fact, make_corpus, matches
 
 TZ = timezone
@@ -113,7 +113,7 @@ def test_secondary_tool_failure_is_a_warning(
     def broken(path: Path, **_: Any) -> ExiftoolOutput:
         raise ToolError("exiftool", path, "boom")
 
-    monkeypatch.setattr(probe_mod, "run_exiftool", broken)
+    monkeypatch.setattr(probe_run, "run_exiftool", broken)
     result = probe(corpus["camera.mov"], timeouts=Timeouts())
     assert any("exiftool" in w and "boom" in w for w in result.warnings)
     assert result.video is not None and result.video.codec == "h264"
@@ -413,13 +413,13 @@ def test_embedded_telemetry_is_skipped_on_long_clips() -> None:
     warnings: list[str] = []
     long_clip = _ff([{"index": 0, "codec_type": "video"}, {"index": 1, "codec_type": "data"}],
                     duration="3600.0")
-    assert probe_mod._wants_embedded(long_clip, warnings) is False
+    assert probe_run._wants_embedded(long_clip, warnings) is False
     assert warnings and "not read" in warnings[0]
     short = _ff([{"index": 0, "codec_type": "video"}, {"index": 1, "codec_type": "data"}],
                 duration="10.0")
-    assert probe_mod._wants_embedded(short, []) is True
+    assert probe_run._wants_embedded(short, []) is True
     plain = _ff([{"index": 0, "codec_type": "video"}], duration="10.0")
-    assert probe_mod._wants_embedded(plain, []) is False
+    assert probe_run._wants_embedded(plain, []) is False
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -80,7 +80,7 @@ def test_packaged_weights_are_found() -> None:
 
 def test_caption_is_read_and_merged_over_frames(stage: ScreenTextStage, clips: dict[str, Path]) -> None:
     frames = _frames(clips["caption.mp4"], 6)
-    texts = stage.process(frames)
+    texts = stage.read(frames)
     assert len(texts) == 1, texts
     found = texts[0]
     assert _similar(found.text, "RAYFLOW TEST 42") >= 0.8, found.text
@@ -96,7 +96,7 @@ def test_caption_is_read_and_merged_over_frames(stage: ScreenTextStage, clips: d
 
 def test_two_captions_get_their_own_time_ranges(stage: ScreenTextStage, clips: dict[str, Path]) -> None:
     frames = _frames(clips["two.mp4"], 8)
-    texts = stage.process(frames)
+    texts = stage.read(frames)
     assert len(texts) == 2, texts
     first, second = texts
     assert _similar(first.text, "FIRST CAPTION") >= 0.8, first.text
@@ -108,14 +108,14 @@ def test_two_captions_get_their_own_time_ranges(stage: ScreenTextStage, clips: d
 
 def test_no_frames_no_text(stage: ScreenTextStage) -> None:
     empty = Frames(images=np.zeros((0, 8, 8, 3), np.uint8), timestamps_s=np.zeros(0), decoder="ffmpeg")
-    assert stage.process(empty) == []
+    assert stage.read(empty) == []
 
 
 def test_blank_frames_have_no_text(stage: ScreenTextStage) -> None:
     rng = np.random.default_rng(0)
     images = np.clip(rng.normal(40, 3, (2, 288, 512, 3)), 0, 255).astype(np.uint8)
     frames = Frames(images=images, timestamps_s=np.array([0.0, 1.0]), decoder="ffmpeg")
-    assert stage.process(frames) == []
+    assert stage.read(frames) == []
 
 
 # --------------------------------------------------------------- merging, no model
@@ -142,7 +142,7 @@ def _run_script(script: list[list[tuple[str, float]]], **options: float) -> list
     n = len(script)
     frames = Frames(images=np.zeros((n, 4, 4, 3), np.uint8), timestamps_s=np.arange(n, dtype=float),
                     decoder="ffmpeg")
-    return stage.process(frames)
+    return stage.read(frames)
 
 
 def test_ocr_spacing_and_case_noise_merge_into_one() -> None:
@@ -203,7 +203,7 @@ def test_sintel_title_card_keeps_the_title_and_drops_the_garbled_word(stage: Scr
     # "presents" as "peesents" at 0.99 on these frames; it must not be stored.
     frames = decode_frames(shared_media / "sintel_trailer_10s.mp4", timestamps_s=[4.7, 5.3, 5.9, 6.5],
                            count=None, max_side=512, rotation=0, timeout_s=60)
-    texts = stage.process(frames)
+    texts = stage.read(frames)
     assert [t.text for t in texts if "BLENDER" in t.text] == ["THE BLENDER FOUNDATION"], texts
     assert not [t for t in texts if "peesents" in t.text.casefold()]
     title = texts[0]
@@ -240,7 +240,7 @@ def test_generated_caption_keeps_its_space(stage: ScreenTextStage, tmp_path: Pat
                     "-vf", _drawtext("WEATHER ALERT"),
                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)],
                    capture_output=True, timeout=60, check=True)
-    texts = stage.process(_frames(clip, 2))
+    texts = stage.read(_frames(clip, 2))
     assert [t.text for t in texts] == ["WEATHER ALERT"]
 
 

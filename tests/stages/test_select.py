@@ -40,13 +40,13 @@ def test_black_opening_never_chosen_and_frames_are_exact(fade_clip: Path, tmp_pa
     frames = decode_frames(fade_clip, timestamps_s=None, count=10, max_side=160, rotation=0, timeout_s=60)
     shot_stage = ShotStage()
     shot_stage.setup(device="cpu")
-    shots = shot_stage.process(fade_clip, fps=25.0, duration_s=5.0, timeout_s=60)
+    shots = shot_stage.detect(fade_clip, fps=25.0, duration_s=5.0, timeout_s=60)
     assert [s.start_s for s in shots.shots] == [0.0, 2.0]
     out_dir = tmp_path / "clip"
     out_dir.mkdir()
     (out_dir / "best_5.jpg").write_bytes(b"stale")  # from an earlier run with more thumbnails
 
-    best = ThumbnailSelector().process(fade_clip, frames, shots=shots, faces=None, out_dir=out_dir,
+    best = ThumbnailSelector().select(fade_clip, frames, shots=shots, faces=None, out_dir=out_dir,
                                        timeout_s=60)
 
     assert len(best) == 3
@@ -131,10 +131,10 @@ def test_sintel_best_frame_is_the_close_up_not_fog(shared_media: Path) -> None:
     frames = decode_frames(path, timestamps_s=None, count=12, max_side=512, rotation=0, timeout_s=60, strip=True)
     shot_stage = ShotStage()
     shot_stage.setup(device="cpu")
-    shots = shot_stage.process(path, fps=None, duration_s=10.0, timeout_s=60, strip=frames.strip)
+    shots = shot_stage.detect(path, fps=None, duration_s=10.0, timeout_s=60, strip=frames.strip)
     face_stage = FaceStage()
     face_stage.setup()
-    faces = face_stage.process(frames)
+    faces = face_stage.detect(frames)
     ranked = ThumbnailSelector().rank(frames, shots=shots, faces=faces)
     assert round(ranked[0].timestamp_s, 2) == 9.58 and "1 face" in ranked[0].reason
     clear = [c for c in ranked if not c.blank and "near a cut" not in c.reason]
@@ -152,7 +152,7 @@ def test_hdr_best_frame_is_tone_mapped(shared_media: Path, tmp_path: Path) -> No
     path = shared_media / "hlg10-color-test.mp4"
     frames = decode_frames(path, timestamps_s=None, count=3, max_side=512, rotation=0, timeout_s=60)
     assert frames.tone_mapped == "arib-std-b67"
-    best = ThumbnailSelector(SelectSettings(count=1)).process(path, frames, shots=None, faces=None,
+    best = ThumbnailSelector(SelectSettings(count=1)).select(path, frames, shots=None, faces=None,
                                                               out_dir=tmp_path, timeout_s=60)
     with Image.open(best[0].path) as still:
         small = np.asarray(still.convert("RGB").resize((frames.width, frames.height), Image.Resampling.BOX))

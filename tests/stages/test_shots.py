@@ -73,7 +73,7 @@ def _assert_concat_cuts(result: ShotDetection) -> None:
 def test_classical_finds_concat_cuts_to_the_frame(concat_clip: Path) -> None:
     stage = ShotStage(ShotSettings(detector="classical"))
     stage.setup(device="cpu")
-    result = stage.process(concat_clip, fps=25.0, duration_s=3.0, timeout_s=60)
+    result = stage.detect(concat_clip, fps=25.0, duration_s=3.0, timeout_s=60)
     _assert_concat_cuts(result)
     # The cuts land on the first frame of each new shot: exact, not just within a frame.
     assert [s.start_s for s in result.shots] == [0.0, 1.0, 2.0]
@@ -90,7 +90,7 @@ def test_auto_on_cpu_is_classical() -> None:
 def test_single_shot_clip_is_one_shot(single_clip: Path) -> None:
     stage = ShotStage()
     stage.setup(device="cpu")
-    result = stage.process(single_clip, fps=None, duration_s=None, timeout_s=60)
+    result = stage.detect(single_clip, fps=None, duration_s=None, timeout_s=60)
     assert len(result.shots) == 1
     assert result.shots[0].start_s == 0.0
     assert abs(result.shots[0].end_s - 2.0) <= FRAME_S  # last frame + one frame interval
@@ -115,7 +115,7 @@ def test_undecodable_file_is_a_tool_error(tmp_path: Path) -> None:
     stage = ShotStage()
     stage.setup(device="cpu")
     with pytest.raises(ToolError):
-        stage.process(bad, fps=25.0, duration_s=1.0, timeout_s=30)
+        stage.detect(bad, fps=25.0, duration_s=1.0, timeout_s=30)
 
 
 def test_adaptive_rule_ignores_sustained_motion() -> None:
@@ -172,7 +172,7 @@ def test_transnetv2_on_cpu_loads_offline_and_finds_cuts(concat_clip: Path,
     stage.setup(device="cpu")
     assert torch.are_deterministic_algorithms_enabled() == was_deterministic  # global switch restored
     assert stage.method == "transnetv2"
-    result = stage.process(concat_clip, fps=25.0, duration_s=3.0, timeout_s=120)
+    result = stage.detect(concat_clip, fps=25.0, duration_s=3.0, timeout_s=120)
     _assert_concat_cuts(result)
 
     # Streaming windows give the package's own whole-clip probabilities.
@@ -194,7 +194,7 @@ def test_transnetv2_on_cuda_finds_cuts(concat_clip: Path, tmp_path: Path) -> Non
     stage = ShotStage(ShotSettings(detector="auto"))
     stage.setup(device="cuda")
     assert stage.method == "transnetv2"
-    _assert_concat_cuts(stage.process(concat_clip, fps=25.0, duration_s=3.0, timeout_s=120))
+    _assert_concat_cuts(stage.detect(concat_clip, fps=25.0, duration_s=3.0, timeout_s=120))
     # A longer clip (several batches of windows): 12 x 1 s alternating sources -> 11 cuts.
     parts = ["testsrc2", "smptebars", "color=blue", "rgbtestsrc"] * 3
     graph = ";".join(f"{src}{'=' if '=' not in src else ':'}size=320x240:rate=25:duration=1[v{i}]"
@@ -203,7 +203,7 @@ def test_transnetv2_on_cuda_finds_cuts(concat_clip: Path, tmp_path: Path) -> Non
     long_clip = _make(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", graph, "-c:v", "libx264",
                        "-preset", "ultrafast", "-pix_fmt", "yuv420p"], tmp_path / "long.mp4")
     started = time.monotonic()
-    result = stage.process(long_clip, fps=25.0, duration_s=12.0, timeout_s=120)
+    result = stage.detect(long_clip, fps=25.0, duration_s=12.0, timeout_s=120)
     assert time.monotonic() - started < 30
     starts = [s.start_s for s in result.shots]
     assert len(starts) == 12, starts
@@ -229,7 +229,7 @@ def test_strip_from_the_sampling_pass_equals_the_own_decode(concat_clip: Path, t
     np.testing.assert_allclose(frames.timestamps_s, plain.timestamps_s)
     stage = ShotStage(ShotSettings(detector="classical"))
     stage.setup("cpu")
-    _assert_concat_cuts(stage.process(tmp_path / "gone.mp4", fps=None, duration_s=3.0, timeout_s=30,
+    _assert_concat_cuts(stage.detect(tmp_path / "gone.mp4", fps=None, duration_s=3.0, timeout_s=30,
                                       strip=frames.strip))
 
 
@@ -258,7 +258,7 @@ def test_marked_cuts_on_real_footage(shared_media: Path, classical: ShotStage, n
     frames = decode_frames(shared_media / name, timestamps_s=None, count=12, max_side=512, rotation=0,
                            timeout_s=60, strip=True)
     assert frames.strip is not None
-    found = classical.process(shared_media / name, fps=None, duration_s=None, timeout_s=60, strip=frames.strip)
+    found = classical.detect(shared_media / name, fps=None, duration_s=None, timeout_s=60, strip=frames.strip)
     detected = [s.start_s for s in found.shots[1:]]
     hits = match_cuts(SHARED_CUTS[name], detected, 0.1)
     score = prf(hits, len(detected) - hits, len(SHARED_CUTS[name]) - hits)

@@ -88,7 +88,7 @@ def test_packaged_weights_are_found() -> None:
 
 
 def test_jfk_transcript(stage: SpeechStage, shared_media: Path) -> None:
-    speech = stage.process(shared_media / "jfk.flac", audio_track_index=0, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(shared_media / "jfk.flac", audio_track_index=0, has_audio=True, timeout_s=60)
     assert isinstance(speech, Speech)
     text = speech.text.casefold()
     for phrase in ("my fellow americans", "ask not what your country can do for you"):
@@ -118,7 +118,7 @@ def test_jfk_word_timestamps(stage: SpeechStage, shared_media: Path) -> None:
 
 
 def test_spoken_sentence_in_a_video(stage: SpeechStage, clips: dict[str, Path]) -> None:
-    speech = stage.process(clips["fox.mp4"], audio_track_index=1, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(clips["fox.mp4"], audio_track_index=1, has_audio=True, timeout_s=60)
     assert speech is not None
     heard = _words(speech.text) & set(FOX_WORDS)
     assert len(heard) >= 2, speech.text
@@ -131,14 +131,14 @@ def test_spoken_sentence_in_a_video(stage: SpeechStage, clips: dict[str, Path]) 
 
 
 def test_no_audio_is_none_without_running_ffmpeg(stage: SpeechStage, clips: dict[str, Path]) -> None:
-    assert stage.process(clips["mute.mp4"], audio_track_index=None, has_audio=False, timeout_s=60) is None
+    assert stage.transcribe(clips["mute.mp4"], audio_track_index=None, has_audio=False, timeout_s=60) is None
     # has_audio=False is trusted: the file is not even opened.
-    assert stage.process("/no/such/file.mp4", audio_track_index=None, has_audio=False, timeout_s=60) is None
+    assert stage.transcribe("/no/such/file.mp4", audio_track_index=None, has_audio=False, timeout_s=60) is None
 
 
 @pytest.mark.parametrize("name", ["silent.mp4", "tone.mp4", "noise.mp4"])
 def test_silence_tone_and_noise_give_empty_text(stage: SpeechStage, clips: dict[str, Path], name: str) -> None:
-    speech = stage.process(clips[name], audio_track_index=None, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(clips[name], audio_track_index=None, has_audio=True, timeout_s=60)
     assert speech is not None
     assert speech.text == "" and speech.segments == []
 
@@ -146,7 +146,7 @@ def test_silence_tone_and_noise_give_empty_text(stage: SpeechStage, clips: dict[
 def test_music_gives_no_transcript(stage: SpeechStage, shared_media: Path) -> None:
     # Big Buck Bunny's opening music: VAD fires on ~2 s of it and tiny.en heard
     # "Mm-hmm." (no_speech_prob 0.61, avg_logprob -0.87) before the speech gate.
-    speech = stage.process(shared_media / "bigbuckbunny.mp4", audio_track_index=1, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(shared_media / "bigbuckbunny.mp4", audio_track_index=1, has_audio=True, timeout_s=60)
     assert speech is not None
     assert speech.text == "" and speech.segments == [] and speech.language is None, speech.text
 
@@ -171,7 +171,7 @@ def test_two_utterances_apart_keep_their_own_times(stage: SpeechStage, clips: di
     _run([*FFMPEG, "-i", str(clips["fox.wav"]), "-i", str(clips["fox.wav"]), "-filter_complex",
           "[0:a]adelay=1000:all=1[a];[1:a]adelay=7000:all=1[b];[a][b]amix=inputs=2:normalize=0,apad",
           "-t", "10", str(twice)])
-    speech = stage.process(twice, audio_track_index=None, has_audio=True, timeout_s=60)
+    speech = stage.transcribe(twice, audio_track_index=None, has_audio=True, timeout_s=60)
     assert speech is not None and len(speech.segments) >= 2, speech
     first, last = speech.segments[0], speech.segments[-1]
     assert 0.4 <= first.start_s <= 1.6 and first.end_s <= 5.0, first

@@ -103,8 +103,22 @@ def test_bad_search_parameters_are_400_with_a_reason(client: TestClient, params:
     assert res.status_code == 400 and res.json()["error"], res.text
 
 
-def test_empty_query_is_400(client: TestClient) -> None:
-    assert client.get("/api/search", params={"q": "  "}).status_code == 400
+@pytest.mark.parametrize("query", ["", "  ", "*"])
+def test_filters_alone_browse_without_a_search_term(client: TestClient, query: str) -> None:
+    body = client.get("/api/search", params={"q": query, "hdr": "false", "speech": "true"}).json()
+    names = {r["name"] for r in body["results"]}
+    assert set(CLIPS) <= names and BROKEN_NAME not in names, names
+    assert body["mode"] == "filters" and all(r["why"] == "filters" and r["score"] is None for r in body["results"])
+    none = client.get("/api/search", params={"q": query, "hdr": "true"}).json()
+    assert none["results"] == [] and none["note"] == "no clips pass these filters"
+
+
+def test_hits_carry_relevance_and_why_and_absent_topics_find_nothing(client: TestClient) -> None:
+    top = client.get("/api/search", params={"q": "ferry leaving the harbour"}).json()["results"][0]
+    assert top["name"] == "harbour.mp4" and 0.5 <= top["score"] <= 1.0 and top["why"] == "speech"
+    assert "ferry" in top["matched"]
+    body = client.get("/api/search", params={"q": "rocket launch into space"}).json()
+    assert body["results"] == [] and "no good match" in body["note"]
 
 
 # ----------------------------------------------------------------------------- clips
@@ -149,9 +163,12 @@ def test_unknown_or_malformed_clip_ids_are_404(client: TestClient) -> None:
 
 def test_similar_never_returns_the_clip_itself(client: TestClient) -> None:
     clip_id = clip_id_of(client, "garden.mp4")
-    results = client.get(f"/api/clips/{clip_id}/similar").json()["results"]
-    assert results and clip_id not in {r["clip_id"] for r in results}
+    body = client.get(f"/api/clips/{clip_id}/similar").json()
+    results = body["results"]
+    assert clip_id not in {r["clip_id"] for r in results}
     assert {r["name"] for r in results} <= {*CLIPS, XSS_NAME, BROKEN_NAME}
+    assert all(r["score"] >= body["threshold"] and r["why"].startswith("similar") for r in results)
+    assert (body["note"] is None) == bool(results)  # "No similar clips (...)" when there are none
 
 
 def test_untrusted_names_travel_as_data(client: TestClient) -> None:

@@ -150,7 +150,15 @@ function card(c, terms) {
     el("div", { class: "meta" },
       el("div", { class: "name", title: c.path, text: c.name }),
       badges(c),
+      scoreLine(c),
       c.text ? el("p", { class: "match" }, highlighted(snippet(c.text, terms), terms)) : null));
+}
+
+// Relevance (search, 0-1 calibrated) or similarity (cosine), and why the clip matched.
+function scoreLine(c) {
+  if (c.score === null || c.score === undefined || !c.why || c.why === "filters") return null;
+  const label = c.why.startsWith("similar") ? "similarity" : "relevance";
+  return el("div", { class: "score dim", text: label + " " + Math.round(c.score * 100) + "% · " + c.why });
 }
 
 function grid(results, terms) {
@@ -160,6 +168,18 @@ function grid(results, terms) {
 
 // ---------------------------------------------------------------- search page
 
+const EXPORT_FORMATS = [["edl", "EDL"], ["otio", "OTIO"], ["fcpxml", "FCP XML"], ["csv", "CSV"]];
+
+function exportLinks(params) {
+  // The current results as a timeline file (rayflow export): one event per hit, in source timecode.
+  return el("p", { class: "dim export" }, "Export these results: ",
+    EXPORT_FORMATS.map(([fmt, label], i) => {
+      const query = new URLSearchParams(params);
+      query.set("format", fmt);
+      return [i ? " · " : "", el("a", { href: "/api/export?" + query.toString(), download: "", text: label })];
+    }));
+}
+
 async function showSearch(params, seq) {
   $("#q").value = params.get("q") || "";
   $("#mode").value = params.get("mode") || "hybrid";
@@ -168,24 +188,25 @@ async function showSearch(params, seq) {
   fill(view, el("p", { class: "loading", text: "Loading…" }));
   const q = params.get("q");
   try {
-    if (q) {
+    const filtered = FILTER_INPUTS.some((i) => i.value);
+    if (q || filtered) {  // filters alone browse: /api/search with no words
       const body = await api("/api/search?" + params.toString());
       if (!current(seq)) return;
       notice(null);
-      fill(view, 
-        el("h2", { class: "title" }, body.results.length + " " + (body.in === "moments" ? "moments" : "clips") +
-          " for ", el("q", { text: body.query }),
+      const what = body.in === "moments" && q ? "moments" : "clips";
+      fill(view,
+        el("h2", { class: "title" }, body.results.length + " " + what,
+          q ? " for " : "", q ? el("q", { text: body.query }) : null,
           body.where.length ? el("span", { class: "dim", text: "  where " + body.where.join(", ") }) : null),
-        grid(body.results, body.terms));
+        body.results.length ? exportLinks(params) : null,
+        body.results.length ? grid(body.results, body.terms) : el("p", { class: "empty", text: body.note || "Nothing found." }));
     } else {
-      const filtered = FILTER_INPUTS.some((i) => i.value);
       const body = await api("/api/clips?limit=120");
       if (!current(seq)) return;
       notice(body.notice, "busy");
-      fill(view, 
+      fill(view,
         el("h2", { class: "title" }, body.total + " clips",
-          el("span", { class: "dim", text: body.source === "records" ? "  (from the JSON records)" : "" }),
-          filtered ? el("span", { class: "dim", text: "  — filters apply to searches" }) : null),
+          el("span", { class: "dim", text: body.source === "records" ? "  (from the JSON records)" : "" })),
         grid(body.results, []));
     }
   } catch (err) {
@@ -424,8 +445,8 @@ async function pollLive() {
 // ---------------------------------------------------------------- wiring
 
 $("#search").addEventListener("submit", (e) => { e.preventDefault(); go(searchParams()); });
-for (const input of FILTER_INPUTS) input.addEventListener("change", () => { if ($("#q").value.trim()) go(searchParams()); });
-$("#f-clear").addEventListener("click", () => { for (const i of FILTER_INPUTS) i.value = ""; if ($("#q").value.trim()) go(searchParams()); });
+for (const input of FILTER_INPUTS) input.addEventListener("change", () => go(searchParams()));
+$("#f-clear").addEventListener("click", () => { for (const i of FILTER_INPUTS) i.value = ""; go(searchParams()); });
 // Arrow keys move between result cards (Enter opens one, as any link).
 function moveInGrid(key) {
   const cards = Array.from(view.querySelectorAll(".grid:not(.small) .card"));

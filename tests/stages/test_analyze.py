@@ -1,16 +1,19 @@
-"""ClipAnalyzer without Ray: roles on/off, a configured captioner, failures as values."""
+"""The analyze stage without Ray: roles on/off, a configured captioner, failures as values."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rayflow.config import load_settings
+from rayflow.config import Settings, load_settings
 from rayflow.media.decode import Frames
-from rayflow.ml.analyzer import ClipAnalyzer
 from rayflow.record import ClipRecord, FileInfo, VideoInfo
+from rayflow.stages.analyze import AnalyzeResult, AnalyzeStage
+from rayflow.stages.base import ClipInput
+from rayflow.stages.faces import FaceStage
 from tests.ml.test_captioner import make_tiny_blip
 
 
@@ -18,6 +21,12 @@ def _record(path: Path) -> ClipRecord:
     return ClipRecord(clip_id="c1", kind="video",
                       file=FileInfo(path=str(path), name=path.name, size_bytes=1, checksum="x"),
                       video=VideoInfo(codec="h264", width=64, height=48, fps=25.0, duration_s=1.0))
+
+
+def _analyze(stage: AnalyzeStage, settings: Settings, path: Path, frames: Frames | None = None) -> AnalyzeResult:
+    item = ClipInput.from_record(str(path), _frames() if frames is None else frames, _record(path), clip_id="c1",
+                                 out_dir=settings.clip_dir("c1"), timeout_s=60)
+    return stage.process(item)
 
 
 def _frames() -> Frames:
@@ -28,14 +37,14 @@ def _frames() -> Frames:
 
 def test_configured_captioner_adds_a_caption_and_loads_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("RAYFLOW_CAPTION_MODEL", str(make_tiny_blip(tmp_path / "blip")))
-    settings = load_settings(env={}, home=tmp_path / "home", analysis={
+    settings = load_settings(env={"RAYFLOW_CAPTION_MODEL": str(make_tiny_blip(tmp_path / "blip"))},
+                             home=tmp_path / "home", analysis={
         "speech": False, "screen_text": False, "shots": False, "faces": False, "thumbnails": False})
-    analyzer = ClipAnalyzer(settings)
-    analyzer.setup()
-    analyzer.setup()
-    assert analyzer.loads == 1 and set(analyzer.models) == {"caption"}
-    result = analyzer.process(str(tmp_path / "x.mp4"), "c1", _frames(), _record(tmp_path / "x.mp4"))
+    analyzer = AnalyzeStage(settings)
+    analyzer.setup("cpu")
+    analyzer.setup("cpu")
+    assert analyzer.loads == 1 and set(analyzer.models) == {"caption", "focal", "describe"}
+    result = _analyze(analyzer, settings, tmp_path / "x.mp4")
     assert result.errors == {}
     assert isinstance(result.analysis.caption, str) and result.analysis.caption
     assert result.analysis.description  # the deterministic description is still there
@@ -44,10 +53,10 @@ def test_configured_captioner_adds_a_caption_and_loads_once(tmp_path: Path, monk
 def test_a_failing_role_is_recorded_and_the_others_still_run(tmp_path: Path) -> None:
     settings = load_settings(env={}, home=tmp_path / "home", analysis={
         "speech": False, "screen_text": False, "shots": True, "faces": True, "thumbnails": False})
-    analyzer = ClipAnalyzer(settings)
-    analyzer.setup()
+    analyzer = AnalyzeStage(settings)
+    analyzer.setup("cpu")
     missing = tmp_path / "gone.mp4"  # shots decode the file itself: it is not there
-    result = analyzer.process(str(missing), "c1", _frames(), _record(missing))
+    result = _analyze(analyzer, settings, missing)
     assert "shots" in result.errors and result.analysis.shots is None
     assert result.analysis.faces is not None  # faces work on the frames already decoded
 
@@ -60,17 +69,18 @@ def test_configured_image_text_model_scores_thumbnails_by_prompt(
     from tests.ml.test_text_encoder import make_tiny_clip
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("RAYFLOW_IMAGE_MODEL", str(make_tiny_clip(tmp_path / "clip")))
     clip = tmp_path / "x.mp4"  # best thumbnails are extracted from the real file
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
                     "testsrc2=size=64x48:rate=10:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
                     str(clip)], check=True, timeout=60)
-    settings = load_settings(env={}, home=tmp_path / "home", analysis={
-        "speech": False, "screen_text": False, "shots": False, "faces": False, "thumbnails": True})
-    analyzer = ClipAnalyzer(settings)
-    analyzer.setup()
+    image_model = str(make_tiny_clip(tmp_path / "clip"))
+    settings = load_settings(env={}, home=tmp_path / "home", embed={"image_model": image_model},
+                             analysis={"speech": False, "screen_text": False, "shots": False, "faces": False,
+                                       "thumbnails": True})
+    analyzer = AnalyzeStage(settings)
+    analyzer.setup("cpu")
     assert "thumbnail_prompt" in analyzer.models
-    result = analyzer.process(str(clip), "c1", _frames(), _record(clip))
+    result = _analyze(analyzer, settings, clip)
     assert result.errors == {}
     assert result.timings["thumbnail_prompt"] > 0
     assert result.analysis.best_thumbnails and result.analysis.best_thumbnails[0].primary
@@ -81,17 +91,17 @@ def test_a_hung_model_call_times_out_marks_the_analyzer_stuck_and_the_others_run
 
     settings = load_settings(env={}, home=tmp_path / "home", timeouts={"model_call_s": 1.0}, analysis={
         "speech": False, "screen_text": False, "shots": False, "faces": True, "thumbnails": False})
-    analyzer = ClipAnalyzer(settings)
-    analyzer.setup()
+    analyzer = AnalyzeStage(settings)
+    analyzer.setup("cpu")
     release = threading.Event()
 
-    class HungFaces:  # stands in for a native model call that never returns
-        def process(self, frames: Frames) -> None:
+    class HungFaces(FaceStage):  # stands in for a native model call that never returns
+        def process(self, item: ClipInput) -> None:
             release.wait(60)
 
     analyzer.stages["faces"] = HungFaces()
     try:
-        result = analyzer.process(str(tmp_path / "x.mp4"), "c1", _frames(), _record(tmp_path / "x.mp4"))
+        result = _analyze(analyzer, settings, tmp_path / "x.mp4")
     finally:
         release.set()
     assert "timed out after 1 s" in result.errors["faces"]
@@ -99,6 +109,9 @@ def test_a_hung_model_call_times_out_marks_the_analyzer_stuck_and_the_others_run
     assert analyzer.stuck  # the host must restart the process
     assert result.analysis.faces is None and result.analysis.description  # the rest still ran
 
-    fresh = ClipAnalyzer(settings)  # the real face model, same deadline: well inside it
-    ok = fresh.process(str(tmp_path / "x.mp4"), "c1", _frames(), _record(tmp_path / "x.mp4"))
+    # A fresh stage with the real face model is not stuck (a roomier deadline: haar on noise
+    # takes ~0.3 s on an idle 2-core box, ~3 s when it is loaded).
+    roomy = replace(settings, timeouts=replace(settings.timeouts, model_call_s=60.0))
+    fresh = AnalyzeStage(roomy)
+    ok = _analyze(fresh, roomy, tmp_path / "x.mp4")
     assert "faces" not in ok.errors and not fresh.stuck

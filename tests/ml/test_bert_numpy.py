@@ -1,0 +1,47 @@
+"""The NumPy query encoder computes what the torch sentence-transformers encoder computes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rayflow.ml.bert_numpy import NumpyBertEncoder, supported
+from rayflow.ml.text_encoder import TextEncoder, locate, query_encoder
+
+TEXTS = ["ferry leaving the harbour", "my fellow Americans", "", "HDR10 4K GoPro HERO12 60 fps",
+         "the votes will be counted tonight in the city hall, " * 30]  # the last one is truncated at 256 pieces
+
+
+def test_parity_with_the_torch_encoder() -> None:
+    fast = query_encoder()
+    assert isinstance(fast, NumpyBertEncoder) and fast.model_id == "all-MiniLM-L6-v2"
+    fast.setup()
+    reference = TextEncoder()
+    reference.setup("cpu")
+    a, b = fast.encode(TEXTS), reference.encode(TEXTS)
+    assert a.shape == b.shape == (len(TEXTS), 384) and a.dtype == np.float32
+    cosines = (a * b).sum(axis=1)
+    assert cosines.min() > 0.999, cosines
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+
+
+def test_other_model_shapes_fall_back_to_torch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert supported(locate("all-MiniLM-L6-v2"))
+    assert not supported(tmp_path)  # no config, no weights: not this module's job
+    with pytest.raises(RuntimeError, match="setup"):
+        NumpyBertEncoder(folder=tmp_path, model_id="x").encode(["a"])
+
+
+def test_loads_without_torch_and_fast() -> None:
+    code = ("import sys, time; t = time.process_time(); from rayflow.ml.text_encoder import query_encoder; "
+            "e = query_encoder(); e.setup(); e.encode(['ferry leaving the harbour']); "
+            "print(time.process_time() - t, 'torch' in sys.modules)")
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    cpu_s, torch_loaded = out.stdout.split()
+    assert torch_loaded == "False"
+    assert float(cpu_s) < 1.0, (cpu_s, time.perf_counter() - t0)  # CPU time: wall time depends on the box's load
