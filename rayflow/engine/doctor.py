@@ -186,7 +186,8 @@ def check_gpus(settings: Settings) -> list[Check]:
 
     gpus, why = list_gpus()
     checks = [Check("gpu", "nvml", True, False,
-                    ", ".join(gpus) if gpus else f"no GPU: {why}; CPU paths are used")]
+                    ", ".join(gpus) if gpus else f"no GPU: {why}; CPU paths are used"),
+              *check_gpu_roles(has_gpu=bool(gpus))]
     try:
         plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
     except ToolMissing as exc:
@@ -200,6 +201,22 @@ def check_gpus(settings: Settings) -> list[Check]:
         detail += f" — not used: {rejected}"
     checks.append(Check("gpu", "encoder", chosen is not None, True, detail,
                         "" if chosen else "install an ffmpeg with libx264 (apt-get install ffmpeg)"))
+    return checks
+
+
+def check_gpu_roles(*, has_gpu: bool) -> list[Check]:
+    """Which install set is here (CPU or CUDA torch and libraries) and, per role, whether it
+    can use the GPU. On a GPU node a role that cannot is a warning naming the missing piece."""
+    from rayflow.ml.gpu_support import install_set, role_support, torch_build
+
+    chosen = install_set()
+    fix = "scripts/setup.sh on a GPU node installs the gpu extra (RAYFLOW_TORCH=cuda)"
+    checks = [Check("gpu", "install set", not has_gpu or chosen == "cuda", False,
+                    f"{chosen} (torch {torch_build()})", "" if not has_gpu or chosen == "cuda" else fix)]
+    for role in role_support():
+        detail = f"{'GPU' if role.usable else 'CPU'}: {role.detail}"
+        checks.append(Check("gpu", f"role {role.role}", role.usable or not has_gpu, False, detail,
+                            "" if role.usable or not has_gpu else f"needs {role.library}: {fix}"))
     return checks
 
 

@@ -1,0 +1,153 @@
+"""Which install set is present (CPU or CUDA) and whether each analysis role can use a GPU.
+
+Asked by ``rayflow doctor`` and the GPU benchmark. Each answer names the library the role
+needs on a GPU and why it cannot use one: faster-whisper's CTranslate2 4.x loads the CUDA 12
+cuBLAS (``libcublas.so.12``), which CUDA 13 torch does not bring (the ``gpu`` extra installs
+``nvidia-cublas-cu12``); the ONNX roles (on-screen text, the face detector) need
+onnxruntime-gpu's ``CUDAExecutionProvider``; torch roles (shots' TransNetV2, the text and
+image encoders) need a CUDA build of torch; NVDEC decode needs PyNvVideoCodec.
+
+Cheap on purpose: without an NVIDIA GPU (NVML answers first, ~10 ms) nothing heavy is
+imported; torch is imported only when a GPU is present.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+from typing import Literal
+
+InstallSet = Literal["cpu", "cuda", "mixed", "none"]
+
+
+@dataclass(frozen=True)
+class RoleGpu:
+    """Whether one role can run on the GPU here, and why not when it cannot."""
+
+    role: str
+    library: str
+    usable: bool
+    detail: str
+
+
+def nvidia_gpus() -> list[str]:
+    """Names of the NVIDIA GPUs NVML sees; empty without a driver (NVMLError is the answer)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        names = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+            names.append(name.decode() if isinstance(name, bytes) else str(name))
+        return names
+    finally:
+        with contextlib.suppress(Exception):  # shutting NVML down fails only if init half-worked
+            pynvml.nvmlShutdown()
+
+
+def torch_build() -> str:
+    """``2.13.0+cpu`` style version string of the installed torch, without importing it."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def install_set() -> InstallSet:
+    """``cpu`` (CPU torch, no CUDA libraries), ``cuda`` (CUDA torch + cuBLAS 12 + onnxruntime-gpu)
+    or ``mixed`` (some of the CUDA set): read from package metadata, nothing imported."""
+    torch = torch_build()
+    if torch == "not installed":
+        return "none"
+    cuda_parts = [_installed("nvidia-cublas-cu12"), _installed("onnxruntime-gpu"), "+cpu" not in torch]
+    if all(cuda_parts):
+        return "cuda"
+    return "cpu" if not any(cuda_parts) else "mixed"
+
+
+def role_support() -> list[RoleGpu]:
+    """Per role: can it use the GPU on this machine? Without a GPU every answer says so."""
+    gpus = nvidia_gpus()
+    if not gpus:
+        return [RoleGpu(role, lib, False, "no NVIDIA GPU (NVML)") for role, lib in _ROLES]
+    return [_torch_role("shots", "torch (TransNetV2)"), _speech(), _onnx("screen_text"), _onnx("faces"),
+            _torch_role("embed", "torch (sentence-transformers)"), _nvdec()]
+
+
+_ROLES = [("shots", "torch (TransNetV2)"), ("speech", "ctranslate2 + cuBLAS 12"),
+          ("screen_text", "onnxruntime-gpu"), ("faces", "onnxruntime-gpu"),
+          ("embed", "torch (sentence-transformers)"), ("decode", "PyNvVideoCodec (NVDEC)")]
+
+
+def _installed(dist: str) -> bool:
+    try:
+        importlib.metadata.version(dist)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def _torch_role(role: str, library: str) -> RoleGpu:
+    import torch
+
+    if torch.cuda.is_available():
+        return RoleGpu(role, library, True, f"torch {torch.__version__} sees {torch.cuda.get_device_name(0)}")
+    return RoleGpu(role, library, False, f"torch {torch.__version__} is a CPU build or sees no GPU")
+
+
+def _speech() -> RoleGpu:
+    library = "ctranslate2 + cuBLAS 12"
+    try:
+        import ctranslate2
+    except ImportError:
+        return RoleGpu("speech", library, False, "ctranslate2 is not installed")
+    if ctranslate2.get_cuda_device_count() < 1:
+        return RoleGpu("speech", library, False, "ctranslate2 was built without CUDA or sees no GPU")
+    try:
+        ctypes.CDLL("libcublas.so.12")
+    except OSError:
+        if not preload_pip_cublas():
+            return RoleGpu("speech", library, False,
+                           "libcublas.so.12 not found: install the gpu extra (nvidia-cublas-cu12)")
+    return RoleGpu("speech", library, True, f"ctranslate2 {ctranslate2.__version__} with cuBLAS 12")
+
+
+def preload_pip_cublas() -> bool:
+    """Load ``libcublas.so.12`` from the ``nvidia-cublas-cu12`` wheel (not on the loader path)."""
+    spec = importlib.util.find_spec("nvidia.cublas")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    for folder in spec.submodule_search_locations:
+        for name in ("libcublasLt.so.12", "libcublas.so.12"):
+            try:
+                ctypes.CDLL(f"{folder}/lib/{name}", mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                break
+        else:
+            return True
+    return False
+
+
+def _onnx(role: str) -> RoleGpu:
+    try:
+        import onnxruntime
+    except ImportError:
+        return RoleGpu(role, "onnxruntime-gpu", False, "onnxruntime is not installed")
+    providers = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" in providers:
+        return RoleGpu(role, "onnxruntime-gpu", True, f"onnxruntime {onnxruntime.__version__}: CUDA provider")
+    return RoleGpu(role, "onnxruntime-gpu", False,
+                   f"onnxruntime {onnxruntime.__version__} has no CUDA provider (install the gpu extra)")
+
+
+def _nvdec() -> RoleGpu:
+    if importlib.util.find_spec("PyNvVideoCodec") is None:
+        return RoleGpu("decode", "PyNvVideoCodec (NVDEC)", False, "PyNvVideoCodec is not installed")
+    return RoleGpu("decode", "PyNvVideoCodec (NVDEC)", True, "PyNvVideoCodec installed")
