@@ -110,6 +110,8 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         self.settings = settings or ShotSettings()
         self._transnet: TransNetV2Cuts | None = None
         self.device: str = "cpu"
+        self.fallback_reason: str | None = None
+        """Why shots run on the CPU although set up for CUDA (None: no fallback)."""
 
     @property
     def method(self) -> str:
@@ -134,15 +136,30 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
                 use_transnet = True
             case "auto":
                 use_transnet = device.startswith("cuda")
-        if use_transnet:
-            self._transnet = TransNetV2Cuts(device=device, threads=self.settings.threads)
-            self._transnet.setup()
-        else:
-            self._transnet = None
-        log.info("shot detector: %s on %s", self.method, device)
+        self._transnet = self._load_transnet(device) if use_transnet else None
+        log.info("shot detector: %s on %s", self.method, self.device)
+
+    def _load_transnet(self, device: str) -> TransNetV2Cuts | None:
+        """TransNetV2 on ``device``; on CUDA a one-window warm-up runs the kernels now, and any
+        failure there falls back to the CPU (the classical detector for "auto", TransNetV2 on
+        the CPU when it is forced), recorded for ``observed()``. A CPU failure raises."""
+        try:
+            model = TransNetV2Cuts(device=device, threads=self.settings.threads)
+            model.setup()
+            if device.startswith("cuda"):
+                model.predict([np.zeros((1, INPUT_HEIGHT, INPUT_WIDTH, 3), np.uint8)])
+            return model
+        except Exception as exc:
+            if not device.startswith("cuda"):
+                raise
+            self.fallback_reason = f"failed on CUDA ({type(exc).__name__}: {exc})"[:300]
+            log.warning("shots: TransNetV2 %s; using the CPU", self.fallback_reason)
+        self.device = "cpu"
+        return self._load_transnet("cpu") if self.settings.detector == "transnetv2" else None
 
     def observed(self) -> RoleRun:
-        return RoleRun(device=self.device, model=self.method)
+        return RoleRun(device=self.device, model=self.method, fell_back=self.fallback_reason is not None,
+                       reason=self.fallback_reason)
 
     def process(self, item: ClipInput) -> ShotDetection:
         """Shots of the clip's file (decoded here at 48x27, every frame)."""
