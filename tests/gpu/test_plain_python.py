@@ -83,3 +83,14 @@ def test_frames_decode_with_opencv_where_ffmpeg_is_not_installed(shared_media: P
     assert bare["shape"] == reference["shape"] == [6, 72, 128, 3]
     # The same frames picked (centres of 6 equal segments): timestamps agree to a frame.
     assert all(abs(a - b) <= 1 / 24 + 1e-6 for a, b in zip(bare["stamps"], reference["stamps"], strict=True))
+
+
+def test_the_gpu_tests_collect_without_ray_or_prefect() -> None:
+    script = BLOCKER + """
+import pytest
+sys.exit(pytest.main(["--collect-only", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests/gpu"]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "test_gpu_roles.py::test_shots_transnetv2_on_cuda_agrees_with_the_cpu" in done.stdout
