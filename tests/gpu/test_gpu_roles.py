@@ -52,8 +52,12 @@ def test_shots_transnetv2_on_cuda_agrees_with_the_cpu(gpu_media: Path, tmp_path:
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the speech stage extracts audio with ffmpeg")
 def test_speech_on_cuda_hears_the_same_words_or_says_why_not(gpu_media: Path, tmp_path: Path) -> None:
+    from rayflow.ml.speech import locate_speech_model
     from rayflow.stages.speech import SpeechStage
 
+    pytest.importorskip("faster_whisper", reason="faster-whisper was not carried (docs/gpu.md: --with-speech)")
+    if not locate_speech_model().present:
+        pytest.skip(f"no speech weights here: {locate_speech_model().detail}")
     item = _item(gpu_media / "jfk.flac", tmp_path, audio_track=0, duration_s=11.0)
     cpu, gpu = SpeechStage(threads=4), SpeechStage(threads=4)
     cpu.setup("cpu")
