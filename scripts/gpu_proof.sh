@@ -76,7 +76,14 @@ run() {
   export PYTHONUNBUFFERED=1
   local out="${OUT:-$ROOT/benchmarks/results}"
   mkdir -p "$out" "$STASH/unpacked"
-  cat "$STASH"/part.* | tar -C "$STASH/unpacked" -xf -
+  local parts=("$STASH"/part.*) last
+  last=$(basename "${parts[-1]}")
+  if (( 10#${last#part.} + 1 != ${#parts[@]} )); then
+    echo "the stash holds ${#parts[@]} part(s) up to ${last}: an earlier part is missing (the machine went" \
+         "cold between calls?). Run 'stage' with each earlier part, then 'run' with the last, back to back." >&2
+    exit 3
+  fi
+  cat "${parts[@]}" | tar -C "$STASH/unpacked" -xf -
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "$STASH"/unpacked/wheels/*.whl
   export PYTHONPATH="$ROOT:/tmp/site"
