@@ -269,9 +269,6 @@ def role_shots(plan: Plan) -> RoleReport:
 
     report = RoleReport("shots")
     videos = [c for c in plan.clips if c.has_video]
-    if not shutil.which("ffmpeg"):
-        report.not_run = "ffmpeg is not installed (the shot stage decodes every frame with it)"
-        return report
     if not videos:
         report.not_run = "no video clips in --media"
         return report

@@ -8,16 +8,23 @@ are ``index / fps`` (no per-frame timestamps, no container start offset), and th
 display rotation is what OpenCV applies itself (``CAP_PROP_ORIENTATION_AUTO``, on by
 default since OpenCV 4.5), with square pixels assumed.
 
+``OpenCvSmallFrames`` is the same fallback for the shot stage's every-frame 48x27 stream
+(``rayflow.stages.shots.SmallFrames`` runs ffmpeg): same interface, bicubic scaling as
+ffmpeg's default, timestamps ``index / fps``.
+
 Example::
 
-    frames = decode_frames_opencv("clip.mp4", timestamps_s=None, count=6, max_side=256, timeout_s=60)
-    frames.decoder      # 'opencv'
+    images, stamps = decode_frames_opencv("clip.mp4", timestamps_s=None, count=6, max_side=256, timeout_s=60)
+    with OpenCvSmallFrames("clip.mp4", timeout_s=60) as reader:
+        frames = np.concatenate(list(reader.chunks())); reader.timestamps_s
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,4 +86,63 @@ def _resize(image: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-__all__ = ["decode_frames_opencv"]
+class OpenCvSmallFrames:
+    """Every frame of a clip at ``width`` x ``height`` RGB, in chunks, decoded by OpenCV.
+
+    The interface of the shot stage's ffmpeg reader: a context manager whose ``chunks()``
+    yields (n, height, width, 3) uint8 arrays, then ``timestamps_s``. ``fps`` is OpenCV's
+    frame rate (None when it does not know). Raises ``ToolError`` when nothing decodes,
+    ``ToolTimeout`` past ``timeout_s``."""
+
+    def __init__(self, path: str | Path, *, timeout_s: float, chunk_frames: int = 500, width: int = 48,
+                 height: int = 27) -> None:
+        import cv2
+
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self.chunk_frames = chunk_frames
+        self.width, self.height = width, height
+        self._capture: Any = cv2.VideoCapture(str(self.path))
+        self.fps: float | None = float(self._capture.get(cv2.CAP_PROP_FPS)) or None
+        self._timestamps: np.ndarray | None = None
+
+    def __enter__(self) -> OpenCvSmallFrames:
+        if not self._capture.isOpened():
+            raise ToolError("opencv", self.path, "cannot open the file (no video stream OpenCV can decode)")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._capture.release()
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        deadline = time.monotonic() + self.timeout_s
+        count = 0
+        chunk: list[np.ndarray] = []
+        while True:
+            if time.monotonic() > deadline:
+                raise ToolTimeout("opencv", self.path, f"timed out after {self.timeout_s:g} s")
+            ok, frame = self._capture.read()
+            if not ok:
+                break
+            small = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_CUBIC)
+            chunk.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+            count += 1
+            if len(chunk) == self.chunk_frames:
+                yield np.stack(chunk)
+                chunk = []
+        if chunk:
+            yield np.stack(chunk)
+        if count == 0:
+            raise ToolError("opencv", self.path, "no video frames decoded")
+        self._timestamps = np.arange(count, dtype=np.float64) / (self.fps or 25.0)
+
+    @property
+    def timestamps_s(self) -> np.ndarray:
+        if self._timestamps is None:
+            raise RuntimeError("timestamps are known once chunks() is exhausted")
+        return self._timestamps
+
+
+__all__ = ["OpenCvSmallFrames", "decode_frames_opencv"]

@@ -7,6 +7,8 @@ on real frames: a shot starts at the timestamp of its first frame, so a detected
 cut is exact to the frame (the concat fixture's cuts at 1.0 s and 2.0 s come out
 at 1.000 and 2.000). Memory stays at a chunk plus a few TransNetV2 windows
 whatever the clip's length.
+Without ffmpeg/ffprobe (a bare GPU box) OpenCV decodes the same 48x27 stream
+(``rayflow.media.decode_opencv.OpenCvSmallFrames``; timestamps from the frame rate).
 
 Detectors:
 
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -64,6 +67,7 @@ import numpy as np
 
 from rayflow.config import ShotDetector
 from rayflow.media.decode import probe_video_stream
+from rayflow.media.decode_opencv import OpenCvSmallFrames
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
 from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts
@@ -177,13 +181,20 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         ``ToolError``.
         """
         started = time.monotonic()
-        stream = probe_video_stream(path, timeout_s=timeout_s)
-        fps = fps or stream.fps or 25.0
-        left_s = timeout_s - (time.monotonic() - started)
-        if left_s <= 0:
-            raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
-        with SmallFrames(path, start_s=stream.start_s, timeout_s=left_s, chunk_frames=self.settings.chunk_frames,
-                         fast=self._transnet is None, hwaccel=self.settings.hwaccel) as reader:
+        source: SmallFrames | OpenCvSmallFrames
+        if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:  # a bare GPU box: OpenCV decodes
+            source = OpenCvSmallFrames(path, timeout_s=timeout_s, chunk_frames=self.settings.chunk_frames)
+            fps = fps or source.fps or 25.0
+        else:
+            stream = probe_video_stream(path, timeout_s=timeout_s)
+            fps = fps or stream.fps or 25.0
+            left_s = timeout_s - (time.monotonic() - started)
+            if left_s <= 0:
+                raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
+            source = SmallFrames(path, start_s=stream.start_s, timeout_s=left_s,
+                                 chunk_frames=self.settings.chunk_frames, fast=self._transnet is None,
+                                 hwaccel=self.settings.hwaccel)
+        with source as reader:
             scorer = ContentScores()
             if self._transnet is not None:
                 probs = self._transnet.predict(scorer.observe(chunk) for chunk in reader.chunks())

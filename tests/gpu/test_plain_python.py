@@ -94,3 +94,19 @@ sys.exit(pytest.main(["--collect-only", "-q", "-m", "gpu", "-p", "no:cacheprovid
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "test_gpu_roles.py::test_shots_transnetv2_on_cuda_agrees_with_the_cpu" in done.stdout
+
+
+SHOTS = BLOCKER + """
+import json
+from rayflow.stages.shots import ShotSettings, ShotStage
+stage = ShotStage(ShotSettings(detector="classical"))
+stage.setup("cpu")
+found = stage.detect(sys.argv[1], fps=None, duration_s=None, timeout_s=120)
+print(json.dumps({"cuts": [s.start_s for s in found.shots[1:]], "end": found.shots[-1].end_s}))
+"""
+
+
+def test_shots_decode_with_opencv_where_ffmpeg_is_not_installed(shared_media: Path, tmp_path: Path) -> None:
+    found = _run(SHOTS, str(shared_media / "sintel_trailer_10s.mp4"), env={"PATH": str(tmp_path)})
+    assert len(found["cuts"]) == 1 and abs(found["cuts"][0] - 8.917) <= 1 / 24 + 1e-6  # the same cut as ffmpeg's
+    assert abs(found["end"] - 10.0) <= 1 / 24 + 1e-6
