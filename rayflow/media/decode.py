@@ -14,6 +14,10 @@ non-square pixels, and apply the container's display matrix (decord 0.6.0 does t
 contrary to its reputation; ``tests/stages/test_frames.py`` pins that), so frames
 come out as a player shows them.
 
+Without ffprobe or ffmpeg on the machine (a bare GPU box), OpenCV decodes instead
+(``rayflow.media.decode_opencv``: in order, timestamps from the frame rate) and
+``Frames.note`` says so.
+
 Timestamps are seconds from the **first frame of the video stream**, not from the
 container's ``start_time``: ``bbb_2500ms.ts`` starts at 1.514 s (its video at
 1.525 s) and its first frame is reported at 0.0.
@@ -47,6 +51,7 @@ import pickle
 import re
 import resource
 import select
+import shutil
 import signal
 import tempfile
 import time
@@ -63,7 +68,7 @@ from rayflow.media.tools import ToolError, ToolTimeout, run_tool, signal_name
 
 log = logging.getLogger(__name__)
 
-Decoder = Literal["decord", "ffmpeg"]
+Decoder = Literal["decord", "ffmpeg", "opencv"]
 
 SEEKABLE_FORMATS: frozenset[str] = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 """ffprobe format names whose index makes frame-exact seeking reliable (checked on
@@ -239,6 +244,12 @@ def decode_frames(
         raise ValueError("timestamps_s is empty; pass None to sample evenly")
     if max_side <= 0:
         raise ValueError(f"max_side must be positive, got {max_side}")
+    if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:
+        from rayflow.media.decode_opencv import decode_frames_opencv
+
+        images, stamps = decode_frames_opencv(path, timestamps_s=timestamps_s, count=count, max_side=max_side,
+                                              timeout_s=timeout_s)
+        return Frames(images, stamps, decoder="opencv", note="ffprobe/ffmpeg not installed: decoded by OpenCV")
     deadline = time.monotonic() + timeout_s
     stream = probe_video_stream(path, timeout_s=_left(deadline, path, "ffprobe"))
     if rotation % 360 != stream.rotation:

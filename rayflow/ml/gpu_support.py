@@ -121,7 +121,10 @@ def _speech() -> RoleGpu:
 
 def preload_pip_cublas() -> bool:
     """Load ``libcublas.so.12`` from the ``nvidia-cublas-cu12`` wheel (not on the loader path)."""
-    spec = importlib.util.find_spec("nvidia.cublas")
+    try:
+        spec = importlib.util.find_spec("nvidia.cublas")
+    except ModuleNotFoundError:  # no ``nvidia`` namespace at all (no NVIDIA wheel installed)
+        return False
     if spec is None or not spec.submodule_search_locations:
         return False
     for folder in spec.submodule_search_locations:

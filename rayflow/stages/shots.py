@@ -11,6 +11,8 @@ on real frames: a shot starts at the timestamp of its first frame, so a detected
 cut is exact to the frame (the concat fixture's cuts at 1.0 s and 2.0 s come out
 at 1.000 and 2.000). Memory stays at a chunk plus a few TransNetV2 windows
 whatever the clip's length.
+Without ffmpeg/ffprobe (a bare GPU box) OpenCV decodes the same 48x27 stream
+(``rayflow.media.decode_opencv.OpenCvSmallFrames``; timestamps from the frame rate).
 
 Detectors:
 
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -73,6 +76,7 @@ import numpy as np
 
 from rayflow.config import ShotDetector
 from rayflow.media.decode import probe_video_stream
+from rayflow.media.decode_opencv import OpenCvSmallFrames
 from rayflow.media.strip import FrameStrip
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
@@ -125,6 +129,8 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         self.settings = settings or ShotSettings()
         self._transnet: TransNetV2Cuts | None = None
         self.device: str = "cpu"
+        self.fallback_reason: str | None = None
+        """Why shots run on the CPU although set up for CUDA (None: no fallback)."""
 
     @property
     def method(self) -> str:
@@ -149,15 +155,30 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
                 use_transnet = True
             case "auto":
                 use_transnet = device.startswith("cuda")
-        if use_transnet:
-            self._transnet = TransNetV2Cuts(device=device, threads=self.settings.threads)
-            self._transnet.setup()
-        else:
-            self._transnet = None
-        log.info("shot detector: %s on %s", self.method, device)
+        self._transnet = self._load_transnet(device) if use_transnet else None
+        log.info("shot detector: %s on %s", self.method, self.device)
+
+    def _load_transnet(self, device: str) -> TransNetV2Cuts | None:
+        """TransNetV2 on ``device``; on CUDA a one-window warm-up runs the kernels now, and any
+        failure there falls back to the CPU (the classical detector for "auto", TransNetV2 on
+        the CPU when it is forced), recorded for ``observed()``. A CPU failure raises."""
+        try:
+            model = TransNetV2Cuts(device=device, threads=self.settings.threads)
+            model.setup()
+            if device.startswith("cuda"):
+                model.predict([np.zeros((1, INPUT_HEIGHT, INPUT_WIDTH, 3), np.uint8)])
+            return model
+        except Exception as exc:
+            if not device.startswith("cuda"):
+                raise
+            self.fallback_reason = f"failed on CUDA ({type(exc).__name__}: {exc})"[:300]
+            log.warning("shots: TransNetV2 %s; using the CPU", self.fallback_reason)
+        self.device = "cpu"
+        return self._load_transnet("cpu") if self.settings.detector == "transnetv2" else None
 
     def observed(self) -> RoleRun:
-        return RoleRun(device=self.device, model=self.method)
+        return RoleRun(device=self.device, model=self.method, fell_back=self.fallback_reason is not None,
+                       reason=self.fallback_reason)
 
     def process(self, item: ClipInput) -> ShotDetection:
         """Shots of the clip's file, from the sampling pass's 48x27 strip when it has one
@@ -171,7 +192,8 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
 
         ``strip`` (``Frames.strip`` from the sampling pass) is every frame at 48x27:
         given, nothing is decoded here (decode once); None, the clip is decoded here in
-        one ffmpeg pass (``SmallFrames``; streams too long for a strip, or NVDEC).
+        one ffmpeg pass (``SmallFrames``; streams too long for a strip, or NVDEC), or by
+        OpenCV where ffprobe/ffmpeg are absent (``OpenCvSmallFrames``, a bare GPU box).
         ``fps`` (``VideoInfo.fps``) turns ``min_shot_s`` into frames and is the frame
         interval that closes the last shot when ``duration_s`` is unknown; the frames'
         own timestamps place the cuts. ``timeout_s`` bounds the decode (the ffmpeg
@@ -184,14 +206,20 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
             stamps = strip.timestamps_s
             fps = fps or _fps_of(stamps)
         else:
-            stream = probe_video_stream(path, timeout_s=timeout_s)
-            fps = fps or stream.fps or 25.0
-            left_s = timeout_s - (time.monotonic() - started)
-            if left_s <= 0:
-                raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
-            with SmallFrames(path, start_s=stream.start_s, timeout_s=left_s,
-                             chunk_frames=self.settings.chunk_frames, fast=self._transnet is None,
-                             hwaccel=self.settings.hwaccel) as reader:
+            source: SmallFrames | OpenCvSmallFrames
+            if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:  # a bare GPU box: OpenCV decodes
+                source = OpenCvSmallFrames(path, timeout_s=timeout_s, chunk_frames=self.settings.chunk_frames)
+                fps = fps or source.fps or 25.0
+            else:
+                stream = probe_video_stream(path, timeout_s=timeout_s)
+                fps = fps or stream.fps or 25.0
+                left_s = timeout_s - (time.monotonic() - started)
+                if left_s <= 0:
+                    raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
+                source = SmallFrames(path, start_s=stream.start_s, timeout_s=left_s,
+                                     chunk_frames=self.settings.chunk_frames, fast=self._transnet is None,
+                                     hwaccel=self.settings.hwaccel)
+            with source as reader:
                 cuts, strength, scorer = self._detect(reader.chunks())
                 stamps = reader.timestamps_s
         frames = len(stamps)
