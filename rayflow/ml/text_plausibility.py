@@ -30,10 +30,12 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,16 @@ TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 """Runs of letters and digits; everything else (spaces, punctuation) separates them."""
 DIGIT_IN_WORD = re.compile(r"[^\W\d_]\d+[^\W\d_]", re.UNICODE)
 """'Subtit1e', 'c0ke': a digit between letters is a misread ('H264', '4K', 'MP3' are fine)."""
+
+
+def word_list_files(languages: tuple[str, ...] = ("en",)) -> list[Path]:
+    """The installed word lists (``spellchecker/resources/<code>.json.gz``) for ``languages``,
+    found without importing the package (for ``rayflow models list`` / doctor); a language
+    whose list is missing is left out, so an empty answer means not installed."""
+    spec = importlib.util.find_spec("spellchecker")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    return [Path(folder) / "resources" / f"{code}.json.gz" for code in languages for folder in folders
+            if (Path(folder) / "resources" / f"{code}.json.gz").is_file()]
 
 
 @dataclass(frozen=True)
