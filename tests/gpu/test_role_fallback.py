@@ -48,7 +48,7 @@ def test_analyze_set_up_for_cuda_records_each_fallback_and_still_analyses(
         "screen_text": False, "faces": False, "thumbnails": False, "threads": 1})
     stage = AnalyzeStage(settings)
     stage.setup("cuda")
-    clip = shared_media / "sintel_trailer_10s.mp4"  # one hard cut at 8.917 s, no audio
+    clip = shared_media / "sintel_trailer_10s.mp4"  # cuts after black at 4.33 and 6.92 s, hard cut at 8.917 s
     frames = decode_frames(clip, timestamps_s=None, count=2, max_side=64, rotation=0, timeout_s=120)
     video = ClipInput(path=str(clip), clip_id="sintel", frames=frames, out_dir=tmp_path, timeout_s=120,
                       video=VideoInfo(codec="h264", width=854, height=480, fps=24.0, duration_s=10.0),
@@ -60,7 +60,7 @@ def test_analyze_set_up_for_cuda_records_each_fallback_and_still_analyses(
     assert on_video.errors == {} and on_audio.errors == {}, (on_video.errors, on_audio.errors)
     shots = on_video.analysis.roles["shots"]
     assert shots.device == "cpu" and shots.fell_back and NO_KERNEL in (shots.reason or "")
-    assert [round(s.start_s, 2) for s in on_video.analysis.shots.shots[1:]] == [8.92]  # not lost: the CPU found it
+    assert [round(s.start_s, 2) for s in on_video.analysis.shots.shots[1:]] == [4.33, 6.92, 8.92]  # the CPU found them
     speech = on_audio.analysis.roles["speech"]
     assert speech.device == "cpu" and speech.fell_back and "libcublas.so.12" in (speech.reason or "")
     assert "fellow americans" in on_audio.analysis.speech.text.lower()
