@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from rayflow.config import Settings, load_settings  # noqa: E402
 from rayflow.engine import runtime  # noqa: E402
-from rayflow.engine.flow import ProbeOutcome, SampleOutcome, build_record  # noqa: E402
+from rayflow.engine.assemble import build_record  # noqa: E402
+from rayflow.engine.outcomes import ProbeOutcome, SampleOutcome  # noqa: E402
 from rayflow.engine.pools import AnalyzerPool  # noqa: E402
 from rayflow.media.decode import Frames  # noqa: E402
 from rayflow.record import ClipRecord  # noqa: E402

@@ -1,17 +1,21 @@
-"""Does rayflow's orchestration pay for itself? Sequential Python vs Prefect + Ray.
+"""Does rayflow's orchestration pay for itself? A sequential script vs Prefect + Ray.
 
-Runs the same stages (fingerprint, probe, sample, thumbnails, exposure, store) on a
-generated corpus three ways, side by side in one run:
+Runs the same stages on a generated corpus three ways, side by side in one run:
 
-  a) sequential  — one plain Python process calling the stage functions in a loop
-  b) rayflow     — `rayflow ingest --json` as a user runs it (fresh home: cold start
-                   of the Prefect server and Ray included), default concurrency
-  c) rayflow -c1 — the same with --concurrency 1, so (c) - (a) per file is the
-                   orchestration overhead per file (time not spent in stage code)
+  a) sequential  — a fresh Python process calling the stage functions in a loop (models
+                   loaded once, encoders detected once), start-up included
+  b) rayflow     — `rayflow ingest --json` as a user runs it (fresh home: cold start of
+                   the Prefect server, Ray, the model actors included), default concurrency
+  c) rayflow -c1 — the same with --concurrency 1: (c)'s flow seconds minus (a)'s loop
+                   seconds, per file, is the orchestration cost per file
 
-Prints a table, writes benchmarks/results/pipeline.json and pipeline.png.
+Steps: the DEFAULT ingest (fingerprint, probe, sample, thumbnails, exposure, analyze,
+proxy, embed, store); ``--steps spine`` drops analyze, proxy and embed on both sides.
+Prints a table, writes benchmarks/results/pipeline.json and pipeline.png (``--quick``:
+pipeline-quick.json, no chart).
 
     .venv/bin/python benchmarks/pipeline.py [--clips 24] [--seconds 10] [--size 1280x720]
+    .venv/bin/python benchmarks/pipeline.py --quick      # 6 x 3 s 640x360: a smoke run
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -38,12 +41,15 @@ sys.path.insert(0, str(ROOT))
 
 from rayflow.catalog.store import Catalog, write_sidecar  # noqa: E402
 from rayflow.config import load_settings  # noqa: E402
-from rayflow.engine.flow import ProbeOutcome, SampleOutcome, build_record  # noqa: E402
+from rayflow.engine.assemble import build_record  # noqa: E402
+from rayflow.engine.outcomes import ProbeOutcome, SampleOutcome  # noqa: E402
 from rayflow.stages.exposure import measure_exposure  # noqa: E402
 from rayflow.stages.fingerprint import fingerprint  # noqa: E402
 from rayflow.stages.frames import sample_frames  # noqa: E402
 from rayflow.stages.probe import probe  # noqa: E402
 from rayflow.stages.thumbnails import write_thumbnails  # noqa: E402
+
+SPINE_SKIPS = ("analyze", "proxy", "embed")
 
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -102,44 +108,113 @@ class PeakRss:
         self._thread.join()
 
 
-def run_sequential(paths: list[Path], home: Path) -> dict:
+class _Models:
+    """What a sequential script loads once before its loop: the analyzer's models, the text
+    encoder, the encoder plan and the catalog (the same objects rayflow's actors hold)."""
+
+    def __init__(self, settings, full: bool) -> None:  # type: ignore[no-untyped-def]
+        self.analyzer = self.encoder = self.plan = None
+        if full:
+            from rayflow.media.encoders import detect_encoders
+            from rayflow.ml.device import torch_device
+            from rayflow.ml.text_encoder import TextEncoder
+            from rayflow.stages.analyze import AnalyzeStage
+
+            self.analyzer = AnalyzeStage(settings)
+            self.analyzer.setup()
+            self.encoder = TextEncoder(model_path=settings.embed.text_model)
+            self.encoder.setup(device=torch_device())
+            self.plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+        self.catalog = Catalog.open(path=settings.catalog_dir, url=None)
+
+
+def _later_steps(path: Path, record, frames, settings, models: _Models,  # type: ignore[no-untyped-def]
+                 stage_s: dict[str, float]):
+    """analyze, proxy and embed of one clip, as the flow runs them (errors kept as values)."""
+    from rayflow.stages.base import ClipInput
+    from rayflow.stages.embed import embed_records
+    from rayflow.stages.proxy import ProxySource, make_proxy
+
+    t = time.perf_counter()
+    result = models.analyzer.process(ClipInput.from_record(
+        str(path), frames, record, clip_id=record.clip_id, out_dir=settings.clip_dir(record.clip_id),
+        timeout_s=settings.timeouts.analyze_s))
+    record.analysis = result.analysis
+    record.errors.update(result.errors)
+    stage_s["analyze"] += time.perf_counter() - t
+    for role, seconds in result.timings.items():  # the roles inside, as rayflow's records list them
+        stage_s[role] += seconds
+    t = time.perf_counter()
+    try:
+        source = ProxySource.from_record(record.video, record.audio_tracks,
+                                         duration_s=record.container.duration_s if record.container else None)
+        record.proxy = make_proxy(path, out_dir=settings.clip_dir(record.clip_id), source=source,
+                                  settings=settings.proxy, plan=models.plan, threads=os.cpu_count() or 1,
+                                  timeout_s=settings.timeouts.proxy_s)
+    except Exception as exc:  # as the flow: a failed proxy is recorded, the file goes on
+        record.errors["proxy"] = str(exc)
+    stage_s["proxy"] += time.perf_counter() - t
+    t = time.perf_counter()
+    (vectors,) = embed_records([record], models.encoder)
+    stage_s["embed"] += time.perf_counter() - t
+    return vectors
+
+
+def sequential_script(paths: list[Path], home: Path, full: bool) -> dict:
+    """The sequential baseline, run in its own process (``--sequential``): start-up, then
+    one loop over the files calling each stage in turn."""
     settings = load_settings(env={}, home=home)
     stage_s: dict[str, float] = defaultdict(float)
-    catalog = Catalog.open(path=settings.catalog_dir, url=None)
+    t0 = time.perf_counter()
+    models = _Models(settings, full)
+    startup_s = time.perf_counter() - t0
     started = time.perf_counter()
-    with PeakRss(os.getpid()) as mem:
-        for path in paths:
-            t = time.perf_counter()
-            fp = fingerprint(path)
-            stage_s["fingerprint"] += time.perf_counter() - t
-            t = time.perf_counter()
-            result = probe(path, timeouts=settings.timeouts)
-            stage_s["probe"] += time.perf_counter() - t
-            probed = ProbeOutcome(result, None, time.perf_counter() - t)
-            t = time.perf_counter()
-            frames, info = sample_frames(path, rotation=result.video.rotation,
-                                         settings=settings.sample,
-                                         timeout_s=settings.timeouts.decode_s)
-            stage_s["sample"] += time.perf_counter() - t
-            t = time.perf_counter()
-            thumbs = write_thumbnails(frames, settings.clip_dir(fp.clip_id), settings.thumbnails)
-            stage_s["thumbnails"] += time.perf_counter() - t
-            t = time.perf_counter()
-            exposure = measure_exposure(frames)
-            stage_s["exposure"] += time.perf_counter() - t
-            t = time.perf_counter()
-            record = build_record(fp=fp, probed=probed,
-                                  sampled=SampleOutcome(sample=info, thumbnails=thumbs,
-                                                        exposure=exposure),
-                                  errors={}, run_id="bench", fingerprint_s=0.0)
-            write_sidecar(record, settings.records_dir)
-            catalog.upsert([record])
-            stage_s["store"] += time.perf_counter() - t
+    for path in paths:
+        t = time.perf_counter()
+        fp = fingerprint(path)
+        stage_s["fingerprint"] += time.perf_counter() - t
+        t = time.perf_counter()
+        result = probe(path, timeouts=settings.timeouts)
+        stage_s["probe"] += time.perf_counter() - t
+        probed = ProbeOutcome(result, None, time.perf_counter() - t)
+        t = time.perf_counter()
+        frames, info = sample_frames(path, rotation=result.video.rotation, settings=settings.sample,
+                                     timeout_s=settings.timeouts.decode_s)
+        stage_s["sample"] += time.perf_counter() - t
+        t = time.perf_counter()
+        thumbs = write_thumbnails(frames, settings.clip_dir(fp.clip_id), settings.thumbnails)
+        stage_s["thumbnails"] += time.perf_counter() - t
+        t = time.perf_counter()
+        exposure = measure_exposure(frames)
+        stage_s["exposure"] += time.perf_counter() - t
+        record = build_record(fp=fp, probed=probed,
+                              sampled=SampleOutcome(sample=info, thumbnails=thumbs, exposure=exposure),
+                              errors={}, run_id="bench", fingerprint_s=0.0)
+        vectors = _later_steps(path, record, frames, settings, models, stage_s) if full else None
+        t = time.perf_counter()
+        write_sidecar(record, settings.records_dir)
+        models.catalog.upsert([record], [vectors] if vectors is not None else None)
+        stage_s["store"] += time.perf_counter() - t
+    loop_s = time.perf_counter() - started
+    models.catalog.close()
+    return {"startup_s": startup_s, "loop_s": loop_s, "stage_s": dict(stage_s)}
+
+
+def run_sequential(paths: list[Path], home: Path, *, full: bool) -> dict:
+    """Runs :func:`sequential_script` in a fresh interpreter: wall includes its start-up."""
+    out = home / "sequential.json"
+    args = [sys.executable, str(Path(__file__).resolve()), "--sequential", str(home), str(out),
+            *(() if full else ("--steps", "spine")), *map(str, paths)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"})
+    with PeakRss(proc.pid) as mem:
+        proc.wait(timeout=3600)
     wall = time.perf_counter() - started
-    catalog.close()
-    return {"wall_s": wall, "files": len(paths), "stage_s": dict(stage_s),
-            "peak_rss_mb": max(mem.peak_bytes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-            / 2**20}
+    if proc.returncode != 0:
+        raise RuntimeError(f"the sequential script failed ({proc.returncode})")
+    inner = json.loads(out.read_text())
+    return {"wall_s": wall, "flow_s": inner["loop_s"], "files": len(paths), **inner,
+            "peak_rss_mb": mem.peak_bytes / 2**20}
 
 
 def _first_task_start(home: Path) -> datetime | None:
@@ -151,10 +226,12 @@ def _first_task_start(home: Path) -> datetime | None:
     return datetime.fromisoformat(str(row[0]).replace(" ", "T")).replace(tzinfo=UTC)
 
 
-def run_rayflow(paths: list[Path], home: Path, *, concurrency: int | None) -> dict:
+def run_rayflow(paths: list[Path], home: Path, *, concurrency: int | None, full: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
-    args = [str(ROOT / ".venv" / "bin" / "rayflow"), "ingest", *map(str, paths), "--home", str(home),
-            "--json", "--skip", "proxy", "--skip", "analyze", "--skip", "embed"]  # spine stages only, as (a)
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's rayflow, in the CLI and its Ray workers
+    args = [str(ROOT / ".venv" / "bin" / "rayflow"), "ingest", *map(str, paths), "--home", str(home), "--json"]
+    if not full:  # the same steps as (a)
+        args += [arg for step in SPINE_SKIPS for arg in ("--skip", step)]
     if concurrency:
         args += ["--concurrency", str(concurrency)]
     t0_wall = datetime.now(UTC)
@@ -190,7 +267,7 @@ def chart(result: dict, out: Path) -> None:
     names = ["sequential", "rayflow", "rayflow -c1"]
     runs = [result["sequential"], result["rayflow"], result["rayflow_c1"]]
     ax1.bar(names, [r["wall_s"] for r in runs], color=["#888", "#2a7", "#7a2"], label="total wall")
-    ax1.bar(names[1:], [r["flow_s"] for r in runs[1:]], color="#155", label="flow only")
+    ax1.bar(names, [r["flow_s"] for r in runs], color="#155", label="loop / flow only")
     ax1.set_ylabel("seconds")
     ax1.set_title(f"{result['files']} clips, {result['clip']}")
     ax1.legend()
@@ -207,50 +284,66 @@ def chart(result: dict, out: Path) -> None:
     fig.savefig(out, dpi=110)
 
 
+def _table(result: dict) -> list[str]:
+    n = result["files"]
+    rows = [("run", "wall s", "start-up s", "loop/flow s", "files/s (loop)", "peak RSS MB")]
+    for name, key in (("sequential", "sequential"), ("rayflow", "rayflow"), ("rayflow -c1", "rayflow_c1")):
+        r = result[key]
+        startup = r.get("startup_s", r["wall_s"] - r["flow_s"])
+        rows.append((name, f"{r['wall_s']:.1f}", f"{startup:.1f}", f"{r['flow_s']:.1f}",
+                     f"{n / r['flow_s']:.2f}", f"{r['peak_rss_mb']:.0f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--steps", choices=("default", "spine"), default="default",
+                    help="default: every default ingest step; spine: without analyze, proxy, embed")
+    ap.add_argument("--quick", action="store_true", help="6 clips of 3 s at 640x360: a smoke run")
+    ap.add_argument("--sequential", nargs=2, metavar=("HOME", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    full = args.steps == "default"
+    if args.sequential:  # the baseline's own process (see run_sequential)
+        home, out = map(Path, args.sequential)
+        Path(out).write_text(json.dumps(sequential_script([Path(p) for p in args.paths], home, full)))
+        return 0
+    if args.quick:
+        args.clips, args.seconds, args.size = 6, 3.0, "640x360"
     paths = make_corpus(args.clips, args.seconds, args.size)
     with tempfile.TemporaryDirectory(prefix="rfbench-") as tmp:
-        seq = run_sequential(paths, Path(tmp) / "seq")
-        ray_run = run_rayflow(paths, Path(tmp) / "rf", concurrency=None)
-        ray_c1 = run_rayflow(paths, Path(tmp) / "rf1", concurrency=1)
+        seq = run_sequential(paths, Path(tmp) / "seq", full=full)
+        ray_run = run_rayflow(paths, Path(tmp) / "rf", concurrency=None, full=full)
+        ray_c1 = run_rayflow(paths, Path(tmp) / "rf1", concurrency=1, full=full)
     n = len(paths)
     result = {
         "when": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(), "files": n,
-        "clip": f"{args.seconds:g}s {args.size}",
+        "clip": f"{args.seconds:g}s {args.size}", "steps": args.steps,
         "sequential": seq, "rayflow": ray_run, "rayflow_c1": ray_c1,
         "speedup_total": seq["wall_s"] / ray_run["wall_s"],
-        "speedup_flow": seq["wall_s"] / ray_run["flow_s"],
-        "overhead_per_file_s": (ray_c1["flow_s"] - seq["wall_s"]) / n,
+        "speedup_flow": seq["flow_s"] / ray_run["flow_s"],
+        "orchestration_per_file_s": (ray_c1["flow_s"] - seq["flow_s"]) / n,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(result, indent=2))
-    chart(result, RESULTS / "pipeline.png")
-    rows = [
-        ("run", "wall s", "flow s", "files/s (flow)", "peak RSS MB", "cold start s"),
-        ("sequential", f"{seq['wall_s']:.1f}", f"{seq['wall_s']:.1f}", f"{n / seq['wall_s']:.2f}",
-         f"{seq['peak_rss_mb']:.0f}", "—"),
-        ("rayflow", f"{ray_run['wall_s']:.1f}", f"{ray_run['flow_s']:.1f}",
-         f"{n / ray_run['flow_s']:.2f}", f"{ray_run['peak_rss_mb']:.0f}",
-         f"{ray_run['cold_start_s']:.1f}" if ray_run["cold_start_s"] is not None else "?"),
-        ("rayflow -c1", f"{ray_c1['wall_s']:.1f}", f"{ray_c1['flow_s']:.1f}",
-         f"{n / ray_c1['flow_s']:.2f}", f"{ray_c1['peak_rss_mb']:.0f}",
-         f"{ray_c1['cold_start_s']:.1f}" if ray_c1["cold_start_s"] is not None else "?"),
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
-    print(f"\nspeedup (sequential / rayflow): {result['speedup_flow']:.2f}x flow only, "
-          f"{result['speedup_total']:.2f}x including cold start  [target >= 1.6x]")
-    print(f"orchestration overhead per file: {result['overhead_per_file_s']:.3f} s  [target <= 0.3 s]")
+    name = "pipeline-quick" if args.quick else "pipeline"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    if not args.quick:
+        chart(result, RESULTS / "pipeline.png")
+    print(f"{n} clips of {result['clip']}, steps: {args.steps}, {os.cpu_count()} CPUs")
+    print("\n".join(_table(result)))
+    print(f"\nspeedup (sequential / rayflow): {result['speedup_total']:.2f}x including start-up "
+          f"[target >= 1.6x], {result['speedup_flow']:.2f}x loop vs flow")
+    print(f"orchestration per file (rayflow -c1 flow - sequential loop) / files: "
+          f"{result['orchestration_per_file_s']:.3f} s  [target <= 0.1 s]")
+    print(f"rayflow: first task {ray_run['cold_start_s'] or float('nan'):.1f} s after the command")
     print("stage seconds summed over files (sequential | rayflow):")
     for stage in sorted(set(seq["stage_s"]) | set(ray_run["stage_s"])):
         print(f"  {stage:<12} {seq['stage_s'].get(stage, 0):7.2f} | {ray_run['stage_s'].get(stage, 0):7.2f}")
-    print(f"results: {RESULTS / 'pipeline.json'}  chart: {RESULTS / 'pipeline.png'}")
+    print(f"results: {RESULTS / (name + '.json')}" + ("" if args.quick else f"  chart: {RESULTS / 'pipeline.png'}"))
     return 0
 
 

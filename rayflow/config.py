@@ -22,6 +22,16 @@ DEFAULT_VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
     ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".dv", ".ogv", ".insv", ".lrv",
 )
+DEFAULT_AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav", ".bwf", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".wma",
+)
+"""Separately recorded sound of a shoot: catalogued as ``kind: audio`` (facts, transcript)."""
+DEFAULT_IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg", ".jpeg", ".png", ".heic", ".heif", ".dng", ".tif", ".tiff", ".webp",
+    ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2",
+)
+"""Stills of a shoot: catalogued as ``kind: image`` (EXIF, GPS, thumbnail, text, faces)."""
+DEFAULT_MEDIA_EXTENSIONS = DEFAULT_VIDEO_EXTENSIONS + DEFAULT_AUDIO_EXTENSIONS + DEFAULT_IMAGE_EXTENSIONS
 
 
 ShotDetector = Literal["auto", "transnetv2", "classical"]
@@ -133,6 +143,9 @@ class Timeouts:
     ``rayflow_encode``) that no alive node offers any more (its node was lost) before they are
     moved to the other kind, or failed with that reason. Long enough for an autoscaler to
     replace the node; without one, a shorter wait finishes the run sooner."""
+    actor_restart_s: float = 300.0
+    """How long analyses queued on a crashed model actor wait for its restart (a model load:
+    seconds on CPU, longer for big GPU models) before they are failed with that reason."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +154,7 @@ class Settings:
     """All state: catalog, Prefect database, Ray temp dir, default output."""
     output: Path | None = None
     """Records, thumbnails, proxies; default ``<home>/output``."""
-    extensions: tuple[str, ...] = DEFAULT_VIDEO_EXTENSIONS
+    extensions: tuple[str, ...] = DEFAULT_MEDIA_EXTENSIONS
     concurrency: int = 0
     """Files in flight at once; 0 means 8 x the Ray cluster's CPUs (small files share inspect
     tasks, up to 4 per task, while enough are queued to keep every CPU busy)."""

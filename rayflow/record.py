@@ -437,6 +437,10 @@ class ClipRecord(_Part):
     proxy: ProxyInfo | None = None
     analysis: Analysis | None = None
     errors: dict[StageName, str] = Field(default_factory=dict, description="Stage name -> error message.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the tools doubted without failing the file (e.g. mediainfo's IsTruncated on a "
+                    "browser recording ffprobe reads whole; facts taken from exiftool alone).")
     timings: list[StageTiming] = Field(default_factory=list)
     placement: list[StagePlacement] = Field(
         default_factory=list, description="Node that ran each stage (added in 0.1; absent in older records).")

@@ -132,7 +132,7 @@ EXPECT: dict[str, tuple[str, tuple[str, str] | None]] = {
     "garbage.mkv": ("failed", ("probe", "not a media file")),
     "zeros.avi": ("failed", ("probe", "not a media file")),
     "mkv_named.mp4": ("ingested", None),  # content decides, not the extension
-    "jpeg_named.mov": ("failed", ("probe", "still image")),
+    "jpeg_named.mov": ("ingested", None),  # a still, whatever its name: catalogued as kind image (#13)
     "huge_dims_header.mp4": ("ingested", None),  # the stream's own size wins over the header's
     "huge_dims_y4m.mp4": ("failed", ("probe", "ffprobe")),
     "million_frames.mp4": ("ingested", None),  # frames come from the stream, not the declared count

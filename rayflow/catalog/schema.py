@@ -327,13 +327,13 @@ def _clause(name: str, op: str, raw: str) -> tuple[list[models.Condition], list[
         case "resolution":
             width, height = _resolution(name, raw)
             conds: list[models.Condition] = []
-            for key, value in (("width", width), ("height", height)):
-                if value is None:
+            for key, pixels in (("width", width), ("height", height)):
+                if pixels is None:
                     continue
                 if ordered:
-                    conds.append(_cond(key, range=_range(op, value)))
+                    conds.append(_cond(key, range=_range(op, pixels)))
                 else:
-                    conds.append(_cond(key, match=models.MatchValue(value=value)))
+                    conds.append(_cond(key, match=models.MatchValue(value=pixels)))
             if op == "!=":
                 must_not.append(models.Filter(must=conds))
             else:

@@ -27,7 +27,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
@@ -454,7 +454,12 @@ class Catalog:
         found = self.client.retrieve(CLIPS, [clip_id], with_payload=False, with_vectors=True)
         if not found or not isinstance(found[0].vector, dict):
             return {}
-        return {k: list(v) for k, v in found[0].vector.items() if isinstance(v, list)}
+        return {k: list(v) for k, v in found[0].vector.items() if _is_dense(v)}
+
+
+def _is_dense(vector: object) -> TypeGuard[list[float]]:
+    """A dense vector (a list of numbers), not a multi-vector (a list of lists) or a sparse one."""
+    return isinstance(vector, list) and all(isinstance(x, (int, float)) for x in vector)
 
 
 def write_sidecar(record: ClipRecord, records_dir: Path) -> Path:

@@ -13,11 +13,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeGuard, get_args
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+if TYPE_CHECKING:  # the handoff, catalog and search modules load lazily, per command
+    from rayflow.catalog.search import SearchMode, Target
+    from rayflow.catalog.store import Catalog
+    from rayflow.config import Settings
+    from rayflow.handoff.export import Event
+    from rayflow.handoff.offload import OffloadReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENV = 0, 1, 2, 3
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
@@ -47,11 +54,12 @@ def offload(
     if len(paths) < 2:
         err.print("error: give CARD and at least one DEST (or --verify DEST)")
         raise typer.Exit(EXIT_USAGE)
-    if hash_format not in ("xxh128", "xxh64"):
+    from rayflow.handoff.offload import OffloadEnvError, card_files, is_hash_format
+    from rayflow.handoff.offload import offload as run
+
+    if not is_hash_format(hash_format):
         err.print(f"error: --hash {hash_format!r}: use xxh128 or xxh64")
         raise typer.Exit(EXIT_USAGE)
-    from rayflow.handoff.offload import OffloadEnvError, card_files
-    from rayflow.handoff.offload import offload as run
 
     card, dests = paths[0], paths[1:]
     total = sum(size for _, size in card_files(card)) if card.is_dir() else 0
@@ -59,7 +67,7 @@ def offload(
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), console=err, transient=True, disable=as_json) as bar:
             task = bar.add_task("offload", total=total)
-            report = run(card, dests, hash_format=hash_format,  # type: ignore[arg-type]
+            report = run(card, dests, hash_format=hash_format,
                          on_bytes=lambda rel, n: bar.update(task, advance=n, description=rel[-40:]))
     except OffloadEnvError as exc:
         err.print(f"error: {exc}", markup=False)
@@ -76,7 +84,7 @@ def offload(
     raise typer.Exit(code)
 
 
-def _offload_json(report) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _offload_json(report: OffloadReport) -> dict[str, object]:
     return {"card": str(report.card), "destinations": [str(r) for r in report.roots],
             "hash_format": report.hash_format, "bytes_read": report.bytes_read,
             "manifests": [str(m) for m in report.manifests],
@@ -84,7 +92,7 @@ def _offload_json(report) -> dict[str, object]:  # type: ignore[no-untyped-def]
                        "digest": f.digest, "error": f.error} for f in report.files]}
 
 
-def _print_offload(report) -> None:  # type: ignore[no-untyped-def]
+def _print_offload(report: OffloadReport) -> None:
     for f in report.failed:
         out.print(f"FAILED {f.dest / f.rel}: {f.error}", markup=False)
     for root in report.roots:
@@ -157,9 +165,9 @@ def export(
 ) -> None:
     """Search hits (or chosen clips) as a timeline: one event per hit, source timecode in/out at the
     moment found, clip and reel names, the matched words as comments."""
-    from rayflow.handoff.export import FORMATS, write
+    from rayflow.handoff.export import FORMATS, is_export_format, write
 
-    if fmt not in FORMATS:
+    if not is_export_format(fmt):
         err.print(f"error: --format must be one of {', '.join(FORMATS)}, not {fmt!r}", markup=False)
         raise typer.Exit(EXIT_USAGE)
     if (query is None) == (not ids) or out_file is None:
@@ -177,12 +185,12 @@ def export(
     if not events:
         err.print("no matches: nothing exported")
         raise typer.Exit(EXIT_FAILED)
-    write(events, fmt, out_file, name=f"rayflow: {query}" if query else "rayflow clips")  # type: ignore[arg-type]
+    write(events, fmt, out_file, name=f"rayflow: {query}" if query else "rayflow clips")
     out.print(f"{len(events)} events -> {out_file}", markup=False)
     raise typer.Exit(EXIT_OK)
 
 
-def _events_for_ids(catalog, ids: list[str]) -> list:  # type: ignore[no-untyped-def]
+def _events_for_ids(catalog: Catalog, ids: list[str]) -> list[Event]:
     from rayflow.handoff.export import event_for
 
     events = []
@@ -196,14 +204,26 @@ def _events_for_ids(catalog, ids: list[str]) -> list:  # type: ignore[no-untyped
     return events
 
 
-def _events_for_query(catalog, settings, query: str, mode: str, target: str,  # type: ignore[no-untyped-def]
-                      where: str | None, limit: int) -> list:
+def _is_mode(value: str) -> TypeGuard[SearchMode]:
+    from rayflow.catalog.search import SearchMode
+
+    return value in get_args(SearchMode)
+
+
+def _is_target(value: str) -> TypeGuard[Target]:
+    from rayflow.catalog.search import Target
+
+    return value in get_args(Target)
+
+
+def _events_for_query(catalog: Catalog, settings: Settings, query: str, mode: str, target: str,
+                      where: str | None, limit: int) -> list[Event]:
     from rayflow.catalog import schema
     from rayflow.catalog.search import SearchError, search
     from rayflow.cli import search_cmds as sc
     from rayflow.handoff.export import events_for_hits
 
-    if mode not in ("semantic", "keyword", "hybrid") or target not in ("clips", "moments"):
+    if not _is_mode(mode) or not _is_target(target):
         err.print("error: --mode is semantic|keyword|hybrid and --in is clips|moments")
         raise typer.Exit(EXIT_USAGE)
     try:
@@ -213,7 +233,7 @@ def _events_for_query(catalog, settings, query: str, mode: str, target: str,  # 
         raise typer.Exit(EXIT_USAGE) from exc
     encoder = sc._load_text_encoder(sc._text_model(settings)) if mode != "keyword" else None
     try:
-        hits = search(catalog, query, encoder=encoder, mode=mode, target=target,  # type: ignore[arg-type]
+        hits = search(catalog, query, encoder=encoder, mode=mode, target=target,
                       where=flt, limit=limit)
     except SearchError as exc:
         err.print(f"error: {exc}", markup=False)
@@ -235,12 +255,17 @@ def proxies(
     """Editor proxies that relink in Premiere and Resolve: <folder>/Proxy/<same name>.mov with the
     source's frame rate, duration, start timecode, reel and audio channels, at a whole-divisor size."""
     from rayflow.config import DEFAULT_VIDEO_EXTENSIONS
-    from rayflow.media.encoders import EDITOR_CODECS
-    from rayflow.media.tools import ToolError, ToolMissing
-    from rayflow.stages.discover import discover
-    from rayflow.stages.editor_proxy import PROXY_FOLDER, make_editor_proxy
+    from rayflow.handoff.proxies import (
+        EDITOR_CODECS,
+        PROXY_FOLDER,
+        ToolError,
+        ToolMissing,
+        discover,
+        is_editor_codec,
+        make_editor_proxy,
+    )
 
-    if codec not in EDITOR_CODECS:
+    if not is_editor_codec(codec):
         err.print(f"error: --codec must be one of {', '.join(EDITOR_CODECS)}, not {codec!r}", markup=False)
         raise typer.Exit(EXIT_USAGE)
     found = discover(paths, extensions=DEFAULT_VIDEO_EXTENSIONS)
@@ -250,7 +275,7 @@ def proxies(
     rows: list[dict[str, object]] = []
     for path in (f for f in found.files if PROXY_FOLDER not in f.parts):
         try:
-            made = make_editor_proxy(path, codec=codec, max_side=max_side, out_root=out_root,  # type: ignore[arg-type]
+            made = make_editor_proxy(path, codec=codec, max_side=max_side, out_root=out_root,
                                      threads=threads, force=force)
         except ToolMissing as exc:
             err.print(f"error: {exc}", markup=False)
@@ -355,7 +380,7 @@ def dupes(
     time offset of the overlap. Black intros and fades are skipped, not matched."""
     from rayflow.config import load_settings
     from rayflow.handoff.dupes import find_pairs, hash_all
-    from rayflow.stages.discover import discover
+    from rayflow.handoff.proxies import discover
 
     settings = load_settings(home=home, qdrant_url=qdrant_url)
     if paths:

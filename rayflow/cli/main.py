@@ -12,11 +12,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.live import Live
 
 from rayflow import __version__
 from rayflow.config import Settings, load_settings
@@ -44,9 +43,10 @@ QdrantOpt = Annotated[str | None, typer.Option("--qdrant-url", help="Qdrant serv
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Records, thumbnails (default <home>/output).")]
 
 
-def _settings(**flags: object) -> Settings:
+def _settings(*, config_file: Path | None = None, **flags: Any) -> Settings:
+    """Settings from the config file, env and CLI ``flags`` (None means 'not given')."""
     try:
-        return load_settings(**flags)
+        return load_settings(config_file=config_file, **flags)
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/] {exc}", markup=True)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -125,7 +125,7 @@ def ingest(
         proxy=_nested(encode_workers=encode_workers),
         shared_prefix=tuple(shared_prefix) if shared_prefix else None, preflight=None if preflight else False,
     )
-    from rayflow.engine.progress import Progress
+    from rayflow.engine.progress import Progress, count_in_background
     from rayflow.stages.steps import plan_steps
 
     try:
@@ -137,7 +137,7 @@ def ingest(
         err.print(f"note: {note}")
 
     from rayflow.catalog.store import CatalogBusy, ModelMismatch
-    from rayflow.cli import render
+    from rayflow.cli import live_view, render
     from rayflow.engine.placement import UnsupportedUrl
     from rayflow.engine.pools import NoGpuError
     from rayflow.engine.preflight import PreflightError
@@ -146,15 +146,12 @@ def ingest(
     from rayflow.engine.session import ingest as run
 
     progress = Progress()
-
-    class _View:
-        def __rich__(self) -> object:
-            return render.live_view(progress.snapshot())
-
+    count_in_background(progress, [str(p) for p in paths], extensions=settings.extensions,
+                        limit=settings.limit)  # the file count shows while Ray starts
     try:
         with render.stdout_reserved(as_json):  # --json: nothing but the summary on stdout
             if err.is_terminal or not as_json:
-                with Live(_View(), console=err, refresh_per_second=4, transient=as_json):
+                with live_view.show(progress, err, transient=as_json):
                     summary = run([str(p) for p in paths], settings, progress=progress)
             else:
                 summary = run([str(p) for p in paths], settings, progress=progress)

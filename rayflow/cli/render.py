@@ -11,13 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Group
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from rayflow.cli.facts_view import fact_rows, fps_text
 from rayflow.engine.doctor import Check
-from rayflow.engine.progress import STAGES, Snapshot
 from rayflow.record import ClipRecord, RunSummary
 
 STATUS_STYLE = {"ingested": "green", "duplicate": "cyan", "skipped": "yellow", "failed": "red"}
@@ -49,45 +47,6 @@ def stdout_reserved(active: bool) -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-
-
-def _fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def live_view(snap: Snapshot) -> Group:
-    bar = ProgressBar(total=max(snap.total, 1), completed=snap.finished, width=40)
-    head = Text.assemble(
-        ("ingest ", "bold"), f"{snap.finished}/{snap.total} files  ",
-        f"{snap.files_per_s:.2f} files/s  elapsed {_fmt_s(snap.elapsed_s)}  ETA {_fmt_s(snap.eta_s)}",
-    )
-    stages = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
-    stages.add_column("stage")
-    stages.add_column("running", justify="right")
-    stages.add_column("done", justify="right", style="green")
-    stages.add_column("failed", justify="right", style="red")
-    for name in STAGES:
-        c = snap.stages[name]
-        stages.add_row(name, str(c.running), str(c.done), str(c.failed))
-    statuses = Text("  ".join(f"{k}: {v}" for k, v in sorted(snap.statuses.items())) or "—")
-    current = Text("now: ", style="dim")
-    for i, path in enumerate(snap.current[:4]):
-        if i:
-            current.append(", ")
-        current.append(safe(path.rsplit("/", 1)[-1], 50))
-    parts = [head, bar, stages, statuses, current]
-    if snap.encodes:
-        encodes = Text("encoding: ", style="dim")
-        for i, (path, fraction) in enumerate(sorted(snap.encodes.items())[:4]):
-            if i:
-                encodes.append(", ")
-            encodes.append(safe(path.rsplit("/", 1)[-1], 40))
-            encodes.append(f" {fraction:.0%}")
-        parts.append(encodes)
-    return Group(*parts)
 
 
 def summary_table(summary: RunSummary) -> Table:
@@ -169,6 +128,8 @@ def record_view(r: ClipRecord) -> Table:
                         f"{p.size_bytes:,} bytes" + (f" · {p.hdr_handling}" if p.hdr_handling else ""))
     for th in r.thumbnails:
         _kv(t, f"thumb {th.timestamp_s:.2f}s", th.path)
+    for warning in r.warnings:
+        t.add_row(Text("warning", style="yellow"), safe(warning, 400))
     for stage, msg in r.errors.items():
         t.add_row(Text(f"error {stage}", style="red"), safe(msg, 400))
     return t

@@ -1,4 +1,6 @@
-"""Ray actors rayflow owns. ``CatalogWriter`` is the single writer to Qdrant.
+"""Ray actors rayflow owns. ``CatalogWriter`` is the single writer to Qdrant;
+``ProgressBoard`` collects encode progress from proxy tasks for the live display.
+(The warm model actors, analyzers and embedder, are in ``pools``.)
 
 Embedded Qdrant allows one process, so exactly one actor opens the catalog, pinned
 to the driver's node (where the home lives). Writes are upserts keyed by clip id,
@@ -81,6 +83,29 @@ class CatalogWriter:
         self.catalog.close()
 
 
+class ProgressBoard:
+    """Tiny actor workers report encode progress to; the scheduler polls it for the display."""
+
+    def __init__(self) -> None:
+        self.fractions: dict[str, float] = {}
+
+    def report(self, key: str, fraction: float) -> None:
+        self.fractions[key] = fraction
+
+    def done(self, key: str) -> None:
+        self.fractions.pop(key, None)
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.fractions)
+
+
+def start_progress_board(name: str) -> Any:
+    """The run's board, named so tasks find it (``ray.get_actor(name)``), on the driver's node:
+    a lost worker node must not take it with it."""
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return ray.remote(ProgressBoard).options(name=name, num_cpus=0, scheduling_strategy=here).remote()
+
+
 def start_catalog_writer(*, catalog_dir: Path | None, qdrant_url: str | None,
                          api_key: str | None, records_dir: Path) -> tuple[Any, Any]:
     """Start the writer on this (the driver's) node; retried calls are safe (upserts).
@@ -96,7 +121,8 @@ def start_catalog_writer(*, catalog_dir: Path | None, qdrant_url: str | None,
         max_task_retries=2,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
     )
-    writer = actor_cls.remote(
+    # Ray's stubs cannot type an actor handle's methods (``writer.count.remote``).
+    writer: Any = actor_cls.remote(
         str(catalog_dir) if catalog_dir else None, qdrant_url, api_key, str(records_dir)
     )
     return writer, writer.count.remote()

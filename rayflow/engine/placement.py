@@ -23,8 +23,10 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel
 
 from rayflow.config import Settings
 from rayflow.record import StagePlacement
@@ -101,10 +103,10 @@ class PathMap:
         if not self.active() or value is None:
             return value
         if isinstance(value, list):
-            return [self.paths_to_driver(v) for v in value]  # type: ignore[return-value]
-        if hasattr(value, "model_dump"):
+            return cast(T, [self.paths_to_driver(v) for v in value])
+        if isinstance(value, BaseModel):
             data = _map_path_keys(value.model_dump(), self.to_driver)
-            return type(value).model_validate(data)  # type: ignore[no-any-return]
+            return cast(T, type(value).model_validate(data))
         return value
 
 

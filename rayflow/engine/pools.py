@@ -216,7 +216,8 @@ def _exit_now() -> None:
 
 
 # Small queries (node, stats) run in their own one-thread group beside the one analyze at a time.
-_REMOTE_ANALYZER = ray.remote(concurrency_groups={"info": 1})(AnalyzerActor)
+# Ray's keyword overloads of ``ray.remote`` omit the documented actor option ``concurrency_groups``.
+_REMOTE_ANALYZER = ray.remote(concurrency_groups={"info": 1})(AnalyzerActor)  # type: ignore[call-overload]
 
 
 @dataclass

@@ -49,6 +49,8 @@ class Snapshot:
     elapsed_s: float
     encodes: dict[str, float] = field(default_factory=dict)
     """Proxy encodes in progress: path -> fraction done (from ffmpeg -progress)."""
+    notes: list[str] = field(default_factory=list)
+    """What the run is waiting on right now, e.g. "analyzer restarting"."""
 
     @property
     def files_per_s(self) -> float:
@@ -73,6 +75,16 @@ class Progress:
     _statuses: Counter[str] = field(default_factory=Counter)
     _current: dict[str, float] = field(default_factory=dict)
     _encodes: dict[str, float] = field(default_factory=dict)
+    _notes: dict[str, str] = field(default_factory=dict)
+
+    def set_note(self, key: str, text: str | None) -> None:
+        """Show ``text`` under ``key`` in the live display until set to None."""
+        with self._lock:
+            if text is None:
+                self._notes.pop(key, None)
+            else:
+                self._notes[key] = text
+    _total_known: bool = False
 
     def set_encodes(self, encodes: dict[str, float]) -> None:
         with self._lock:
@@ -81,6 +93,14 @@ class Progress:
     def set_total(self, total: int) -> None:
         with self._lock:
             self.total = total
+            self._total_known = True
+
+    def hint_total(self, total: int) -> None:
+        """An early count (discovery before Ray starts) unless the flow has set its own."""
+        with self._lock:
+            if not self._total_known:
+                self.total = total
+                self._total_known = True
 
     def stage_started(self, stage: StageName, n: int = 1) -> None:
         with self._lock:
@@ -114,7 +134,30 @@ class Progress:
                 current=current,
                 elapsed_s=time.monotonic() - self._started,
                 encodes=dict(self._encodes),
+                notes=[self._notes[k] for k in sorted(self._notes)],
             )
+
+
+def count_in_background(progress: Progress, paths: list[str], *, extensions: tuple[str, ...],
+                        limit: int | None) -> threading.Thread:
+    """Walk ``paths`` on a daemon thread and hint the total to ``progress``, so the display
+    shows how many files the run has from its first second, while Ray and Prefect start.
+
+    The flow walks again and sets the same count (missing paths included, as it counts
+    them); a walk that fails only logs: the flow's own count follows."""
+    from rayflow.stages.discover import discover
+
+    def count() -> None:
+        try:
+            found = discover([Path(p) for p in paths], extensions=extensions, limit=limit)
+        except Exception:  # the flow's discovery reports the same problem as a value
+            log.debug("early file count failed", exc_info=True)
+            return
+        progress.hint_total(len(found.files) + len(found.missing))
+
+    thread = threading.Thread(target=count, name="rayflow-count", daemon=True)
+    thread.start()
+    return thread
 
 
 # ----------------------------------------------------------------------------- live.json
@@ -137,6 +180,7 @@ def snapshot_dict(snap: Snapshot) -> dict[str, Any]:
         "files_per_s": round(snap.files_per_s, 4),
         "eta_s": None if snap.eta_s is None else round(snap.eta_s, 1),
         "encodes": {k: round(v, 3) for k, v in snap.encodes.items()},
+        "notes": list(snap.notes),
     }
 
 

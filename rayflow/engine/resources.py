@@ -134,18 +134,24 @@ class ClusterEncode:
         return {"num_cpus": 1, "resources": {kind: 1}}
 
     def done(self, options: dict[str, object]) -> None:
-        for kind in options.get("resources", {}) or {}:  # type: ignore[union-attr]
+        for kind in requested_resources(options):
             self.in_flight[kind] = max(0, self.in_flight.get(kind, 0) - 1)
 
     @staticmethod
     def settings_for(options: dict[str, object], settings: Settings) -> Settings:
         """Settings for a proxy task with ``options``: software encoders only without an NVENC session."""
-        if NVENC in (options.get("resources") or {}):  # type: ignore[operator]
+        if NVENC in requested_resources(options):
             return settings
         software = tuple(e for e in settings.proxy.encoders if not is_hardware_encoder(e))
         if not software or software == settings.proxy.encoders:
             return settings
         return dataclasses.replace(settings, proxy=dataclasses.replace(settings.proxy, encoders=software))
+
+
+def requested_resources(options: dict[str, object]) -> list[str]:
+    """The custom resources Ray ``options`` ask for (``[]`` when they name none)."""
+    resources = options.get("resources")
+    return [str(kind) for kind in resources] if isinstance(resources, dict) else []
 
 
 def cluster_encode(cluster: dict[str, float]) -> ClusterEncode | None:

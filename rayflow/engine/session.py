@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rayflow.catalog.store import CatalogBusy, ModelMismatch
 from rayflow.config import Settings
@@ -105,6 +106,17 @@ def ingest(
             return _ingest(paths, settings, progress=progress, run_id=run_id, timings=timings)
 
 
+@dataclass
+class RunActors:
+    """The long-lived actors of one run, started before the flow and stopped after it."""
+
+    writer: Any
+    writer_ready: Any
+    analyzers: Any = None
+    embedder: Any = None
+    warm_refs: list[Any] = field(default_factory=list)
+
+
 def _ingest(
     paths: list[str], settings: Settings, *, progress: Progress | None,
     run_id: str | None, timings: RunTimings | None,
@@ -117,26 +129,48 @@ def _ingest(
     paths = [local_path(p) for p in paths]  # file:// URLs; other schemes raise UnsupportedUrl
     _check_cluster_settings(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    server: runtime.PrefectServer | None = None
-    if settings.prefect_api_url:
-        api_url = settings.prefect_api_url
-    else:
-        # On a cluster, workers on other machines report to this API: it listens on the
-        # address they reach this machine by, not on loopback.
-        host = runtime.cluster_host(settings.address)
-        server = runtime.running_server(settings.home)
-        if server is not None and runtime.is_loopback(server.url.split("//")[-1].split(":")[0]) \
-                and not runtime.is_loopback(host):
-            log.warning("the running Prefect server at %s is loopback-only; remote Ray workers could "
-                        "not reach it, so this run starts its own on %s", server.url, host)
-            server = None
-        server = server or runtime.start_prefect_server(settings.home, wait=False, host=host)
-        api_url = server.url
+    server, api_url = _prefect_api(settings)
     previous_api = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api_url
     import ray
 
-    from rayflow.engine.flow import RunHandles
+    owns_ray = not ray.is_initialized()  # tests and benchmarks may keep one cluster warm
+    try:
+        summary = _run_on_ray(paths, settings, progress=progress, run_id=run_id, timings=timings,
+                              server=server, api_url=api_url, owns_ray=owns_ray)
+    finally:
+        _shut_down(settings, server, owns_ray=owns_ray, previous_api=previous_api, timings=timings)
+    summary.prefect_api_url = api_url
+    timings.total_s = time.monotonic() - started
+    save_summary(summary, settings.home)
+    return summary
+
+
+def _prefect_api(settings: Settings) -> tuple[runtime.PrefectServer | None, str]:
+    """The Prefect API this run reports to: the configured one, a running local server, or a
+    new one (started without waiting: it migrates its database while Ray starts)."""
+    if settings.prefect_api_url:
+        return None, settings.prefect_api_url
+    # On a cluster, workers on other machines report to this API: it listens on the
+    # address they reach this machine by, not on loopback.
+    host = runtime.cluster_host(settings.address)
+    server = runtime.running_server(settings.home)
+    if server is not None and runtime.is_loopback(server.url.split("//")[-1].split(":")[0]) \
+            and not runtime.is_loopback(host):
+        log.warning("the running Prefect server at %s is loopback-only; remote Ray workers could "
+                    "not reach it, so this run starts its own on %s", server.url, host)
+        server = None
+    server = server or runtime.start_prefect_server(settings.home, wait=False, host=host)
+    return server, server.url
+
+
+def _run_on_ray(
+    paths: list[str], settings: Settings, *, progress: Progress | None, run_id: str | None,
+    timings: RunTimings, server: runtime.PrefectServer | None, api_url: str, owns_ray: bool,
+) -> RunSummary:
+    """Start Ray (unless running), the actors, then the flow; actors stop whatever happens."""
+    import ray
+
     from rayflow.stages.steps import plan_steps
 
     steps = plan_steps(skip=settings.skip, only=settings.only).enabled
@@ -147,123 +181,182 @@ def _ingest(
 
         plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
         encode = encode_resources(plan, settings.proxy, os.cpu_count() or 1)
-    owns_ray = not ray.is_initialized()  # tests and benchmarks may keep one cluster warm
+    t = time.monotonic()
+    if owns_ray:
+        runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
+                          resources=encode.node_resources if encode and not settings.address else None)
+    timings.ray_s = time.monotonic() - t
+    if settings.preflight and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
+        t = time.monotonic()
+        _preflight(paths, settings)
+        timings.extra["preflight_s"] = time.monotonic() - t
+    encode = _cluster_encode(encode, settings)
+    actors = _start_actors(settings, steps, timings)
     try:
+        _wait_ready(actors, settings, server, timings)
         t = time.monotonic()
-        if owns_ray:
-            runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
-                              resources=encode.node_resources if encode and not settings.address else None)
-        timings.ray_s = time.monotonic() - t
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        if settings.preflight and len(nodes) > 1:
-            t = time.monotonic()
-            _preflight(paths, settings)
-            timings.extra["preflight_s"] = time.monotonic() - t
-        if encode is not None and settings.address:
-            # Each node advertises its own NVENC sessions / CPU encode slots; schedule on the totals.
-            from rayflow.engine.resources import cluster_encode
-
-            encode = cluster_encode(ray.cluster_resources()) or encode
-        if encode is not None and not _cluster_has(encode.node_resources):
-            # A cluster (or a warm test cluster) without rayflow's encode resources: a task
-            # asking for them would pend forever, so schedule encodes on CPUs alone.
-            log.warning("Ray cluster advertises no %s resources; proxy encodes are capped by CPUs only",
-                        ", ".join(encode.node_resources))
-            encode = None
-        from rayflow.engine.actors import start_catalog_writer, stop_catalog_writer
         from rayflow.engine.flow import new_run_id, run_ingest_flow
+        from rayflow.engine.scheduler import RunHandles
 
-        t = time.monotonic()
-        writer, writer_ready = start_catalog_writer(
-            catalog_dir=None if settings.qdrant_url else settings.catalog_dir,
-            qdrant_url=settings.qdrant_url, api_key=settings.qdrant_api_key,
-            records_dir=settings.records_dir,
-        )
-        timings.writer_s = time.monotonic() - t
-        # Model actors load their weights while the Prefect server finishes starting.
-        from rayflow.engine.pools import AnalyzerPool, start_embedder
+        handles = RunHandles(writer=actors.writer, progress=progress, encode=encode,
+                             encoder_note=_encoder_note(plan), analyzers=actors.analyzers,
+                             embedder=actors.embedder)
+        from rayflow.ml.gpu_monitor import GpuMonitor
 
-        analyzers = AnalyzerPool.start(settings) if "analyze" in steps else None
-        embedder = start_embedder(settings.embed, settings.timeouts) if "embed" in steps else None
-        # Warm every worker (imports of prefect, stages, decord: ~2 s each) while the
-        # Prefect server migrates its database; tasks then reuse these workers.
-        from rayflow.engine.flow import warm_worker
-
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        warm_refs = [ray.remote(warm_worker).options(num_cpus=1).remote() for _ in range(cpus)]
-        if server is not None:
-            t = time.monotonic()
-            server.wait_ready()
-            timings.prefect_s = time.monotonic() - t
-        t = time.monotonic()
-        try:
-            ray.get(writer_ready)
-        except ray.exceptions.RayError as exc:
-            ray.kill(writer, no_restart=True)
-            if "already accessed" in str(exc):
-                raise CatalogBusy(
-                    f"the catalog at {settings.catalog_dir} is open in another process "
-                    "(embedded Qdrant allows one at a time); close it, or use --qdrant-url"
-                ) from None
-            raise RuntimeError(f"cannot open the catalog: {exc}") from None
-        ray.get(warm_refs)
-        if embedder is not None:
-            model = ray.get(embedder.model.remote())
-            try:
-                ray.get(writer.check_model.remote(model["model_id"], model["dim"]))
-            except ray.exceptions.RayTaskError as exc:
-                cause = exc.as_instanceof_cause()
-                if isinstance(cause, ModelMismatch):
-                    raise ModelMismatch(str(cause).splitlines()[-1]) from None
-                raise
-        timings.extra["warm_s"] = time.monotonic() - t
-        try:
-            t = time.monotonic()
-            note = None
-            if plan is not None:
-                chosen = plan.encoders[0] if plan.encoders else "none"
-                note = f"encoder {chosen}: {'GPU' if plan.hardware else 'CPU'}" + "".join(
-                    f"; {name} not used: {reason}" for name, reason in plan.rejected)
-            handles = RunHandles(writer=writer, progress=progress, encode=encode, encoder_note=note,
-                                 analyzers=analyzers, embedder=embedder)
+        with GpuMonitor() as gpu_use:  # NVML busy share and memory of this machine's GPUs
             summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
-            if analyzers is not None:
-                stats = analyzers.stats()
-                gone = len(analyzers.actors) - len(stats)
-                summary.notes.append(
-                    f"analysis: {analyzers.plan.reason}; model loads {sum(x['loads'] for x in stats)} "
-                    f"for {sum(x['files'] for x in stats)} file(s)"
-                    + (f"; {gone} analyzer(s) unreachable (node lost?)" if gone else ""))
-                if stats:
-                    timings.extra["analyzer_load_s"] = max(x["load_s"] for x in stats)
-            timings.flow_s = time.monotonic() - t
-        finally:
-            t = time.monotonic()
-            if analyzers is not None:
-                analyzers.stop()
-            if embedder is not None:
-                ray.kill(embedder, no_restart=True)
-            stop_catalog_writer(writer)
-            timings.extra["writer_stop_s"] = time.monotonic() - t
+        if not gpu_use.unavailable:
+            summary.notes.append(gpu_use.summary().line())
+        _note_analyzers(summary, actors.analyzers, timings)
+        timings.flow_s = time.monotonic() - t
     finally:
         t = time.monotonic()
-        if owns_ray:
-            runtime.stop_ray()
-        timings.extra["ray_stop_s"] = time.monotonic() - t
-        if previous_api is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous_api
-        t = time.monotonic()
-        if server is not None:
-            if settings.prefect_retention_days > 0 and server.owned:
-                prune_prefect_runs(settings.prefect_retention_days)
-            server.stop()
-        timings.extra["prefect_stop_s"] = time.monotonic() - t
-    summary.prefect_api_url = api_url
-    timings.total_s = time.monotonic() - started
-    save_summary(summary, settings.home)
+        _stop_actors(actors)
+        timings.extra["writer_stop_s"] = time.monotonic() - t
     return summary
+
+
+def _cluster_encode(encode: Any, settings: Settings) -> Any:
+    """The encode slots to schedule on: each node's own on a cluster; None (CPUs only) when the
+    cluster advertises none of rayflow's encode resources (a task asking would pend forever)."""
+    if encode is not None and settings.address:
+        # Each node advertises its own NVENC sessions / CPU encode slots; schedule on the totals.
+        from rayflow.engine.resources import cluster_encode
+
+        encode = cluster_encode(_cluster_resources()) or encode
+    if encode is not None and not _cluster_has(encode.node_resources):
+        log.warning("Ray cluster advertises no %s resources; proxy encodes are capped by CPUs only",
+                    ", ".join(encode.node_resources))
+        return None
+    return encode
+
+
+def _start_actors(settings: Settings, steps: frozenset[str], timings: RunTimings) -> RunActors:
+    """The catalog writer, the model actors (loading their weights while the Prefect server
+    finishes starting) and one warm-up task per CPU (imports of prefect, stages, decord: ~2 s
+    each; tasks then reuse these workers)."""
+    import ray
+
+    from rayflow.engine.actors import start_catalog_writer
+    from rayflow.engine.pools import AnalyzerPool, start_embedder
+    from rayflow.engine.tasks import warm_worker
+
+    t = time.monotonic()
+    writer, writer_ready = start_catalog_writer(
+        catalog_dir=None if settings.qdrant_url else settings.catalog_dir,
+        qdrant_url=settings.qdrant_url, api_key=settings.qdrant_api_key,
+        records_dir=settings.records_dir,
+    )
+    timings.writer_s = time.monotonic() - t
+    actors = RunActors(writer, writer_ready)
+    actors.analyzers = AnalyzerPool.start(settings) if "analyze" in steps else None
+    actors.embedder = start_embedder(settings.embed, settings.timeouts) if "embed" in steps else None
+    cpus = max(1, int(_cluster_resources().get("CPU", 1)))
+    actors.warm_refs = [ray.remote(warm_worker).options(num_cpus=1).remote() for _ in range(cpus)]
+    return actors
+
+
+def _wait_ready(actors: RunActors, settings: Settings, server: runtime.PrefectServer | None,
+                timings: RunTimings) -> None:
+    """The Prefect server, the catalog (CatalogBusy when open elsewhere), the warm workers,
+    and the embedder's model against the catalog's (ModelMismatch)."""
+    import ray
+
+    if server is not None:
+        t = time.monotonic()
+        server.wait_ready()
+        timings.prefect_s = time.monotonic() - t
+    t = time.monotonic()
+    try:
+        ray.get(actors.writer_ready)
+    except ray.exceptions.RayError as exc:
+        ray.kill(actors.writer, no_restart=True)
+        if "already accessed" in str(exc):
+            raise CatalogBusy(
+                f"the catalog at {settings.catalog_dir} is open in another process "
+                "(embedded Qdrant allows one at a time); close it, or use --qdrant-url"
+            ) from None
+        raise RuntimeError(f"cannot open the catalog: {exc}") from None
+    ray.get(actors.warm_refs)
+    if actors.embedder is not None:
+        model = ray.get(actors.embedder.model.remote())
+        try:
+            ray.get(actors.writer.check_model.remote(model["model_id"], model["dim"]))
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.as_instanceof_cause()
+            if isinstance(cause, ModelMismatch):
+                raise ModelMismatch(str(cause).splitlines()[-1]) from None
+            raise
+    timings.extra["warm_s"] = time.monotonic() - t
+
+
+def _encoder_note(plan: Any) -> str | None:
+    if plan is None:
+        return None
+    chosen = plan.encoders[0] if plan.encoders else "none"
+    return f"encoder {chosen}: {'GPU' if plan.hardware else 'CPU'}" + "".join(
+        f"; {name} not used: {reason}" for name, reason in plan.rejected)
+
+
+def _note_analyzers(summary: RunSummary, analyzers: Any, timings: RunTimings) -> None:
+    """How the analysis ran (plan, model loads per file, unreachable actors) into the summary."""
+    if analyzers is None:
+        return
+    stats = analyzers.stats()
+    gone = len(analyzers.actors) - len(stats)
+    summary.notes.append(
+        f"analysis: {analyzers.plan.reason}; model loads {sum(x['loads'] for x in stats)} "
+        f"for {sum(x['files'] for x in stats)} file(s)"
+        + (f"; {gone} analyzer(s) unreachable (node lost?)" if gone else ""))
+    by_device: dict[str, set[str]] = {}
+    for x in stats:  # what each role OBSERVED (after any fallback), never what was asked for
+        for role, run in x.get("roles", {}).items():
+            by_device.setdefault(str(run["device"]), set()).add(role)
+    if by_device:
+        summary.notes.append("roles ran on " + "; ".join(
+            f"{device}: {', '.join(sorted(roles))}" for device, roles in sorted(by_device.items())))
+    fell_back = {role: reason for x in stats for role, reason in x.get("fell_back", {}).items()}
+    for role, reason in sorted(fell_back.items()):
+        summary.notes.append(f"GPU fallback: {role} ran on the CPU ({reason})")
+    if stats:
+        timings.extra["analyzer_load_s"] = max(x["load_s"] for x in stats)
+
+
+def _stop_actors(actors: RunActors) -> None:
+    import ray
+
+    from rayflow.engine.actors import stop_catalog_writer
+
+    if actors.analyzers is not None:
+        actors.analyzers.stop()
+    if actors.embedder is not None:
+        ray.kill(actors.embedder, no_restart=True)
+    stop_catalog_writer(actors.writer)
+
+
+def _shut_down(settings: Settings, server: runtime.PrefectServer | None, *, owns_ray: bool,
+               previous_api: str | None, timings: RunTimings) -> None:
+    """Stop Ray (when this run started it) and the Prefect server it owns; restore the env."""
+    t = time.monotonic()
+    if owns_ray:
+        runtime.stop_ray()
+    timings.extra["ray_stop_s"] = time.monotonic() - t
+    if previous_api is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = previous_api
+    t = time.monotonic()
+    if server is not None:
+        if settings.prefect_retention_days > 0 and server.owned:
+            prune_prefect_runs(settings.prefect_retention_days)
+        server.stop()
+    timings.extra["prefect_stop_s"] = time.monotonic() - t
+
+
+def _cluster_resources() -> dict[str, float]:
+    import ray
+
+    return dict(ray.cluster_resources())
 
 
 def prune_prefect_runs(days: int, *, limit: int = 200) -> int:
@@ -327,9 +420,7 @@ def _preflight(paths: list[str], settings: Settings) -> None:
 
 
 def _cluster_has(wanted: dict[str, float]) -> bool:
-    import ray
-
-    available = ray.cluster_resources()
+    available = _cluster_resources()
     return all(available.get(name, 0) >= 1 for name in wanted)
 
 

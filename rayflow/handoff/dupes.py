@@ -102,12 +102,13 @@ def _best_offset(bins: np.ndarray, ia: np.ndarray) -> int:
                                      len(votes[o]), -abs(o)))
 
 
-def find_pairs(videos: Sequence[VideoHashes], **limits: float) -> list[DupePair]:
-    """Every near-duplicate pair among ``videos``, longest overlap first."""
+def find_pairs(videos: Sequence[VideoHashes], *, max_distance: int = MAX_DISTANCE, min_matches: int = MIN_MATCHES,
+               min_coverage: float = MIN_COVERAGE) -> list[DupePair]:
+    """Every near-duplicate pair among ``videos`` (limits as in ``compare``), longest overlap first."""
     pairs = []
     for i, a in enumerate(videos):
         for b in videos[i + 1:]:
-            pair = compare(a, b, **limits)  # type: ignore[arg-type]
+            pair = compare(a, b, max_distance=max_distance, min_matches=min_matches, min_coverage=min_coverage)
             if pair is not None:
                 pairs.append(pair)
     return sorted(pairs, key=lambda p: (-p.overlap_s, p.a, p.b))

@@ -13,12 +13,17 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import opentimelineio as otio  # type: ignore[import-untyped]
 
 ExportFormat = Literal["edl", "otio", "fcpxml", "csv"]
 FORMATS: tuple[ExportFormat, ...] = ("edl", "otio", "fcpxml", "csv")
+
+
+def is_export_format(value: str) -> TypeGuard[ExportFormat]:
+    """True for a format ``write`` can produce (``FORMATS``)."""
+    return value in FORMATS
 DEFAULT_FPS = 25.0
 """Rate assumed for a clip whose record has no video frame rate (stills, audio); said in the event's note."""
 RECORD_START = "01:00:00:00"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rayflow.handoff import mhl
-from rayflow.handoff.offload import card_files, hash_file
+from rayflow.handoff.offload import card_files, hash_file, is_hash_format
 
 
 @dataclass
@@ -42,10 +42,10 @@ def verify_root(root: Path) -> VerifyReport:
             report.missing.append(rel)
             continue
         fmt = entry.hash_format
-        if fmt not in ("xxh128", "xxh64"):
+        if not is_hash_format(fmt):
             report.changed.append(f"{rel} (unsupported hash format {fmt})")
             continue
-        seen = hash_file(path, fmt, cold=True)  # type: ignore[arg-type]
+        seen = hash_file(path, fmt, cold=True)
         (report.ok if seen == entry.digest else report.changed).append(rel)
     report.new = [rel for rel, _ in card_files(root) if rel not in known]
     return report

@@ -48,8 +48,8 @@ class Watcher:
             self.done = {}
 
     def _handled(self, key: str, size: int, mtime_ns: int) -> bool:
-        entry = self.done.get(key)
-        return bool(entry) and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns  # type: ignore[union-attr]
+        entry = self.done.get(key) or {}
+        return entry.get("size") == size and entry.get("mtime_ns") == mtime_ns
 
     def poll(self, now: float | None = None) -> list[Path]:
         """Files that are ready now (stable for ``settle_s``, not handled before in this state)."""

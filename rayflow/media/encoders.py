@@ -26,7 +26,7 @@ import re
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from rayflow.media.tools import ToolError, ToolMissing, run_tool
 
@@ -199,6 +199,11 @@ def encoder_args(encoder: str, *, quality: int, preset: str, threads: int, gop: 
 
 EditorCodec = Literal["h264", "prores_proxy", "dnxhr_lb"]
 EDITOR_CODECS: tuple[EditorCodec, ...] = ("h264", "prores_proxy", "dnxhr_lb")
+
+
+def is_editor_codec(value: str) -> TypeGuard[EditorCodec]:
+    """True for a codec ``editor_codec_args`` knows (``EDITOR_CODECS``)."""
+    return value in EDITOR_CODECS
 
 
 def editor_codec_args(codec: EditorCodec, *, threads: int, gop: int) -> list[str]:

@@ -9,6 +9,7 @@ code path that may touch the network, and only when asked.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def verify(settings: Settings) -> list[VerifyResult]:
     """Load each present model and run one tiny inference on the CPU."""
     results: list[VerifyResult] = []
 
-    def check(role: str, fn) -> None:  # type: ignore[no-untyped-def]
+    def check(role: str, fn: Callable[[], str]) -> None:
         started = time.perf_counter()
         try:
             detail = fn()

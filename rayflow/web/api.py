@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, get_args
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,6 +31,8 @@ from rayflow.catalog.search import (
     STOPWORDS,
     Hit,
     SearchError,
+    SearchMode,
+    Target,
     query_terms,
     search,
     similar,
@@ -59,6 +61,14 @@ class BadRequest(ValueError):
 
 def _json(doc: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(doc, status_code=status, headers={"cache-control": "no-store"})
+
+
+def _is_mode(value: str) -> TypeGuard[SearchMode]:
+    return value in get_args(SearchMode)
+
+
+def _is_target(value: str) -> TypeGuard[Target]:
+    return value in get_args(Target)
 
 
 def _error(message: str, status: int, **extra: Any) -> JSONResponse:
@@ -327,11 +337,11 @@ class Api:
 
     def export(self, request: Request) -> Response:
         """The search's results as a timeline file (``format`` = edl | otio | fcpxml | csv)."""
-        from rayflow.handoff.export import FORMATS, MEDIA_TYPES, events_for_hits, write
+        from rayflow.handoff.export import FORMATS, MEDIA_TYPES, events_for_hits, is_export_format, write
 
         params = dict(request.query_params)
         fmt = params.pop("format", "edl")
-        if fmt not in FORMATS:
+        if not is_export_format(fmt):
             return _error(f"format must be one of {', '.join(FORMATS)}", 400)
         query = params.get("q", "").strip()
         done = self._search(params, lambda catalog, hits: events_for_hits(catalog, hits, query))
@@ -343,7 +353,7 @@ class Api:
         media_type, ext = MEDIA_TYPES[fmt]
         with tempfile.TemporaryDirectory(prefix="rayflow-export-") as tmp:
             out = Path(tmp) / f"export{ext}"
-            write(events, fmt, out, name=f"rayflow: {query}")  # type: ignore[arg-type]
+            write(events, fmt, out, name=f"rayflow: {query}")
             body = out.read_bytes()
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", query)[:40].strip("_") or "export"
         return Response(body, media_type=media_type,
@@ -357,9 +367,9 @@ class Api:
         mode = params.get("mode", "hybrid")
         target = params.get("in", "clips")
         browsing = query in BROWSE_QUERIES  # no words: the clips that pass the filters
-        if mode not in ("semantic", "keyword", "hybrid"):
+        if not _is_mode(mode):
             return _error("mode must be semantic, keyword or hybrid", 400)
-        if target not in ("clips", "moments"):
+        if not _is_target(target):
             return _error("in must be clips or moments", 400)
         try:
             limit = _limit(params, 24)
@@ -374,9 +384,7 @@ class Api:
             with self.access.open() as catalog:
                 image_encoder = self.image_encoder(catalog) if encoder is not None else None
                 hits = search(catalog, query, encoder=encoder, image_encoder=image_encoder,
-                              mode=mode,  # type: ignore[arg-type]
-                              target=target,  # type: ignore[arg-type]
-                              where=flt, limit=limit)
+                              mode=mode, target=target, where=flt, limit=limit)
                 used = use(catalog, hits)
         except CatalogUnavailable as exc:
             return _error(str(exc), 503, busy=True)

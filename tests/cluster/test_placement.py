@@ -11,7 +11,7 @@ import pytest
 from rayflow.config import Settings, load_settings
 from rayflow.engine.placement import PathMap, UnsupportedUrl, local_path, spread_options
 from rayflow.engine.preflight import NodeReport, check_paths, explain
-from rayflow.engine.resources import ENCODE_SLOT, NVENC, ClusterEncode, cluster_encode
+from rayflow.engine.resources import ENCODE_SLOT, NVENC, ClusterEncode, cluster_encode, requested_resources
 from rayflow.engine.runtime import cluster_host, worker_env
 from rayflow.record import ProxyInfo, Thumbnail
 
@@ -105,17 +105,22 @@ def test_encode_choice_on_cluster_totals_prefers_nvenc_then_cpu_slots() -> None:
     assert cluster_encode({"CPU": 4}) is None
     enc = cluster_encode({"CPU": 32, NVENC: 2, ENCODE_SLOT: 1})
     assert isinstance(enc, ClusterEncode)
-    kinds = [next(iter(enc.task_options()["resources"])) for _ in range(5)]  # type: ignore[call-overload]
+    kinds = [requested_resources(enc.task_options())[0] for _ in range(5)]
     assert kinds[:3] == [NVENC, NVENC, ENCODE_SLOT]
     enc.done({"resources": {NVENC: 1}})
-    assert next(iter(enc.task_options()["resources"])) == NVENC  # type: ignore[call-overload]
+    assert requested_resources(enc.task_options()) == [NVENC]
     settings = Settings()
     cpu_only = enc.settings_for({"resources": {ENCODE_SLOT: 1}}, settings)
     assert cpu_only.proxy.encoders == ("libx264",)
     assert enc.settings_for({"resources": {NVENC: 1}}, settings) is settings
+    # Options without custom resources (the flow's default {"num_cpus": 1}) ask for none.
+    assert requested_resources({"num_cpus": 1}) == [] and requested_resources({"resources": None}) == []
+    before = dict(enc.in_flight)
+    enc.done({"num_cpus": 1})
+    assert enc.in_flight == before
     only_cpu = cluster_encode({ENCODE_SLOT: 3})
     assert only_cpu is not None and not only_cpu.hardware
-    assert {next(iter(only_cpu.task_options()["resources"])) for _ in range(6)} == {ENCODE_SLOT}  # type: ignore[call-overload]
+    assert {requested_resources(only_cpu.task_options())[0] for _ in range(6)} == {ENCODE_SLOT}
 
 
 def test_spread_only_on_more_than_one_node_and_prefect_host() -> None:
@@ -152,7 +157,7 @@ def test_encode_kinds_follow_node_loss() -> None:
     assert enc.stranded(12.0, grace_s=5) == set()  # not yet: an autoscaler may bring it back
     assert enc.stranded(15.0, grace_s=5) == {NVENC}
     assert enc.can_encode()
-    assert {next(iter(enc.task_options()["resources"])) for _ in range(4)} == {ENCODE_SLOT}  # type: ignore[call-overload]
+    assert {requested_resources(enc.task_options())[0] for _ in range(4)} == {ENCODE_SLOT}
     enc.refresh({NVENC: 1, ENCODE_SLOT: 2}, now=20.0)  # back
     assert enc.stranded(30.0, grace_s=5) == set()
     enc.refresh({}, now=40.0)

@@ -23,6 +23,8 @@ def test_models_load_once_per_actor_across_files(engine, tmp_path: Path, shared_
     assert summary.counts["ingested"] == len(paths), [f.errors for f in summary.files]
     note = next(n for n in summary.notes if n.startswith("analysis:"))
     assert "model loads 1 for 4 file(s)" in note  # one actor, one load, four files
+    ran_on = next(n for n in summary.notes if n.startswith("roles ran on"))
+    assert "speech" in ran_on and "cuda" not in ran_on  # observed devices: a CPU box claims no GPU
     catalog = Catalog.open(path=tmp_path / "home" / "catalog", url=None)
     try:
         by_name = {Path(f.path).name: catalog.get(f.clip_id) for f in summary.files}

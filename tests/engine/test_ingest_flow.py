@@ -50,6 +50,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (folder / "sub").mkdir()
     shutil.copy2(src["h264_aac.mp4"], folder / "sub" / "zz_copy_of_h264.mp4")
     os.symlink(folder / "gone.mp4", folder / "broken_link.mp4")
+    (folder / "clip.THM").write_bytes(b"\xff\xd8 camera thumbnail")  # sidecars: reported, not catalogued
+    (folder / "readme.xyz").write_text("shoot notes")
     return {"folder": folder, "audio_only": src["audio_only.m4a"], "still": src["still.jpg"]}
 
 
@@ -74,9 +76,13 @@ def test_every_file_gets_a_status_and_bad_ones_a_specific_reason(first_run) -> N
         "does-not-exist.mp4": ("discover", "does not exist"),
         "text.mp4": ("probe", "ffprobe"),
         "truncated.mp4": ("probe", "truncated"),
-        "audio_only.m4a": ("probe", "audio only"),
-        "still.jpg": ("probe", "still image"),
     }
+    # Audio files and stills are catalogued (issue #13); sidecars and unknown types are listed.
+    assert (files["audio_only.m4a"].status, files["still.jpg"].status) == ("ingested", "ingested")
+    assert "sidecar (camera thumbnail" in files["clip.THM"].errors["discover"]
+    assert "unknown type .xyz" in files["readme.xyz"].errors["discover"]
+    assert "sidecar (notes, .txt)" in files["inside.txt"].errors["discover"]  # inside the folder x.mov
+    assert summary.counts["skipped"] == 3
     for name, (stage, phrase) in expect.items():
         assert files[name].status == "failed", name
         assert phrase in files[name].errors[stage], (name, files[name].errors)
@@ -114,6 +120,10 @@ def test_records_are_in_catalog_and_sidecars_with_real_facts(first_run) -> None:
         assert hdr is not None and hdr.video is not None
         assert hdr.video.hdr.is_hdr and hdr.video.hdr.format == "HDR10"
         assert hdr.proxy is not None and "tone-mapped" in (hdr.proxy.hdr_handling or "")
+        audio = catalog.get(files["audio_only.m4a"].clip_id)
+        assert audio is not None and audio.kind == "audio" and audio.audio_tracks and audio.proxy is None
+        still = catalog.get(files["still.jpg"].clip_id)
+        assert still is not None and still.kind == "image" and still.thumbnails and still.proxy is None
         multi = catalog.get(files["multi_audio.mkv"].clip_id)
         assert multi is not None and len(multi.audio_tracks) >= 2
         # Failed files with content still get a record saying why.

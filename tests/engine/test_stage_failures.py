@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from rayflow.config import load_settings
-from rayflow.engine.flow import TransientError, build_record, run_probe, run_sample
+from rayflow.engine.assemble import build_record
+from rayflow.engine.outcomes import TransientError
+from rayflow.engine.tasks import run_probe, run_sample
 from rayflow.media.tools import ToolTimeout, run_tool
 from rayflow.stages.fingerprint import fingerprint
 from rayflow.stages.steps import plan_steps
@@ -66,3 +68,37 @@ def test_unreadable_file_fails_with_permission_denied(tmp_path: Path) -> None:
     argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", sys.executable, "-c", code]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert proc.stdout.strip().startswith("permission denied"), proc.stderr[-500:]
+
+
+SIGKILL_SHIM = """#!/bin/sh
+for arg in "$@"; do
+  case "$arg" in pipe:1) kill -KILL $$ ;; esac
+done
+exec {real} "$@"
+"""
+
+
+def test_an_ffmpeg_killed_from_outside_mid_proxy_is_transient_not_a_failed_encode(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #18: SIGKILL of the encoder (the OOM killer, an operator) is retried by Prefect,
+    never recorded as "proxy encode failed"; a crash on the input (SIGSEGV) still is a failure."""
+    from rayflow.engine.tasks import killed_from_outside, proxy_file
+    from rayflow.media.tools import ToolError, ToolKilled
+    from rayflow.stages.proxy import ProxySource
+
+    clip = make_corpus(tmp_path / "src", ["h264_aac.mp4"])["h264_aac.mp4"]
+    settings = load_settings(env={}, home=tmp_path / "home")
+    probed = run_probe(str(clip), settings).result
+    assert probed is not None and probed.video is not None
+    source = ProxySource.from_record(probed.video, probed.audio_tracks, duration_s=probed.container.duration_s)
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    real = shutil.which("ffmpeg")
+    (shims / "ffmpeg").write_text(SIGKILL_SHIM.format(real=real))  # the encode (-progress pipe:1) is killed
+    (shims / "ffmpeg").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    with pytest.raises(TransientError, match="SIGKILL"):
+        proxy_file.fn(str(clip), "c" * 32, source, settings, 1, None)
+    assert killed_from_outside(ToolKilled("ffmpeg", clip, "killed by SIGTERM"))
+    assert not killed_from_outside(ToolError("ffmpeg", clip, "proxy encode failed: libx264: crashed (signal 11 "
+                                                            "SIGSEGV): invalid data"))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from rayflow.config import load_settings
-from rayflow.engine.flow import TransientError, run_probe
+from rayflow.engine.outcomes import TransientError
+from rayflow.engine.tasks import run_probe
 from rayflow.media import decode
 from rayflow.media.decode import CRASH_HOOK_ENV, DecoderCrashed, decode_frames
 from rayflow.media.tools import ToolError, ToolKilled, ToolTimeout, run_tool

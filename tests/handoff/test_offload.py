@@ -79,6 +79,8 @@ def test_verify_cli_names_changed_and_missing_files(tmp_path: Path) -> None:
     runner = CliRunner()
     clean = runner.invoke(app, ["offload", "--verify", str(tmp_path / "d1")])
     assert clean.exit_code == 0, clean.output
+    bad_hash = runner.invoke(app, ["offload", str(card), str(tmp_path / "d2"), "--hash", "md5", "--no-ingest"])
+    assert bad_hash.exit_code == 2 and not (tmp_path / "d2").exists(), bad_hash.output
     with (root / "DCIM" / "100GOPRO" / "GX010001.MP4").open("r+b") as fh:  # one flipped byte mid-file
         fh.seek(1_000_000)
         byte = fh.read(1)

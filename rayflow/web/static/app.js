@@ -245,6 +245,18 @@ function flatRows(obj, skip = []) {
     .map(([k, v]) => [k.replace(/_/g, " "), Array.isArray(v) ? v.map((x) => (typeof x === "object" ? JSON.stringify(x) : x)) : v]);
 }
 
+// The start timecode and reel the file carries (null facts are left out, never shown as "None").
+function timecodeRows(r) {
+  const tc = r.container.timecode || {};
+  const rate = tc.rate ? (Math.round(tc.rate * 1000) / 1000) + " fps " + (tc.drop_frame ? "drop-frame" : "non-drop") : null;
+  return [["start", tc.start], ["rate", rate], ["from", tc.source], ["reel", r.container.reel]];
+}
+
+function logProfile(lp) {
+  if (!lp) return null;
+  return lp.name + " (" + lp.raw + (lp.gamut ? "; gamut " + lp.gamut : "") + "; from " + lp.source + ")";
+}
+
 function technical(r) {
   const v = r.video || {};
   const hdr = v.hdr || {};
@@ -254,8 +266,10 @@ function technical(r) {
     factsGroup("File", [["path", r.file.path], ["size", bytes(r.file.size_bytes)], ["checksum", r.file.checksum],
       ["modified", r.file.modified_at], ["clip id", r.clip_id], ["ingested", r.ingested_at], ["kind", r.kind], ["status", r.status]]),
     r.container && factsGroup("Container", flatRows(r.container, ["tags"])),
+    r.container && factsGroup("Timecode", timecodeRows(r)),
     r.video && factsGroup("Video", flatRows(v, ["color", "hdr"])),
-    r.video && factsGroup("Color / HDR", [...flatRows(v.color), ["hdr", hdr.is_hdr ? "yes" : "no"], ["hdr format", hdr.format],
+    r.video && factsGroup("Color / HDR", [...flatRows(v.color), ["log profile", logProfile((v.color || {}).log_profile)],
+      ["hdr", hdr.is_hdr ? "yes" : "no"], ["hdr format", hdr.format],
       ["max CLL (nits)", hdr.max_cll_nits], ["max FALL (nits)", hdr.max_fall_nits],
       ["mastering luminance", md ? (md.min_luminance_nits + "–" + md.max_luminance_nits + " nits") : null]]),
     ...(r.audio_tracks || []).map((a, i) => factsGroup("Audio track " + (i + 1), flatRows(a))),

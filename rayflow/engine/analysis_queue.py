@@ -1,0 +1,296 @@
+"""Analyses in flight on the warm AnalyzerPool, and what a crashed analyzer costs.
+
+A crash costs only the file at fault (issue #18). When an analyzer process dies
+(a native crash, the OOM killer, SIGKILL) every call queued on it fails at once;
+of those, only the one that was *running* is a suspect (actors run one analysis
+at a time, in submission order, so it is the oldest outstanding call on that
+actor). The others are bystanders: they go back to the queue uncharged and run
+on the restarted (or another) actor. A suspect runs again *alone* (nothing else
+is sent to the pool until it is back); if it crashes the actor again it is the
+culprit and fails with the reason (signal, or memory as Ray reports it).
+
+A restarting actor is waited for with a bound (``timeouts.actor_restart_s``; the
+live display says "analyzer restarting"), then what waits on it fails with that
+reason. The GPU watch fails analyses queued to GPU actors whose GPUs left the
+cluster. ``CrashLedger`` holds the who-was-running bookkeeping and needs no Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from rayflow.config import Settings
+from rayflow.engine.outcomes import describe
+from rayflow.engine.pools import GpuWatch
+from rayflow.engine.progress import Progress
+from rayflow.record import ClipRecord
+
+log = logging.getLogger(__name__)
+
+WATCH_EVERY_S = 2.0
+MAX_REQUEUES = 6
+"""A bystander requeued this many times (other files kept crashing its actor) fails."""
+RESTART_NOTE = "analyze"
+
+
+@dataclass
+class AnalysisDone:
+    """The analysis part of one file, finished: ``result`` (an ``AnalysisResult``) or ``error``."""
+
+    key: str
+    result: Any | None
+    error: str | None
+    where: Any | None = None
+    """The ``StagePlacement`` of the actor that served it, when known."""
+
+
+@dataclass
+class AnalysisCall:
+    key: str
+    record: ClipRecord
+    frames_ref: Any
+    index: int = -1
+    """The pool's actor index it was last sent to."""
+    charges: list[str] = field(default_factory=list)
+    """Why the actor died each time it was running this file."""
+    requeues: int = 0
+    """Times it was sent back uncharged (a bystander of another file's crash)."""
+
+
+@dataclass
+class _Crash:
+    suspect: Hashable
+    members: set[Hashable]
+
+
+class CrashLedger:
+    """Per actor, the calls outstanding in submission order; on a crash, which one was running.
+
+    Pure bookkeeping (tested without Ray). Every call that fails with the actor's death is
+    reported with ``crashed()``; the calls outstanding on that actor at its first failure
+    form one crash, whose suspect is the oldest of them; later failures of those calls
+    belong to the same crash, whatever order they are seen in."""
+
+    def __init__(self) -> None:
+        self.queues: dict[int, list[Hashable]] = {}
+        self.crashes: dict[int, _Crash] = {}
+
+    def sent(self, index: int, ref: Hashable) -> None:
+        self.queues.setdefault(index, []).append(ref)
+
+    def finished(self, index: int, ref: Hashable) -> None:
+        queue = self.queues.get(index, [])
+        if ref in queue:
+            queue.remove(ref)
+        crash = self.crashes.get(index)
+        if crash is not None:
+            crash.members.discard(ref)
+            if not crash.members:
+                del self.crashes[index]
+
+    def crashed(self, index: int, ref: Hashable) -> bool:
+        """``ref`` failed because actor ``index`` died; True when it was the one running."""
+        crash = self.crashes.get(index)
+        if crash is None or ref not in crash.members:
+            queue = self.queues.get(index, [])
+            crash = self.crashes[index] = _Crash(queue[0] if queue else ref, {*queue, ref})
+        suspect = crash.suspect == ref
+        self.finished(index, ref)
+        return suspect
+
+
+MEMORY_MONITOR = re.compile(r"running low on memory|memory usage threshold|OutOfMemoryError", re.IGNORECASE)
+"""Ray's own OOM reason (its memory monitor killed the worker). Ray's generic "worker died"
+text merely lists the kernel's OOM killer and SIGSEGV among possible causes: not evidence."""
+EXIT_DETAIL = re.compile(r"exit detail: (.+?\.)(?:\s|$)", re.IGNORECASE)
+
+
+def crash_reason(exc: BaseException) -> str:
+    """Why an actor died, from Ray's error text: out of memory when Ray's memory monitor says
+    so, else the worker's exit detail (a signal, a lost connection), else the error itself."""
+    full = str(exc)
+    if MEMORY_MONITOR.search(full):
+        return f"out of memory (Ray's memory monitor killed the process): {describe(exc)}"
+    if found := EXIT_DETAIL.search(full):
+        return (f"the process died ({found.group(1)} Killed by a signal, e.g. SIGKILL or the kernel's OOM "
+                "killer, or a native crash)")
+    return f"the process died: {describe(exc)}"
+
+
+@dataclass
+class _Restart:
+    since: float
+    reason: str
+    ping: Any | None = None
+
+
+class AnalysisQueue:
+    """Submits analyses to the pool, collects them, requeues bystanders of a crash."""
+
+    def __init__(self, pool: Any, settings: Settings, progress: Progress) -> None:
+        self.pool, self.settings, self.progress = pool, settings, progress
+        self.pending: dict[Any, AnalysisCall] = {}
+        self.ledger = CrashLedger()
+        self.waiting: list[AnalysisCall] = []
+        """Calls to send: new ones and requeued bystanders."""
+        self.suspects: list[AnalysisCall] = []
+        """Calls running when their actor died, to run again alone."""
+        self.alone: Any | None = None
+        """The suspect running alone now (nothing else is sent meanwhile)."""
+        self.restarting: dict[int, _Restart] = {}
+        plan = getattr(pool, "plan", None)
+        self.gpu_watch = GpuWatch(plan.num_gpus if plan is not None else 0.0)
+        self.last_gpu_check = time.monotonic()
+
+    def busy(self) -> bool:
+        return bool(self.pending or self.waiting or self.suspects)
+
+    def refs(self) -> list[Any]:
+        return list(self.pending)
+
+    def owns(self, ref: Any) -> bool:
+        return ref in self.pending
+
+    # ------------------------------------------------------------ sending
+
+    def submit(self, key: str, record: ClipRecord, frames_ref: Any) -> None:
+        self.progress.stage_started("analyze")
+        self.waiting.append(AnalysisCall(key, record, frames_ref))
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Send what may go now: a suspect alone once the pool is idle, else everything waiting."""
+        if self.alone is not None:
+            return
+        if self.suspects:
+            if not self.pending:
+                self.alone = self._send(self.suspects.pop(0))
+            return
+        while self.waiting:
+            self._send(self.waiting.pop(0))
+
+    def _send(self, call: AnalysisCall) -> Any:
+        ref, index = self.pool.submit(call.key, call.record.clip_id, call.frames_ref, call.record)
+        call.index = index
+        self.pending[ref] = call
+        self.ledger.sent(index, ref)
+        return ref
+
+    # ------------------------------------------------------------ collecting
+
+    def collect(self, ref: Any) -> AnalysisDone | None:
+        """The finished call ``ref``: its analysis, its final failure, or None when it was
+        sent back (a bystander, or a suspect to run again alone)."""
+        call = self.pending.pop(ref)
+        self.pool.done(call.index)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            done = self._crashed(ref, call, exc)
+        except ray.exceptions.RayError as exc:
+            self.ledger.finished(call.index, ref)
+            done = AnalysisDone(call.key, None, f"analysis failed: {describe(exc)}")
+        else:
+            self.ledger.finished(call.index, ref)
+            self._restarted(call.index)
+            done = AnalysisDone(call.key, result, None, self._where(call.index))
+        if ref == self.alone:
+            self.alone = None
+        self.dispatch()
+        return done
+
+    def _crashed(self, ref: Any, call: AnalysisCall, exc: BaseException) -> AnalysisDone | None:
+        reason = crash_reason(exc)
+        running = self.ledger.crashed(call.index, ref)
+        if call.index not in self.restarting:
+            log.warning("analyzer %d died (%s); waiting for its restart", call.index, reason)
+            self.restarting[call.index] = _Restart(time.monotonic(), reason)
+            self.progress.set_note(RESTART_NOTE, "analyzer restarting")
+        if running:
+            call.charges.append(reason)
+            if len(call.charges) >= 2:
+                return AnalysisDone(call.key, None, (
+                    f"this file crashed the analyzer {len(call.charges)} times, the last time alone on a "
+                    f"restarted actor: {reason}"))
+            log.warning("%s was being analysed when the analyzer died; it runs again alone", call.key)
+            self.suspects.append(call)
+            return None
+        call.requeues += 1
+        if call.requeues > MAX_REQUEUES:
+            return AnalysisDone(call.key, None, (
+                f"the analyzer crashed {call.requeues} times on other files while this one waited: {reason}"))
+        self.waiting.append(call)
+        return None
+
+    def _restarted(self, index: int) -> None:
+        if self.restarting.pop(index, None) is not None and not self.restarting:
+            self.progress.set_note(RESTART_NOTE, None)
+
+    def _where(self, index: int) -> Any | None:
+        return self.pool.where(index) if hasattr(self.pool, "where") else None
+
+    # ------------------------------------------------------------ watches
+
+    def watch(self) -> list[AnalysisDone]:
+        """Bounded waits: for a restarting actor, and for GPUs that left the cluster."""
+        now = time.monotonic()
+        self.dispatch()
+        failed = self._watch_restarts(now)
+        if self.gpu_watch.need_gpus and self.pending and now - self.last_gpu_check >= WATCH_EVERY_S:
+            self.last_gpu_check = now
+            self.gpu_watch.update(ray.cluster_resources(), now)
+            if self.gpu_watch.stranded(now, self.settings.timeouts.lost_resource_s):
+                failed += self._fail_all(
+                    f"no GPU left in the cluster for {self.settings.timeouts.lost_resource_s:g} s (the analyzers "
+                    f"need {self.gpu_watch.need_gpus:g} GPU each; was their node lost?)")
+        return failed
+
+    def _watch_restarts(self, now: float) -> list[AnalysisDone]:
+        """Ping each restarting actor (its ``node`` method answers on its own thread); past
+        ``timeouts.actor_restart_s`` without an answer, fail everything waiting for analysis."""
+        actors = getattr(self.pool, "actors", None)
+        bound = self.settings.timeouts.actor_restart_s
+        for index, restart in list(self.restarting.items()):
+            if actors is None:
+                self._restarted(index)
+                continue
+            if restart.ping is not None and ray.wait([restart.ping], timeout=0)[0]:
+                try:
+                    ray.get(restart.ping)
+                    self._restarted(index)
+                    log.info("analyzer %d is back", index)
+                    continue
+                except ray.exceptions.RayError:
+                    restart.ping = None
+            if restart.ping is None:
+                restart.ping = actors[index].node.remote()
+            if now - restart.since > bound:
+                self.restarting.clear()
+                self.progress.set_note(RESTART_NOTE, None)
+                return self._fail_all(
+                    f"the analyzer did not come back within {bound:g} s after it died ({restart.reason})")
+        return []
+
+    def _fail_all(self, reason: str) -> list[AnalysisDone]:
+        failed = []
+        for ref, call in list(self.pending.items()):
+            with contextlib.suppress(Exception):  # already finished or its actor is gone: nothing to stop
+                ray.cancel(ref)
+            del self.pending[ref]
+            self.pool.done(call.index)
+            self.ledger.finished(call.index, ref)
+            failed.append(AnalysisDone(call.key, None, reason))
+        for call in [*self.suspects, *self.waiting]:
+            failed.append(AnalysisDone(call.key, None, reason))
+        self.suspects.clear()
+        self.waiting.clear()
+        self.alone = None
+        return failed

@@ -1,0 +1,83 @@
+"""Issue #18: SIGKILL of the analysis actor costs only the file at fault, never the queue.
+
+The real CLI ingests small clips with the analyze step on; the analyzer process is SIGKILLed
+while it analyses (what the kernel's OOM killer does on a huge file), twice. Before,
+the files queued on it were charged with the crash and failed; now they are requeued, the
+file that was running is re-run alone, and every file is ingested in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from rayflow.record import RunSummary
+from tests.faults.conftest import make_clips, start_cli, verified_home
+
+pytestmark = pytest.mark.slow
+
+CLIPS = 6
+KILLS = 2
+LIGHT_MODELS = "[analysis]\nspeech = false\nscreen_text = false\nthumbnails = false\n"
+"""Shots and faces only: each kill costs a model reload, and what is tested is the actor's queue."""
+
+
+def _records(home: Path) -> int:
+    return len(list((home / "output" / "records").glob("*.json")))
+
+
+def _analyzing(root: psutil.Process) -> psutil.Process | None:
+    """The analyzer actor's process while it runs an analysis (Ray names it by the method)."""
+    for proc in root.children(recursive=True):
+        try:
+            if proc.name().startswith("ray::AnalyzerActor.analyze"):
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+@pytest.mark.timeout(900)  # a model reload per kill, on 2 shared cores
+def test_sigkilled_analyzer_loses_no_file_of_its_queue(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    make_clips(folder, CLIPS, start_hue=40)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(LIGHT_MODELS)
+    run = start_cli(["ingest", str(folder), "--home", str(home), "--skip", "proxy", "--skip", "embed",
+                     "--json"], out=tmp_path / "run")
+    kills: list[int] = []
+    try:
+        root = psutil.Process(run.pid)
+        deadline = time.monotonic() + 600
+        written_at_kill = -2
+        while run.poll() is None and len(kills) < KILLS and time.monotonic() < deadline:
+            # Kill while a file is being analysed, and only once the file re-run alone after the
+            # last kill (and one more) got through: each kill then hits a different file.
+            victim = _analyzing(root) if _records(home) >= written_at_kill + 2 else None
+            if victim is not None:
+                try:
+                    victim.send_signal(signal.SIGKILL)
+                    kills.append(victim.pid)
+                    written_at_kill = _records(home)
+                except psutil.NoSuchProcess:
+                    pass
+            time.sleep(0.2)
+        run.wait(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    stderr = (tmp_path / "run.stderr").read_text(errors="replace")
+    assert len(kills) == KILLS, (kills, stderr[-2000:])
+    assert run.returncode == 0, stderr[-3000:]
+    summary = RunSummary.model_validate(json.loads((tmp_path / "run.stdout").read_text()))
+    failed = {Path(f.path).name: f.errors for f in summary.files if f.status != "ingested"}
+    assert failed == {}, failed
+    assert summary.counts["ingested"] == CLIPS
+    report = verified_home(home)
+    assert report.points == report.records == CLIPS
