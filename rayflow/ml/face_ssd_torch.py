@@ -152,10 +152,10 @@ def decode(loc: np.ndarray, conf: np.ndarray, priors: np.ndarray, *, min_score: 
     w, h = np.exp(variances[:, 2] * loc[:, 2]) * pw, np.exp(variances[:, 3] * loc[:, 3]) * ph
     decoded = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     scores = conf[keep]
-    rows = []
+    rows: list[tuple[int, float]] = []
     for i in np.argsort(-scores, kind="stable"):
         if all(_iou(decoded[i], decoded[j]) <= NMS_IOU for j in (r[0] for r in rows)):
-            rows.append((i, scores[i]))
+            rows.append((int(i), float(scores[i])))
     return np.array([[0, 1, s, *decoded[i]] for i, s in rows], dtype=np.float32).reshape(-1, 7)
 
 
