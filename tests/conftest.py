@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ def pytest_configure(config: pytest.Config) -> None:
     """Point Prefect at the session's server before anything imports prefect.
 
     Prefect reads PREFECT_API_URL when it is imported; the engine fixture starts the
-    server on this port later. (Subprocess tests drop the variable on purpose.)"""
-    from rayflow.engine.runtime import free_port
-
-    port = free_port()
+    server on this port later. (Subprocess tests drop the variable on purpose.) The port is
+    found here, not with ``rayflow.engine.runtime.free_port``: that module imports ray, and
+    the GPU tests (tests/gpu) run on machines without ray or prefect."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     os.environ["RAYFLOW_TEST_PREFECT_PORT"] = str(port)
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
 
@@ -36,7 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     must = os.environ.get("FAIL_WITHOUT_CUDA") == "1"
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu") is not None:  # the marker, not the folder name tests/gpu
             if must:
                 item.add_marker(pytest.mark.usefixtures("_fail_without_cuda"))
             else:

@@ -3,9 +3,9 @@
 Asked by ``rayflow doctor`` and the GPU benchmark. Each answer names the library the role
 needs on a GPU and why it cannot use one: faster-whisper's CTranslate2 4.x loads the CUDA 12
 cuBLAS (``libcublas.so.12``), which CUDA 13 torch does not bring (the ``gpu`` extra installs
-``nvidia-cublas-cu12``); the ONNX roles (on-screen text, the face detector) need
-onnxruntime-gpu's ``CUDAExecutionProvider``; torch roles (shots' TransNetV2, the text and
-image encoders) need a CUDA build of torch; NVDEC decode needs PyNvVideoCodec.
+``nvidia-cublas-cu12``); on-screen text (ONNX) needs onnxruntime-gpu's
+``CUDAExecutionProvider``; torch roles (shots' TransNetV2, the face SSD's torch port, the
+text and image encoders) need a CUDA build of torch; NVDEC decode needs PyNvVideoCodec.
 
 Cheap on purpose: without an NVIDIA GPU (NVML answers first, ~10 ms) nothing heavy is
 imported; torch is imported only when a GPU is present.
@@ -77,12 +77,13 @@ def role_support() -> list[RoleGpu]:
     gpus = nvidia_gpus()
     if not gpus:
         return [RoleGpu(role, lib, False, "no NVIDIA GPU (NVML)") for role, lib in _ROLES]
-    return [_torch_role("shots", "torch (TransNetV2)"), _speech(), _onnx("screen_text"), _onnx("faces"),
+    return [_torch_role("shots", "torch (TransNetV2)"), _speech(), _onnx("screen_text"),
+            _torch_role("faces", "torch (ResNet-10 SSD port)"),
             _torch_role("embed", "torch (sentence-transformers)"), _nvdec()]
 
 
 _ROLES = [("shots", "torch (TransNetV2)"), ("speech", "ctranslate2 + cuBLAS 12"),
-          ("screen_text", "onnxruntime-gpu"), ("faces", "onnxruntime-gpu"),
+          ("screen_text", "onnxruntime-gpu"), ("faces", "torch (ResNet-10 SSD port)"),
           ("embed", "torch (sentence-transformers)"), ("decode", "PyNvVideoCodec (NVDEC)")]
 
 
@@ -121,7 +122,10 @@ def _speech() -> RoleGpu:
 
 def preload_pip_cublas() -> bool:
     """Load ``libcublas.so.12`` from the ``nvidia-cublas-cu12`` wheel (not on the loader path)."""
-    spec = importlib.util.find_spec("nvidia.cublas")
+    try:
+        spec = importlib.util.find_spec("nvidia.cublas")
+    except ModuleNotFoundError:  # no ``nvidia`` namespace at all (no NVIDIA wheel installed)
+        return False
     if spec is None or not spec.submodule_search_locations:
         return False
     for folder in spec.submodule_search_locations:

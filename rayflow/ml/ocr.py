@@ -8,8 +8,10 @@ spaces in small Latin text ("Subtitlelinefor"), so callers should compare texts
 without whitespace.
 
 ``OcrModel.read`` runs detection frame by frame (frames of one clip share a size,
-but batching detection on a CPU gains nothing) and recognition once over the text
-crops of *all* frames, in batches. A frame nearly identical to the last one read
+but batching detection on a CPU gains nothing; a cheap low-resolution pass first
+skips frames with no text at all) and recognition only on the boxes
+the detector found that can be lines of text (not taller than ``max_box_height``),
+once over the crops of *all* frames, in batches. A frame nearly identical to the last one read
 (slides, title cards, static shots) reuses that frame's result.
 
 Example::
@@ -96,6 +98,16 @@ class OcrModel:
     - ``use_angle_cls=False``: frames come in display orientation, so the
       upside-down-text classifier is skipped.
     - ``rec_batch_size=16``: text crops recognised together (across frames).
+    - ``gate_min_side_px=288``: each frame is first detected at this short side (no
+      upscaling for the pipeline's 512x288 frames, ~1/3 of the cost of 512); only a
+      frame where that pass finds a box is detected again at ``det_min_side_px`` and
+      read. On 72 frames of shared media and generated captions it cut OCR CPU time
+      from 34.4 s to 25.5 s with the same texts read (frames without text cost the
+      cheap pass only). None disables the gate.
+    - ``max_box_height=0.3``: detected boxes taller than this share of the frame are
+      not recognised. On the Sintel trailer and Big Buck Bunny every such box was a
+      texture (fog, fur, sky) read as one stray glyph ("场", "#", "S") at 0.04-0.33;
+      titles there are 0.03-0.05 of the frame, a large logo ~0.2.
     - ``reuse_below_diff=1.0``: a frame whose mean absolute difference from the
       last frame read is below this (0..255 levels) reuses that frame's lines.
       0 disables it.
@@ -110,7 +122,11 @@ class OcrModel:
         use_angle_cls: bool = False,
         rec_batch_size: int = 16,
         reuse_below_diff: float = 1.0,
+        max_box_height: float = 0.3,
+        gate_min_side_px: int | None = 288,
     ) -> None:
+        self.max_box_height = max_box_height
+        self.gate_min_side_px = gate_min_side_px
         self.location = locate_ocr_model()
         self.threads = max(1, min(threads, os.cpu_count() or 1))
         self.det_min_side_px = det_min_side_px
@@ -200,6 +216,9 @@ class OcrModel:
             width, height = max(1, round(width * scale)), max(1, round(height * scale))
             rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
         bgr = np.ascontiguousarray(rgb[..., ::-1])  # RapidOCR takes arrays in OpenCV's BGR order
+        gated = bool(self.gate_min_side_px) and (self.gate_min_side_px or 0) < self.det_min_side_px
+        if gated and not self._text_likely(bgr):
+            return []
         boxes, _ = self._engine.text_det(bgr)
         if boxes is None or len(boxes) == 0:
             return []
@@ -210,11 +229,24 @@ class OcrModel:
             if crop.size == 0:
                 continue
             xs, ys = quad[:, 0], quad[:, 1]
+            if (ys.max() - ys.min()) / height > self.max_box_height:
+                continue  # a texture, not a line of text: not worth recognising
             found.append((crop, TextBox(
                 x0=_unit(xs.min() / width), y0=_unit(ys.min() / height),
                 x1=_unit(xs.max() / width), y1=_unit(ys.max() / height),
             )))
         return found
+
+    def _text_likely(self, bgr: np.ndarray) -> bool:
+        """A cheap first detection pass at ``gate_min_side_px`` (288p frames are not
+        upscaled): any box at all means the frame is read at full detail."""
+        det = self._engine.text_det
+        det.limit_side_len = self.gate_min_side_px
+        try:
+            boxes, _ = det(bgr)
+        finally:
+            det.limit_side_len = self.det_min_side_px
+        return boxes is not None and len(boxes) > 0
 
     def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         if not crops:

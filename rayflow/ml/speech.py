@@ -46,7 +46,6 @@ SILENCE_PEAK = 1e-4
 """Audio whose absolute peak stays below this (-80 dBFS) is digital silence: it is
 not sent to the model at all (empty text)."""
 
-
 class ModelMissing(RuntimeError):
     """A model's weights are not on this machine; the message says what to install or where to put them."""
 
@@ -134,6 +133,79 @@ def resolve_device(device: str) -> tuple[str, int]:
     return kind, int(index) if index else 0
 
 
+VAD_WINDOW = 512
+"""Silero VAD scores windows of 512 samples (32 ms at 16 kHz)."""
+
+
+@dataclass(frozen=True)
+class SpeechGate:
+    """When audio counts as speech: Silero VAD first, then Whisper's own signals per segment.
+
+    Measured with tiny.en on this machine (VAD voiced seconds; per segment
+    no_speech_prob / avg_logprob):
+
+    - Big Buck Bunny's music (bigbuckbunny.mp4): VAD fires on 2.2 s (max 0.89), and
+      Whisper hears "Mm-hmm." at 0.61 / -0.87: dropped by the no-speech rule.
+    - jfk.flac: 0.07 / -0.30; espeak-ng sentences: 0.05-0.21 / -0.57 to -0.62: kept.
+    - white/pink/brown noise, a synthetic tune, a 440 Hz tone: VAD voiced < 0.1 s:
+      Whisper is not run at all.
+    """
+
+    vad_threshold: float = 0.5
+    """Silero speech probability at or above which a 32 ms window is voiced."""
+    min_voiced_s: float = 0.5
+    """Fewer voiced seconds than this in the whole clip: no transcript, Whisper not run."""
+    no_speech_prob: float = 0.5
+    """A segment at or above this no_speech_prob ..."""
+    doubtful_logprob: float = -0.5
+    """... and with an avg_logprob below this is dropped (a hallucination on non-speech)."""
+    min_logprob: float = -1.0
+    """A segment whose avg_logprob is below this is dropped whatever its no_speech_prob."""
+    join_gap_s: float = 2.0
+    """Voiced stretches closer than this are decoded as one span."""
+    pad_s: float = 0.4
+    """Each span is widened by this on both sides (word onsets score low in VAD)."""
+
+    def keeps(self, no_speech_prob: float, avg_logprob: float) -> bool:
+        """Whether a decoded segment is kept as speech."""
+        if avg_logprob < self.min_logprob:
+            return False
+        return not (no_speech_prob >= self.no_speech_prob and avg_logprob < self.doubtful_logprob)
+
+
+@dataclass(frozen=True)
+class VoiceActivity:
+    """What Silero VAD found in a clip's audio."""
+
+    voiced_s: float
+    """Seconds of 32 ms windows scored at or above the gate's threshold."""
+    spans_s: list[tuple[float, float]]
+    """Speech spans (start, end) in seconds, padded as faster-whisper pads them."""
+
+
+def voice_activity(samples: np.ndarray, gate: SpeechGate) -> VoiceActivity:
+    """Run Silero VAD (shipped in faster-whisper, ONNX, one thread) once over 16 kHz samples.
+
+    Spans are the voiced windows joined across gaps shorter than ``gate.join_gap_s``
+    and padded by ``gate.pad_s`` each side (faster-whisper's own defaults: 2 s, 0.4 s)."""
+    from faster_whisper.vad import get_vad_model
+
+    padded = np.pad(samples, (0, VAD_WINDOW - samples.size % VAD_WINDOW))
+    voiced = np.asarray(get_vad_model()(padded)).reshape(-1) >= gate.vad_threshold
+    window_s = VAD_WINDOW / SAMPLE_RATE_HZ
+    duration_s = samples.size / SAMPLE_RATE_HZ
+    spans: list[tuple[float, float]] = []
+    for index in np.flatnonzero(voiced):
+        start, end = index * window_s, (index + 1) * window_s
+        if spans and start - spans[-1][1] < gate.join_gap_s:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    padded_spans = [(round(max(0.0, a - gate.pad_s), 3), round(min(duration_s, b + gate.pad_s), 3))
+                    for a, b in spans]
+    return VoiceActivity(round(float(np.count_nonzero(voiced)) * window_s, 3), padded_spans)
+
+
 class SpeechModel:
     """A warm faster-whisper model: build it, call ``setup()`` once, then ``transcribe()`` many times.
 
@@ -144,9 +216,12 @@ class SpeechModel:
     - ``beam_size=5`` (Whisper's default): on a 2-core CPU it costs ~40 % more time
       than greedy (1) on jfk.flac, but greedy tiny.en heard espeak's "quick brown
       fox" as "quick roundfark"; use 1 when throughput matters more than words.
-    - ``vad_filter=True``: Silero VAD (shipped inside faster-whisper) drops
-      non-speech first, so music and silence give empty text instead of
-      hallucinated phrases, and long quiet stretches cost nothing.
+    - ``vad_filter=True``: Silero VAD (shipped inside faster-whisper) runs first,
+      once; a clip with under ``gate.min_voiced_s`` voiced seconds is not sent to
+      Whisper at all, and Whisper decodes only the voiced spans, each in place, so
+      long quiet stretches cost nothing and segment times stay the clip's own. Decoded segments then pass ``gate``
+      (no_speech_prob / avg_logprob, see ``SpeechGate``): music, noise and silence
+      give empty text instead of hallucinated phrases like "Mm-hmm.".
     - ``condition_on_previous_text=False``: each 30 s window is decoded on its own,
       which stops tiny models repeating a phrase for minutes; costs a little
       cross-window consistency.
@@ -165,7 +240,9 @@ class SpeechModel:
         language: str | None = None,
         word_timestamps: bool = False,
         models_dir: Path | None = None,
+        gate: SpeechGate | None = None,
     ) -> None:
+        self.gate = gate if gate is not None else SpeechGate()
         self.location = locate_speech_model(model, models_dir=models_dir)
         self.cpu_threads = cpu_threads
         self.beam_size = beam_size
@@ -255,14 +332,28 @@ class SpeechModel:
             return Speech(model=self.name, audio_track=audio_track)
         words = self.word_timestamps if word_timestamps is None else word_timestamps
         start = time.perf_counter()
+        clips: str | list[float] = "0"
+        if self.vad_filter:
+            activity = voice_activity(samples, self.gate)
+            if activity.voiced_s < self.gate.min_voiced_s or not activity.spans_s:
+                log.debug("VAD: %.2f s voiced in %.1f s of audio: no speech", activity.voiced_s,
+                          samples.size / SAMPLE_RATE_HZ)
+                return Speech(model=self.name, audio_track=audio_track)
+            # Each voiced span is decoded in place (clip_timestamps), so segment times are
+            # the clip's own. Joining the spans back to back (faster-whisper's vad_filter)
+            # saves encoder passes but let a segment start in the previous span: a sentence
+            # spoken at 7 s was stamped 3.7 s.
+            clips = [t for span in activity.spans_s for t in span]
         segments_iter, info = self._model.transcribe(
             samples,
             language=self.language,
             beam_size=self.beam_size,
-            vad_filter=self.vad_filter,
+            vad_filter=False,  # done above, once
+            clip_timestamps=clips,
             condition_on_previous_text=False,
             word_timestamps=words,
         )
+        decoded = [seg for seg in segments_iter if seg.text.strip()]  # a generator: decoding happens here
         segments = [
             SpeechSegment(
                 start_s=round(float(seg.start), 3),
@@ -274,9 +365,11 @@ class SpeechModel:
                                   word=w.word.strip(), probability=float(w.probability))
                        for w in seg.words] if words and seg.words is not None else None,
             )
-            for seg in segments_iter  # a generator: decoding happens here
-            if seg.text.strip()
+            for seg in decoded
+            if self.gate.keeps(float(seg.no_speech_prob), float(seg.avg_logprob))
         ]
+        if len(segments) < len(decoded):
+            log.debug("speech gate dropped %d of %d segments", len(decoded) - len(segments), len(decoded))
         log.debug("transcribed %.1f s of audio in %.2f s (%d segments)",
                   samples.size / SAMPLE_RATE_HZ, time.perf_counter() - start, len(segments))
         return Speech(

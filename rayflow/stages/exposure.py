@@ -7,8 +7,9 @@ with the inverse Rec.709 camera curve and compares it with 18 % mid-grey:
     offset_ev = log2(linear(median / 255) / 0.18)
 
 Approximations, stated: Y' of encoded RGB is not linear luminance; real cameras add
-knees, log profiles or HDR curves (PQ/HLG frames are measured as if SDR, so their
-offset means little); only the median is converted. So the offset is a guide
+knees, log profiles or HDR curves (PQ/HLG frames arrive tone-mapped to SDR BT.709 with
+the proxy's chain, ``Frames.tone_mapped``, so they are measured as the proxy shows them);
+only the median is converted. So the offset is a guide
 ("about two stops under"), not a light-meter reading. Code value 128 reads +0.5 EV;
 mid-grey's 18 % encodes to about 104. The median is floored at code value 1, so a
 black frame reads about -7.7 EV; a white one reads the ceiling, +2.5 EV.

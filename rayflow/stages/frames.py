@@ -19,12 +19,16 @@ def sample_frames(
     rotation: int,
     settings: SampleSettings,
     timeout_s: float,
+    strip: bool = True,
     still: bool = False,
 ) -> tuple[Frames, SampleInfo]:
     """Decode ``settings.count`` evenly spaced exact frames, longest side ``settings.max_side``.
 
+    ``strip`` (default): the same pass also yields every frame at 48x27 (``Frames.strip``)
+    for the shot detector, so shots need no second decode; pass False when shots are
+    not wanted (sampling alone can then seek instead of decoding the whole stream).
     ``still``: the file is one picture (a photo): decode its first frame only, which needs
-    no frame count or duration (a JPEG read by the ``jpeg_pipe`` demuxer has neither).
+    no frame count or duration (a JPEG read by the ``jpeg_pipe`` demuxer has neither); no strip.
 
     ``rotation`` is ``VideoInfo.rotation`` (clockwise degrees), a cross-check only:
     both decoders apply the file's display matrix. Raises ``ToolError`` (record it)
@@ -37,6 +41,7 @@ def sample_frames(
         max_side=settings.max_side,
         rotation=rotation,
         timeout_s=timeout_s,
+        strip=strip and not still,
     )
     info = SampleInfo(
         decoder=frames.decoder,

@@ -3,9 +3,9 @@
 Each sampled frame is read by a warm PP-OCRv4 model (``rayflow.ml.ocr``); the
 readings are then cleaned and merged:
 
-- junk is dropped: lines scored below ``min_confidence`` (0.7; PP-OCR gives stray
-  glyphs on textures 0.55-0.75 and real captions above 0.9) or with fewer than
-  ``min_chars`` (2) letters/digits;
+- junk is dropped: lines scored below ``min_confidence`` (0.8; PP-OCR gives stray
+  glyphs on textures 0.55-0.75, a colour checker's "Coxrite" 0.78-0.84, and real
+  captions above 0.9) or with fewer than ``min_chars`` (2) letters/digits;
 - the same text on neighbouring sampled frames becomes ONE ``ScreenText`` whose
   ``start_s``/``end_s`` are the first and last frames it was read on. Two readings
   are the same text when their normalised forms (casefolded, all whitespace
@@ -13,6 +13,13 @@ readings are then cleaned and merged:
   ratio of at least ``similarity`` (0.8). A text may be missed on up to
   ``max_gap_frames`` (1) sampled frames in between; after a longer gap it starts a
   new entry, so a caption that returns later is listed twice.
+- each merged text must be plausible (``rayflow.ml.text_plausibility``): its
+  readings are judged (character classes, word shape, a word list, near-misses
+  of common words such as "peesents"), the best plausible reading is shown with
+  its word boundaries restored ("WEATHERALERT" -> "WEATHER ALERT"), and a text
+  with no known word at all (a name) is kept only when every frame read it the
+  same and its mean score is at least ``unknown_min_confidence`` (0.95). A text
+  with no plausible reading is not stored.
 
 Example::
 
@@ -29,6 +36,7 @@ from dataclasses import dataclass, field
 
 from rayflow.media.decode import Frames
 from rayflow.ml.ocr import OcrModel, TextLine
+from rayflow.ml.text_plausibility import TextJudge, Verdict
 from rayflow.record import RoleRun, ScreenText, StageName
 from rayflow.stages.base import ClipInput, Device, Resources, Stage
 
@@ -64,13 +72,17 @@ class ScreenTextStage(Stage[ClipInput, list[ScreenText]]):
         *,
         threads: int = 2,
         device: str = "cpu",
-        min_confidence: float = 0.7,
+        min_confidence: float = 0.8,
         min_chars: int = 2,
         similarity: float = 0.8,
         max_gap_frames: int = 1,
+        unknown_min_confidence: float = 0.95,
         ocr: OcrModel | None = None,
+        judge: TextJudge | None = None,
     ) -> None:
         self.ocr = ocr if ocr is not None else OcrModel(threads=threads)
+        self.judge = judge if judge is not None else TextJudge()
+        self.unknown_min_confidence = unknown_min_confidence
         self.device = device
         self.min_confidence = min_confidence
         self.min_chars = min_chars
@@ -78,11 +90,12 @@ class ScreenTextStage(Stage[ClipInput, list[ScreenText]]):
         self.max_gap_frames = max_gap_frames
 
     def setup(self, device: Device | None = None) -> None:
-        """Load the OCR model (once; later calls do nothing). Raises ``ModelMissing`` without weights.
-        ``device`` None keeps the constructor's; "cuda" without onnxruntime-gpu runs on the CPU
-        (``observed()`` says so)."""
+        """Load the OCR model and the word lists (once; later calls do nothing). Raises
+        ``ModelMissing`` without weights. ``device`` None keeps the constructor's; "cuda"
+        without onnxruntime-gpu runs on the CPU (``observed()`` says so)."""
         self.device = device or self.device
         self.ocr.setup(self.device)
+        self.judge.setup()
 
     def observed(self) -> RoleRun:
         actual = str(getattr(self.ocr, "device", None) or "cpu")
@@ -103,13 +116,29 @@ class ScreenTextStage(Stage[ClipInput, list[ScreenText]]):
         kept = [[line for line in lines if self._keep(line)] for lines in per_frame]
         tracks = self._merge(kept)
         stamps = [float(t) for t in frames.timestamps_s]
-        texts = [_to_screen_text(track, stamps) for track in tracks]
+        texts = [text for track in tracks if (text := self._plausible(track, stamps)) is not None]
         texts.sort(key=lambda t: (t.start_s, t.box.y0 if t.box else 0.0))
         log.debug("screen text: %d readings -> %d texts", sum(len(k) for k in kept), len(texts))
         return texts
 
     def _keep(self, line: TextLine) -> bool:
         return line.confidence >= self.min_confidence and sum(c.isalnum() for c in line.text) >= self.min_chars
+
+    def _plausible(self, track: _Track, stamps: list[float]) -> ScreenText | None:
+        """The track as a record part when one of its readings is plausible, else None."""
+        judged = [(self.judge.verdict(line.text), line) for _, line in track.readings]
+        verdict, line = max(judged, key=lambda vl: _preference(*vl))
+        if not verdict.plausible:
+            log.debug("screen text %r dropped: %s", line.text, verdict.reason)
+            return None
+        if verdict.unknown_only:
+            confidence = sum(ln.confidence for _, ln in judged) / len(judged)
+            agree = len({normalise(ln.text) for _, ln in judged}) == 1
+            if not agree or confidence < self.unknown_min_confidence:
+                log.debug("screen text %r dropped: no known word, %s, mean score %.2f", line.text,
+                          "readings agree" if agree else "readings disagree", confidence)
+                return None
+        return _to_screen_text(track, stamps, verdict.text, line)
 
     def _merge(self, per_frame: list[list[TextLine]]) -> list[_Track]:
         """Greedy, frame by frame: each line joins the most similar open track (one line per
@@ -147,14 +176,19 @@ def _similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-def _to_screen_text(track: _Track, stamps: list[float]) -> ScreenText:
-    """One record part per track. The text shown is the reading with the most spaces
-    (OCR drops spaces far more often than it invents them), then the most confident;
-    its box is that reading's box; confidence is the mean over the readings."""
-    best = max((line for _, line in track.readings), key=lambda ln: (ln.text.count(" "), ln.confidence))
+def _preference(verdict: Verdict, line: TextLine) -> tuple[bool, bool, float, int, float]:
+    """Which reading a track shows: plausible, then with known words, the most known,
+    the most spaces (OCR drops spaces far more often than it invents them), the most confident."""
+    return (verdict.plausible, not verdict.unknown_only, verdict.known_share, verdict.text.count(" "),
+            line.confidence)
+
+
+def _to_screen_text(track: _Track, stamps: list[float], text: str, best: TextLine) -> ScreenText:
+    """One record part per track: ``text`` (the chosen reading, spaces restored) with
+    that reading's box; confidence is the mean over all the track's readings."""
     frames = [index for index, _ in track.readings]
     return ScreenText(
-        text=best.text,
+        text=text,
         start_s=round(stamps[frames[0]], 3),
         end_s=round(stamps[frames[-1]], 3),
         frames=len(frames),

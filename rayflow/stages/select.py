@@ -4,16 +4,28 @@ Ranking looks only at the sampled frames (already decoded, small) plus the shot
 and face results; then ffmpeg extracts the EXACT frame at each winner's timestamp
 from the source, at full resolution, as a high-quality JPEG.
 
-Score of a candidate, 0..1 (weights ``SHARPNESS_WEIGHT`` etc.):
+Score of a candidate (weights ``SHARPNESS_WEIGHT`` etc.), measured on the picture
+inside black bars (``rayflow.stages.exposure.picture_area``), each part 0..1:
 
-- sharpness: variance of the Laplacian of its luma, relative to the sharpest
-  candidate of the clip (log scale, so a frame with half the detail is not
-  half as good);
-- exposure: mean luma near mid-grey, few clipped (>= 250) or crushed (<= 5) pixels;
-- faces: a face on the frame (``Faces.frames``), more for a bigger one.
+- sharpness relative to the content: the 95th percentile of |Laplacian| over the
+  frame's own luma range (p98 - p2, + 16), then over the clip's best: crisp edges
+  for the contrast there is, so a dark low-key close-up is not "soft" for being
+  dark, and grain on fog is not "sharp";
+- contrast: luma standard deviation (RMS contrast), full marks from 48;
+- colour: Hasler & Suesstrunk's colourfulness, full marks from 40;
+- exposure: mean luma inside 20..205 (low-key scenes are fine: Sintel's closing
+  close-up averages 16-20 inside its bars), few clipped (>= 250) pixels, not mostly
+  crushed (<= 5);
+- faces: a face on the frame (``Faces.frames``, the same count everywhere), more for
+  a bigger one.
 
-Penalties (multiplied): a near-black, near-white or flat frame
-(``rayflow.stages.thumbnails`` thresholds: fades, slates, lens cap) x0.05; a frame
+On the Sintel trailer the old ranking (sharpness + exposure on the whole frame, bars
+included) put a washed-out fog frame first and called the closing close-up "blank";
+fog scores low on contrast and colour, and the close-up (one face, warm colour)
+now ranks first.
+
+Penalties (multiplied): a near-black, near-white or flat picture (fades, slates,
+lens cap: mean luma < 16 with little above it, > 240, or std < 6) x0.05; a frame
 within ``boundary_guard_s`` of a cut, or much more different from both sampled
 neighbours than they are from each other (a flash, a transition caught mid-way)
 x0.3. A blank frame is chosen only when nothing else exists.
@@ -28,7 +40,8 @@ takes the first frame at or after target - half a frame, exactly as
 trimming mis-rounds coarse time bases). Display matrix applied (ffmpeg's
 autorotate), non-square pixels made square, JPEG ``-q:v 2``; written to a temp file
 in ``out_dir`` and renamed to ``best_<rank>.jpg``. HDR (PQ/HLG) sources are
-written without tone-mapping, so they look flat.
+tone-mapped to SDR BT.709 with the proxy's filter chain (``rayflow.stages.proxy.
+tonemap_filter``), so a still looks like the proxy.
 
 Example::
 
@@ -42,7 +55,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import tempfile
@@ -55,21 +67,30 @@ import numpy as np
 from PIL import Image
 
 from rayflow.media.decode import Frames, VideoStream, probe_video_stream
+from rayflow.media.hdr import can_tonemap, hdr_tonemap_filters
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool
 from rayflow.record import Faces, RankedThumbnail, ShotDetection, StageName
 from rayflow.stages.base import ClipInput, Device, Resources, Stage
-from rayflow.stages.exposure import CLIP_LUMA, CRUSH_LUMA, luma
+from rayflow.stages.exposure import CLIP_LUMA, CRUSH_LUMA, luma, picture_area
 from rayflow.stages.thumbnails import BRIGHT_MEAN_LUMA, DARK_MEAN_LUMA, FLAT_STD_LUMA
 
 log = logging.getLogger(__name__)
 
-SHARPNESS_WEIGHT = 0.4
-EXPOSURE_WEIGHT = 0.3
-FACE_WEIGHT = 0.3
+SHARPNESS_WEIGHT = 0.25
+CONTRAST_WEIGHT = 0.2
+COLOUR_WEIGHT = 0.15
+EXPOSURE_WEIGHT = 0.15
+FACE_WEIGHT = 0.25
 PROMPT_WEIGHT = 0.3
 """Weight of the image–text prompt match, when a CLIP/SigLIP model is configured."""
 BLANK_PENALTY = 0.05
 TRANSITION_PENALTY = 0.3
+FULL_CONTRAST_STD = 48.0
+"""Luma standard deviation (0..255) that earns full contrast marks."""
+FULL_COLOURFULNESS = 40.0
+"""Hasler-Suesstrunk colourfulness that earns full colour marks ("quite colourful" is ~45)."""
+BLANK_PEAK_LUMA = 48.0
+"""A dark picture is blank only when its 99th-percentile luma stays under this too."""
 OUTLIER_MIN_DIFF = 20.0
 """Mean |luma| difference (0..255) to both neighbours above which a frame may be an outlier."""
 
@@ -177,19 +198,9 @@ def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | 
     one is configured: how well each frame matches a "good thumbnail" prompt; they add
     ``PROMPT_WEIGHT`` to the score. None (the offline default) leaves them out."""
     settings = settings or SelectSettings()
-    lumas = luma(frames.images)  # (N, H, W) float32 0..255
-    means = lumas.mean(axis=(1, 2))
-    stds = lumas.std(axis=(1, 2))
-    sharp_raw = np.array([cv2.Laplacian(y, cv2.CV_32F).var() for y in lumas], dtype=np.float64)
-    blank = (means < DARK_MEAN_LUMA) | (means > BRIGHT_MEAN_LUMA) | (stds < FLAT_STD_LUMA)
-    reference = sharp_raw[~blank].max() if (~blank).any() else sharp_raw.max()
-    sharpness = np.log1p(sharp_raw) / math.log1p(reference) if reference > 0 else np.zeros_like(sharp_raw)
-    sharpness = np.clip(sharpness, 0.0, 1.0)
-    clipped = (lumas >= CLIP_LUMA).mean(axis=(1, 2))
-    crushed = (lumas <= CRUSH_LUMA).mean(axis=(1, 2))
-    balance = 1.0 - np.minimum(1.0, np.abs(means - 118.0) / 118.0)
-    exposure = np.clip(balance - np.minimum(1.0, clipped * 5.0) - 0.5 * np.minimum(1.0, crushed * 2.5), 0.0, 1.0)
-    outlier = _outliers(lumas)
+    m = frame_measures(frames.images)
+    sharpness, contrast, colour, exposure, blank = m["sharpness"], m["contrast"], m["colour"], m["exposure"], m["blank"]
+    outlier = _outliers(m["luma"])
     cuts = [s.start_s for s in (shots.shots[1:] if shots else [])]
     face_by_time = {round(f.timestamp_s, 3): f for f in (faces.frames if faces else [])}
     shot_count = len(shots.shots) if shots and shots.shots else 1
@@ -200,7 +211,8 @@ def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | 
         face_score = 0.0
         if face is not None and face.faces:
             face_score = 0.5 + 0.5 * min(1.0, face.largest_face_height / 0.25)
-        score = SHARPNESS_WEIGHT * sharpness[i] + EXPOSURE_WEIGHT * exposure[i] + FACE_WEIGHT * face_score
+        score = (SHARPNESS_WEIGHT * sharpness[i] + CONTRAST_WEIGHT * contrast[i] + COLOUR_WEIGHT * colour[i]
+                 + EXPOSURE_WEIGHT * exposure[i] + FACE_WEIGHT * face_score)
         if prompt_scores is not None:
             score += PROMPT_WEIGHT * float(prompt_scores[i])
         near_cut = any(abs(timestamp - cut) < settings.boundary_guard_s for cut in cuts)
@@ -217,6 +229,10 @@ def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | 
             reasons.append("sharpest")
         elif sharpness[i] >= 0.8:
             reasons.append("sharp")
+        if contrast[i] >= 0.8:
+            reasons.append("contrasty")
+        if colour[i] >= 0.8:
+            reasons.append("colourful")
         if exposure[i] >= 0.7:
             reasons.append("well exposed")
         if face is not None and face.faces:
@@ -230,10 +246,41 @@ def score_frames(frames: Frames, *, shots: ShotDetection | None, faces: Faces | 
     return candidates
 
 
+def frame_measures(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame parts of the score (module docstring), 0..1 each, plus ``blank`` (bool)
+    and ``luma`` (the pictures' luma, for the outlier test), inside common black bars."""
+    full = luma(images)  # (N, H, W) float32 0..255
+    rows, cols = picture_area(full)
+    lumas = np.ascontiguousarray(full[:, rows, cols])
+    rgb = images[:, rows, cols].astype(np.float32)
+    means = lumas.mean(axis=(1, 2))
+    stds = lumas.std(axis=(1, 2))
+    flat = lumas[:, ::2, ::2].reshape(len(lumas), -1)  # every 4th pixel: plenty for percentiles
+    low, high, peak = np.percentile(flat, (2, 98, 99), axis=1)
+    edges = np.array([np.percentile(np.abs(cv2.Laplacian(y, cv2.CV_32F)[::2, ::2]), 95) for y in lumas],
+                     dtype=np.float64)
+    crisp = edges / (high - low + 16.0)
+    blank = ((means < DARK_MEAN_LUMA) & (peak < BLANK_PEAK_LUMA)) | (means > BRIGHT_MEAN_LUMA) | (stds < FLAT_STD_LUMA)
+    reference = crisp[~blank].max() if (~blank).any() else crisp.max()
+    sharpness = np.clip(crisp / reference, 0.0, 1.0) if reference > 0 else np.zeros_like(crisp)
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    colourfulness = (np.sqrt(rg.std(axis=(1, 2)) ** 2 + yb.std(axis=(1, 2)) ** 2)
+                     + 0.3 * np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2))
+    clipped = (lumas >= CLIP_LUMA).mean(axis=(1, 2))
+    crushed = (lumas <= CRUSH_LUMA).mean(axis=(1, 2))
+    balance = 1.0 - np.clip(np.maximum((20.0 - means) / 20.0, (means - 205.0) / 50.0), 0.0, 1.0)
+    exposure = np.clip(balance - np.minimum(1.0, clipped * 5.0) - np.maximum(0.0, crushed - 0.5), 0.0, 1.0)
+    return {"sharpness": sharpness, "contrast": np.clip(stds / FULL_CONTRAST_STD, 0.0, 1.0),
+            "colour": np.clip(colourfulness / FULL_COLOURFULNESS, 0.0, 1.0), "exposure": exposure,
+            "blank": blank, "luma": lumas}
+
+
 def extract_frame(path: str | Path, stream: VideoStream, timestamp_s: float, target: Path, *,
                   qscale: int = 2, timeout_s: float) -> None:
     """Write the frame of ``path`` at ``timestamp_s`` (seconds from the first video frame,
-    as ``Frames.timestamps_s``) to ``target`` as a full-size JPEG, atomically."""
+    as ``Frames.timestamps_s``) to ``target`` as a full-size JPEG, atomically; PQ/HLG
+    tone-mapped to SDR BT.709 with the proxy's chain (``hdr_tonemap_filters``)."""
     fps = stream.fps or 25.0
     low = stream.start_s + max(0.0, timestamp_s) - 0.5 / fps  # raw seconds, as -copyts sees them
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-copyts"]
@@ -243,6 +290,8 @@ def extract_frame(path: str | Path, stream: VideoStream, timestamp_s: float, tar
     if abs(stream.sample_aspect - 1.0) > 1e-3:
         width, height = stream.display_size(max(stream.width, stream.height) * 4)
         filters += f",scale={width}:{height}:flags=lanczos,setsar=1"
+    if stream.hdr and can_tonemap():
+        filters = ",".join([filters, *hdr_tonemap_filters(stream.transfer), "format=rgb24"])
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".best_", suffix=".jpg")
     os.close(fd)
     try:

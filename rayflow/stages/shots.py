@@ -1,12 +1,18 @@
 """Shot boundaries: TransNetV2 on a GPU, a fast classical cut detector on CPU.
 
-Both read the same input: ONE ffmpeg pass that decodes every frame of the clip at
-native frame rate, scaled to 48x27 RGB (TransNetV2's input size) and streamed in
-chunks, with each frame's timestamp from ``showinfo``. Cuts are therefore placed
+Both read the same input: every frame of the clip at native frame rate, scaled to
+48x27 RGB (TransNetV2's input size), with each frame's timestamp from ``showinfo``.
+Decode once: the sample stage's pass yields it as ``Frames.strip``
+(``decode_frames(strip=True)``), and ``detect(strip=...)`` (``process`` passes
+``ClipInput.frames.strip``) decodes nothing; without a strip (a stream over
+``STRIP_MAX_FRAMES``, or NVDEC wanted) ``SmallFrames`` runs its own ffmpeg pass,
+streamed in chunks. Cuts are therefore placed
 on real frames: a shot starts at the timestamp of its first frame, so a detected
 cut is exact to the frame (the concat fixture's cuts at 1.0 s and 2.0 s come out
 at 1.000 and 2.000). Memory stays at a chunk plus a few TransNetV2 windows
 whatever the clip's length.
+Without ffmpeg/ffprobe (a bare GPU box) OpenCV decodes the same 48x27 stream
+(``rayflow.media.decode_opencv.OpenCvSmallFrames``; timestamps from the frame rate).
 
 Detectors:
 
@@ -28,9 +34,14 @@ Detectors:
   skipped and area scaling (``SmallFrames.argv``). Chosen over ffmpeg's
   ``select='gt(scene,T)'``: the same decode serves TransNetV2 when it is forced,
   the per-frame scores give the clip's motion too, and the adaptive ratio is
-  steadier across footage than one absolute threshold. On ../shared/media it
-  agrees with TransNetV2 on every hard cut (Sintel's at 8.917 s) and finds no
-  cut elsewhere.
+  steadier across footage than one absolute threshold. Black between pictures is a
+  shot change too (``black_cuts``): the first frame with picture after a run of black
+  frames (99th-percentile brightness <= ``black_luma``) that followed picture, which
+  catches a fade to black and a cut to a title card, or a fade out and in, where no
+  single frame difference stands out. On ../shared/media it finds the Sintel
+  trailer's three marked transitions (4.333 s cut out of black to the title card,
+  6.958 s fade in after black, 8.917 s hard cut; it used to find only the last) and
+  no cut elsewhere (tests/quality/labels.py marks them).
 
 Cuts closer than ``min_shot_s`` to each other or to the clip's ends are dropped,
 weakest first (flashes, two-frame glitches). A clip without cuts is one shot from
@@ -42,7 +53,7 @@ Example::
 
     stage = ShotStage(ShotSettings(detector="auto"))
     stage.setup(device="cpu")          # classical on CPU; TransNetV2 with "cuda"
-    stage.detect("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300)
+    stage.detect("clip.mp4", fps=25.0, duration_s=3.0, timeout_s=300, strip=frames.strip)
     # ShotDetection(method='hsv-content(ratio=3,min=8)', shots=[Shot(index=0, start_s=0.0, end_s=1.0),
     #               ...], motion_mean=0.64)
 """
@@ -51,11 +62,12 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +76,8 @@ import numpy as np
 
 from rayflow.config import ShotDetector
 from rayflow.media.decode import probe_video_stream
+from rayflow.media.decode_opencv import OpenCvSmallFrames
+from rayflow.media.strip import FrameStrip
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
 from rayflow.ml.device import cuda_visible
 from rayflow.ml.shots import INPUT_HEIGHT, INPUT_WIDTH, TransNetV2Cuts
@@ -89,6 +103,11 @@ class ShotSettings:
     """Classical: a cut's score over the mean of its neighbours' scores (PySceneDetect's default)."""
     window_frames: int = 2
     """Classical: neighbours each side that the ratio compares with."""
+    black_luma: float = 8.0
+    """Classical: a frame whose 99th-percentile brightness (HSV value, 0..255) is at most
+    this is black; picture after a black run that followed picture starts a shot (Sintel's
+    fade to black and cut to a title card peaks at 5.2 on the black frame and 24 on the
+    card; its fade-out/fade-in reaches 1.1)."""
     min_shot_s: float = 0.3
     """Shortest shot kept, seconds; closer cuts are dropped, weakest first."""
     chunk_frames: int = 500
@@ -110,6 +129,8 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         self.settings = settings or ShotSettings()
         self._transnet: TransNetV2Cuts | None = None
         self.device: str = "cpu"
+        self.fallback_reason: str | None = None
+        """Why shots run on the CPU although set up for CUDA (None: no fallback)."""
 
     @property
     def method(self) -> str:
@@ -134,25 +155,45 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
                 use_transnet = True
             case "auto":
                 use_transnet = device.startswith("cuda")
-        if use_transnet:
-            self._transnet = TransNetV2Cuts(device=device, threads=self.settings.threads)
-            self._transnet.setup()
-        else:
-            self._transnet = None
-        log.info("shot detector: %s on %s", self.method, device)
+        self._transnet = self._load_transnet(device) if use_transnet else None
+        log.info("shot detector: %s on %s", self.method, self.device)
+
+    def _load_transnet(self, device: str) -> TransNetV2Cuts | None:
+        """TransNetV2 on ``device``; on CUDA a one-window warm-up runs the kernels now, and any
+        failure there falls back to the CPU (the classical detector for "auto", TransNetV2 on
+        the CPU when it is forced), recorded for ``observed()``. A CPU failure raises."""
+        try:
+            model = TransNetV2Cuts(device=device, threads=self.settings.threads)
+            model.setup()
+            if device.startswith("cuda"):
+                model.predict([np.zeros((1, INPUT_HEIGHT, INPUT_WIDTH, 3), np.uint8)])
+            return model
+        except Exception as exc:
+            if not device.startswith("cuda"):
+                raise
+            self.fallback_reason = f"failed on CUDA ({type(exc).__name__}: {exc})"[:300]
+            log.warning("shots: TransNetV2 %s; using the CPU", self.fallback_reason)
+        self.device = "cpu"
+        return self._load_transnet("cpu") if self.settings.detector == "transnetv2" else None
 
     def observed(self) -> RoleRun:
-        return RoleRun(device=self.device, model=self.method)
+        return RoleRun(device=self.device, model=self.method, fell_back=self.fallback_reason is not None,
+                       reason=self.fallback_reason)
 
     def process(self, item: ClipInput) -> ShotDetection:
-        """Shots of the clip's file (decoded here at 48x27, every frame)."""
+        """Shots of the clip's file, from the sampling pass's 48x27 strip when it has one
+        (decode once), else decoded here at 48x27, every frame."""
         return self.detect(item.path, fps=item.video.fps if item.video else None, duration_s=item.duration_s,
-                           timeout_s=item.timeout_s)
+                           timeout_s=item.timeout_s, strip=item.frames.strip if item.frames else None)
 
     def detect(self, path: str | Path, *, fps: float | None, duration_s: float | None,
-                timeout_s: float) -> ShotDetection:
+               timeout_s: float, strip: FrameStrip | None = None) -> ShotDetection:
         """Shots of ``path`` in seconds from its first video frame.
 
+        ``strip`` (``Frames.strip`` from the sampling pass) is every frame at 48x27:
+        given, nothing is decoded here (decode once); None, the clip is decoded here in
+        one ffmpeg pass (``SmallFrames``; streams too long for a strip, or NVDEC), or by
+        OpenCV where ffprobe/ffmpeg are absent (``OpenCvSmallFrames``, a bare GPU box).
         ``fps`` (``VideoInfo.fps``) turns ``min_shot_s`` into frames and is the frame
         interval that closes the last shot when ``duration_s`` is unknown; the frames'
         own timestamps place the cuts. ``timeout_s`` bounds the decode (the ffmpeg
@@ -160,26 +201,27 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         ``ToolError``.
         """
         started = time.monotonic()
-        stream = probe_video_stream(path, timeout_s=timeout_s)
-        fps = fps or stream.fps or 25.0
-        left_s = timeout_s - (time.monotonic() - started)
-        if left_s <= 0:
-            raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
-        with SmallFrames(path, start_s=stream.start_s, timeout_s=left_s, chunk_frames=self.settings.chunk_frames,
-                         fast=self._transnet is None, hwaccel=self.settings.hwaccel) as reader:
-            scorer = ContentScores()
-            if self._transnet is not None:
-                probs = self._transnet.predict(scorer.observe(chunk) for chunk in reader.chunks())
-                cuts = transnet_cuts(probs, self.settings.transnet_threshold)
-                strength = np.concatenate([[0.0], probs[:-1]])  # cut i is scored by frame i-1's peak
+        if strip is not None and strip.count:
+            cuts, strength, scorer = self._detect([np.asarray(strip.images)])
+            stamps = strip.timestamps_s
+            fps = fps or _fps_of(stamps)
+        else:
+            source: SmallFrames | OpenCvSmallFrames
+            if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:  # a bare GPU box: OpenCV decodes
+                source = OpenCvSmallFrames(path, timeout_s=timeout_s, chunk_frames=self.settings.chunk_frames)
+                fps = fps or source.fps or 25.0
             else:
-                for chunk in reader.chunks():
-                    scorer.observe(chunk)
-                strength = scorer.scores
-                cuts = adaptive_cuts(strength, min_score=self.settings.min_score,
-                                     ratio=self.settings.adaptive_ratio,
-                                     window=self.settings.window_frames)
-            stamps = reader.timestamps_s
+                stream = probe_video_stream(path, timeout_s=timeout_s)
+                fps = fps or stream.fps or 25.0
+                left_s = timeout_s - (time.monotonic() - started)
+                if left_s <= 0:
+                    raise ToolTimeout("ffprobe", path, f"timed out after {timeout_s:g} s")
+                source = SmallFrames(path, start_s=stream.start_s, timeout_s=left_s,
+                                     chunk_frames=self.settings.chunk_frames, fast=self._transnet is None,
+                                     hwaccel=self.settings.hwaccel)
+            with source as reader:
+                cuts, strength, scorer = self._detect(reader.chunks())
+                stamps = reader.timestamps_s
         frames = len(stamps)
         cuts = keep_apart(cuts, strength, frames=frames,
                           min_gap=max(1, round(self.settings.min_shot_s * fps)))
@@ -190,10 +232,59 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         ends = [*starts[1:], end_s]
         shots = [Shot(index=n, start_s=round(a, 6), end_s=round(b, 6))
                  for n, (a, b) in enumerate(zip(starts, ends, strict=True))]
-        log.debug("%s: %d frames, %d shots by %s in %.2f s", path, frames, len(shots), self.method,
-                  time.monotonic() - started)
+        log.debug("%s: %d frames, %d shots by %s in %.2f s (%s)", path, frames, len(shots), self.method,
+                  time.monotonic() - started, "sampling pass's strip" if strip is not None else "own decode")
         return ShotDetection(method=self.method, shots=shots,
                              motion_mean=scorer.motion_mean(exclude=cuts))
+
+    def _detect(self, chunks: Iterable[np.ndarray]) -> tuple[list[int], np.ndarray, ContentScores]:
+        """(cut frames, per-frame strength, scorer) of a 48x27 frame stream."""
+        scorer = ContentScores()
+        if self._transnet is not None:
+            probs = self._transnet.predict(scorer.observe(chunk) for chunk in chunks)
+            cuts = transnet_cuts(probs, self.settings.transnet_threshold)
+            strength = np.concatenate([[0.0], probs[:-1]])  # cut i is scored by frame i-1's peak
+            return cuts, strength, scorer
+        for chunk in chunks:
+            scorer.observe(chunk)
+        strength = scorer.scores.astype(np.float64)
+        cuts = adaptive_cuts(strength, min_score=self.settings.min_score, ratio=self.settings.adaptive_ratio,
+                             window=self.settings.window_frames)
+        for cut in black_cuts(scorer.peaks, black=self.settings.black_luma):
+            strength[cut] = max(strength[cut], self.settings.min_score)
+            if all(abs(cut - other) > 1 for other in cuts):
+                cuts.append(cut)
+        return sorted(cuts), strength, scorer
+
+
+def _fps_of(stamps: np.ndarray) -> float:
+    """Frame rate from frame timestamps (median interval); 25 for a single frame."""
+    if stamps.size < 2:
+        return 25.0
+    step = float(np.median(np.diff(stamps)))
+    return 1.0 / step if step > 0 else 25.0
+
+
+def black_cuts(peaks: np.ndarray, *, black: float) -> list[int]:
+    """Shot starts after black: the first frame with picture after each run of black
+    frames (``peaks`` <= ``black``) that has picture before it too. A fade out to black
+    and up again, or a fade out and a hard cut to a title card, is a shot change that no
+    single frame-to-frame difference shows (both sides are dark, so the content score
+    stays low). Runs at the clip's start or end are not cuts (a fade up from black)."""
+    dark = peaks <= black
+    cuts: list[int] = []
+    i = 0
+    while i < dark.size:
+        if not dark[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < dark.size and dark[j + 1]:
+            j += 1
+        if i > 0 and j + 1 < dark.size:
+            cuts.append(j + 1)
+        i = j + 1
+    return cuts
 
 
 DARK_V = 16
@@ -214,6 +305,7 @@ class ContentScores:
     def __init__(self) -> None:
         self._scores: list[np.ndarray] = []
         self._luma: list[np.ndarray] = []
+        self._peaks: list[np.ndarray] = []
         self._last: np.ndarray | None = None
 
     def observe(self, chunk: np.ndarray) -> np.ndarray:
@@ -238,12 +330,21 @@ class ContentScores:
         score = (hue.mean(axis=(1, 2)) + sat.mean(axis=(1, 2)) + diffs[..., 2].mean(axis=(1, 2))) / 3.0
         self._scores.append(score.astype(np.float32))
         self._luma.append(diffs[..., 2].mean(axis=(1, 2)).astype(np.float32))
+        # The 99th percentile of brightness: a black frame with a speck of noise stays black.
+        values = hsv[..., 2].reshape(n, -1)
+        self._peaks.append(np.partition(values, int(values.shape[1] * 0.99), axis=1)[:, int(values.shape[1] * 0.99)]
+                           .astype(np.float32))
         self._last = hsv[-1:]
         return chunk
 
     @property
     def scores(self) -> np.ndarray:
         return np.concatenate(self._scores) if self._scores else np.zeros(0, dtype=np.float32)
+
+    @property
+    def peaks(self) -> np.ndarray:
+        """Per-frame 99th percentile of HSV value (0..255): near 0 on a black frame."""
+        return np.concatenate(self._peaks) if self._peaks else np.zeros(0, dtype=np.float32)
 
     def motion_mean(self, exclude: list[int]) -> float | None:
         """Mean brightness (HSV value) change between consecutive frames (0..255), cut

@@ -20,7 +20,8 @@ import logging
 from pathlib import Path
 
 from rayflow.media.audio import extract_audio
-from rayflow.ml.speech import SpeechModel
+from rayflow.ml.gpu_support import preload_pip_cublas
+from rayflow.ml.speech import SpeechModel, resolve_device
 from rayflow.record import RoleRun, Speech, StageName
 from rayflow.stages.base import ClipInput, Device, Resources, Stage
 
@@ -49,24 +50,45 @@ class SpeechStage(Stage[ClipInput, Speech | None]):
         max_duration_s: float | None = None,
         word_timestamps: bool = False,
     ) -> None:
+        self._model_args = (model, threads, word_timestamps)
         self.model = SpeechModel(model, cpu_threads=threads, word_timestamps=word_timestamps)
         self.device = device
         self.max_duration_s = max_duration_s
+        self.requested: str = "cpu"
+        self.fallback_reason: str | None = None
+        """Why the model runs on the CPU although it was set up for CUDA (None: it did not fall back)."""
 
     def setup(self, device: Device | None = None) -> None:
-        """Load the model (once; later calls do nothing). Raises ``ModelMissing`` without weights.
+        """Load the model. Raises ``ModelMissing`` without weights.
 
-        ``device`` "cuda" tries the GPU and falls back to the CPU when CTranslate2 cannot use it
-        (``observed()`` says so); None keeps the constructor's ``device``."""
-        self.requested = device or ("cuda" if self.device.startswith("cuda") else "cpu")
-        self.model.setup("auto" if device == "cuda" else (device or self.device))
+        ``device`` "cuda" tries the GPU (the pip ``nvidia-cublas-cu12`` loaded first: CTranslate2
+        4.x needs ``libcublas.so.12``) with a one-second warm-up decode, since CTranslate2 fails
+        at its first decode rather than at load; any failure there sets the model up again on
+        the CPU and ``observed()`` says so, with the error. None keeps the constructor's device
+        ('auto' = CUDA when CTranslate2 sees a GPU)."""
+        wanted = device or self.device
+        if wanted == "auto":
+            wanted = resolve_device("auto")[0]
+        self.requested = "cuda" if wanted.startswith("cuda") else "cpu"
+        if self.requested == "cpu":
+            self.model.setup("cpu")
+            return
+        preload_pip_cublas()
+        try:
+            self.model.setup(wanted)  # an explicit cuda: the model raises instead of falling back
+        except Exception as exc:  # CUDA runtime, cuBLAS/cuDNN or driver error: the CPU still works
+            self.fallback_reason = f"failed on CUDA ({type(exc).__name__}: {exc})"[:300]
+            log.warning("speech %s; using the CPU", self.fallback_reason)
+            model, threads, word_timestamps = self._model_args
+            self.model = SpeechModel(model, cpu_threads=threads, word_timestamps=word_timestamps)
+            self.model.setup("cpu")
 
     def observed(self) -> RoleRun:
-        actual = str(getattr(self.model, "device", None) or "cpu")
-        fell_back = getattr(self, "requested", "cpu") == "cuda" and not actual.startswith("cuda")
+        actual = str(self.model.device or "cpu")
+        fell_back = self.requested == "cuda" and not actual.startswith("cuda")
+        reason = self.fallback_reason or "set up for CUDA, the model loaded on the CPU"
         return RoleRun(device=actual, model=self.model.name, fell_back=fell_back,
-                       reason="set up for CUDA, CTranslate2 could not use it (see the worker log)"
-                       if fell_back else None)
+                       reason=reason if fell_back else None)
 
     def process(self, item: ClipInput) -> Speech | None:
         """Transcribe the clip's default audio track (None when it has none)."""

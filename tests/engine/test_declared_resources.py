@@ -28,8 +28,8 @@ def test_the_analyzer_declares_a_gpu_only_when_an_enabled_role_can_use_one(tmp_p
     every = load_settings(env={}, home=tmp_path)
     assert analyze_resources(every).gpus == 1.0
     cpu_only = load_settings(env={}, home=tmp_path, analysis={"speech": False, "screen_text": False,
-                                                              "shots": False})
-    declared = analyze_resources(cpu_only)  # faces (haar), thumbnails, focal, describe: CPU work
+                                                              "shots": False, "faces": False})
+    declared = analyze_resources(cpu_only)  # thumbnails, focal, describe: CPU work
     assert declared.gpus == 0 and not declared.needs_gpu
     plan = plan_analyzers(cpu_only.analysis, {"CPU": 16, "GPU": 2}, declared)
     assert plan.num_gpus == 0  # the GPUs stay free for others

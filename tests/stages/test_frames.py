@@ -224,8 +224,46 @@ def test_frames_are_read_only_and_repr_shows_shapes(clips: dict[str, Path]) -> N
 
 def test_sample_stage_reports_what_it_decoded(clips: dict[str, Path]) -> None:
     frames, info = sample_frames(
-        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60
+        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60, strip=False
     )
     assert info.decoder == frames.decoder == "decord"
+    assert frames.strip is None
+    with_strip, info = sample_frames(
+        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60
+    )
+    # One ffmpeg pass decodes every frame: the sampled ones, and all of them at 48x27 for shots.
+    assert info.decoder == with_strip.decoder == "ffmpeg"
+    assert with_strip.strip is not None and with_strip.strip.count > with_strip.count
+    np.testing.assert_allclose(with_strip.timestamps_s, frames.timestamps_s)
     assert (info.count, info.width, info.height) == (4, 32, 24)
     assert info.timestamps_s == pytest.approx(frames.timestamps_s.tolist())
+
+
+def test_hdr_frames_are_tone_mapped_like_the_proxy(shared_media: Path) -> None:
+    """hlg10-color-test.mp4 (HEVC HLG, BT.2020): the sampled frames and the shot strip go
+    through the proxy's own tone-map chain, so they look like the proxy, not flat and
+    hue-shifted (as decoded without it: 33 code values off the proxy's look on average)."""
+    from rayflow.config import ProxySettings
+    from rayflow.media.hdr import can_tonemap, hdr_tonemap_filters
+    from rayflow.stages.proxy import ProxySource, video_filters
+
+    if not can_tonemap():
+        pytest.skip("this ffmpeg has no zscale/tonemap")
+    source = ProxySource(width=1920, height=1080, is_hdr=True, transfer="arib-std-b67")
+    assert ",".join(hdr_tonemap_filters("arib-std-b67")[1:]) in video_filters(source, ProxySettings(), "zscale")
+    path = shared_media / "hlg10-color-test.mp4"
+    frames = decode_frames(path, timestamps_s=None, count=2, max_side=256, rotation=0, timeout_s=60, strip=True)
+    assert frames.tone_mapped == "arib-std-b67" and frames.strip is not None and frames.strip.count == 9
+    width, height = frames.width, frames.height
+    stamps = frames.timestamps_s.tolist()
+    chain = ",".join([f"scale={width}:{height}", *hdr_tonemap_filters("arib-std-b67"), "format=rgb24"])
+    flat_chain = f"scale={width}:{height},format=rgb24"
+    for i, t in enumerate(stamps):
+        looks = []
+        for vf in (chain, flat_chain):
+            argv = ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"select='gte(t,{t - 0.01:.4f})',{vf}",
+                    "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+            raw = subprocess.run(argv, capture_output=True, check=True, timeout=60).stdout
+            looks.append(np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(int))
+        mapped, flat = (float(np.abs(frames.images[i] - look).mean()) for look in looks)
+        assert mapped < 6 and flat > 20, (mapped, flat)

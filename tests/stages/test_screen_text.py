@@ -192,3 +192,82 @@ def test_identical_frames_are_read_once(stage: ScreenTextStage, clips: dict[str,
     assert len(detected) == 1  # a static caption on a flat background: one frame read, three reused
     assert len(lines) == 4 and all(ln == lines[0] for ln in lines)
     assert lines[0] and lines[0][0].text
+
+
+# --------------------------------------------------------------- plausibility
+
+
+def test_sintel_title_card_keeps_the_title_and_drops_the_garbled_word(stage: ScreenTextStage,
+                                                                      shared_media: Path) -> None:
+    # The title card "THE BLENDER FOUNDATION / presents" (4.5-6.5 s): PP-OCRv4 reads the small
+    # "presents" as "peesents" at 0.99 on these frames; it must not be stored.
+    frames = decode_frames(shared_media / "sintel_trailer_10s.mp4", timestamps_s=[4.7, 5.3, 5.9, 6.5],
+                           count=None, max_side=512, rotation=0, timeout_s=60)
+    texts = stage.read(frames)
+    assert [t.text for t in texts if "BLENDER" in t.text] == ["THE BLENDER FOUNDATION"], texts
+    assert not [t for t in texts if "peesents" in t.text.casefold()]
+    title = texts[0]
+    assert title.frames == 4 and title.confidence > 0.9
+    assert all(stage.judge.verdict(t.text).plausible for t in texts)
+
+
+def test_garbled_reads_are_dropped_and_the_real_word_wins() -> None:
+    texts = _run_script([
+        [("peesents", 0.99), ("Coxrite", 0.84), ("clccsrd", 0.97)],
+        [("presents", 0.94), ("Soxrite", 0.83), ("clccsrd", 0.97)],
+        [("peesents", 0.99), ("Coxrite", 0.84), ("clccsrd", 0.97)],
+    ])
+    # "presents" was read once: the merged text shows it; Coxrite/Soxrite disagree and
+    # know no word; "clccsrd" has no vowel.
+    assert [t.text for t in texts] == ["presents"]
+    assert texts[0].frames == 3
+
+
+def test_word_boundaries_are_restored() -> None:
+    texts = _run_script([[("WEATHERALERT", 0.98)], [("WEATHERALERT", 0.97)]])
+    assert [t.text for t in texts] == ["WEATHER ALERT"]
+
+
+def test_a_name_is_kept_only_when_every_frame_agrees_with_high_confidence() -> None:
+    assert [t.text for t in _run_script([[("Zorblat", 0.97)], [("Zorblat", 0.98)]])] == ["Zorblat"]
+    assert _run_script([[("Zorblat", 0.97)], [("Zorblar", 0.98)]]) == []   # readings disagree
+    assert _run_script([[("Zorblat", 0.85)], [("Zorblat", 0.86)]]) == []   # not confident enough
+
+
+def test_generated_caption_keeps_its_space(stage: ScreenTextStage, tmp_path: Path) -> None:
+    clip = tmp_path / "alert.mp4"
+    subprocess.run([*FFMPEG, "-f", "lavfi", "-i", "color=c=0x203040:size=512x288:rate=25:duration=1",
+                    "-vf", _drawtext("WEATHER ALERT"),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)],
+                   capture_output=True, timeout=60, check=True)
+    texts = stage.read(_frames(clip, 2))
+    assert [t.text for t in texts] == ["WEATHER ALERT"]
+
+
+def test_frames_without_text_get_only_the_cheap_detection_pass(stage: ScreenTextStage, clips: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    model = stage.ocr
+    det = model._engine.text_det
+    sides: list[int] = []
+
+    class Recording:
+        """Stands in for RapidOCR's detector, noting the resolution of each pass."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(det, name)
+
+        def __setattr__(self, name: str, value: object) -> None:
+            setattr(det, name, value)
+
+        def __call__(self, image: np.ndarray) -> tuple:
+            sides.append(det.limit_side_len)
+            return det(image)
+
+    monkeypatch.setattr(model._engine, "text_det", Recording())
+    rng = np.random.default_rng(1)
+    blank = np.clip(rng.normal(60, 20, (2, 288, 512, 3)), 0, 255).astype(np.uint8)
+    assert model.read(blank) == [[], []]
+    assert sides == [model.gate_min_side_px] * 2
+    sides.clear()
+    lines = model.read(_frames(clips["caption.mp4"], 1).images)
+    assert sides == [model.gate_min_side_px, model.det_min_side_px] and lines[0]

@@ -118,3 +118,43 @@ def test_blank_and_flash_frames_are_penalised() -> None:
     assert candidates[1].blank and "blank frame" in candidates[1].reason
     ranked = ThumbnailSelector().rank(frames, shots=None, faces=None)
     assert ranked[-1].index == 1  # the blank frame comes last
+
+
+def test_sintel_best_frame_is_the_close_up_not_fog(shared_media: Path) -> None:
+    """The Sintel trailer's #1 was a washed-out fog frame (0.42 s) and its closing close-up
+    (9.58 s, inside 2.39:1 bars) was called blank; ranked by contrast, colour, exposure inside
+    the bars, faces and sharpness for the content, the close-up leads and fog scores below
+    every clear picture."""
+    from rayflow.stages.faces import FaceStage
+
+    path = shared_media / "sintel_trailer_10s.mp4"
+    frames = decode_frames(path, timestamps_s=None, count=12, max_side=512, rotation=0, timeout_s=60, strip=True)
+    shot_stage = ShotStage()
+    shot_stage.setup(device="cpu")
+    shots = shot_stage.detect(path, fps=None, duration_s=10.0, timeout_s=60, strip=frames.strip)
+    face_stage = FaceStage()
+    face_stage.setup()
+    faces = face_stage.detect(frames)
+    ranked = ThumbnailSelector().rank(frames, shots=shots, faces=faces)
+    assert round(ranked[0].timestamp_s, 2) == 9.58 and "1 face" in ranked[0].reason
+    clear = [c for c in ranked if not c.blank and "near a cut" not in c.reason]
+    assert min(clear, key=lambda c: c.score).timestamp_s == pytest.approx(0.42, abs=0.01)  # the fog frame
+    assert all(not c.blank for c in ranked[:3])
+
+
+def test_hdr_best_frame_is_tone_mapped(shared_media: Path, tmp_path: Path) -> None:
+    """The full-size still of an HLG clip goes through the same tone map as the sampled frames
+    (and the proxy): it matches the sampled frame, not the flat, hue-shifted decode."""
+    from rayflow.media.hdr import can_tonemap
+
+    if not can_tonemap():
+        pytest.skip("this ffmpeg has no zscale/tonemap")
+    path = shared_media / "hlg10-color-test.mp4"
+    frames = decode_frames(path, timestamps_s=None, count=3, max_side=512, rotation=0, timeout_s=60)
+    assert frames.tone_mapped == "arib-std-b67"
+    best = ThumbnailSelector(SelectSettings(count=1)).select(path, frames, shots=None, faces=None,
+                                                              out_dir=tmp_path, timeout_s=60)
+    with Image.open(best[0].path) as still:
+        small = np.asarray(still.convert("RGB").resize((frames.width, frames.height), Image.Resampling.BOX))
+    index = [round(float(t), 6) for t in frames.timestamps_s].index(best[0].timestamp_s)
+    assert np.abs(small.astype(int) - frames.images[index]).mean() < 3

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rayflow.media.decode import probe_video_stream
+from rayflow.media.decode import decode_frames, probe_video_stream
 from rayflow.media.tools import ToolError, ToolTimeout
 from rayflow.record import ShotDetection
 from rayflow.stages.shots import (
@@ -20,9 +20,12 @@ from rayflow.stages.shots import (
     ShotStage,
     SmallFrames,
     adaptive_cuts,
+    black_cuts,
     keep_apart,
     transnet_cuts,
 )
+from tests.quality.labels import LABELLED
+from tests.quality.scoring import match_cuts, prf
 
 FPS = 25
 FRAME_S = 1.0 / FPS
@@ -211,3 +214,55 @@ def test_decode_past_its_deadline_is_a_timeout(concat_clip: Path) -> None:
     stream = probe_video_stream(concat_clip, timeout_s=30)
     with pytest.raises(ToolTimeout), SmallFrames(concat_clip, start_s=stream.start_s, timeout_s=0.001) as reader:
         list(reader.chunks())
+
+
+def test_strip_from_the_sampling_pass_equals_the_own_decode(concat_clip: Path, tmp_path: Path) -> None:
+    """Decode once: the 48x27 strip that ``decode_frames(strip=True)`` returns with the sampled
+    frames is every frame of the clip, and the shot stage needs nothing else (the path is
+    never opened: a missing file still gives the concat fixture's cuts)."""
+    frames = decode_frames(concat_clip, timestamps_s=None, count=12, max_side=320, rotation=0, timeout_s=60,
+                           strip=True)
+    assert frames.count == 12 and frames.strip is not None
+    assert frames.strip.images.shape == (75, 27, 48, 3)
+    np.testing.assert_allclose(frames.strip.timestamps_s, np.arange(75) / FPS, atol=1e-6)
+    plain = decode_frames(concat_clip, timestamps_s=None, count=12, max_side=320, rotation=0, timeout_s=60)
+    np.testing.assert_allclose(frames.timestamps_s, plain.timestamps_s)
+    stage = ShotStage(ShotSettings(detector="classical"))
+    stage.setup("cpu")
+    _assert_concat_cuts(stage.detect(tmp_path / "gone.mp4", fps=None, duration_s=3.0, timeout_s=30,
+                                      strip=frames.strip))
+
+
+def test_black_between_shots_is_a_cut_but_not_at_the_ends() -> None:
+    peaks = np.array([0, 0, 90, 90, 3, 2, 90, 90, 1, 40, 40, 0, 0], dtype=np.float32)
+    # Runs 4-5 and 8 sit between picture: the picture after them starts a shot; 0-1 and 11-12 are ends.
+    assert black_cuts(peaks, black=8.0) == [6, 9]
+
+
+@pytest.fixture(scope="module")
+def classical() -> ShotStage:
+    stage = ShotStage(ShotSettings(detector="classical"))
+    stage.setup("cpu")
+    return stage
+
+
+SHARED_CUTS = {c.name: list(c.cuts) for c in LABELLED if c.source == "shared" and c.cuts is not None}
+"""Hand-marked transitions of the real clips (tests/quality/labels.py); () is one shot."""
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_CUTS))
+def test_marked_cuts_on_real_footage(shared_media: Path, classical: ShotStage, name: str) -> None:
+    """F1 >= 0.8 against the marked transitions, on the strip of the sampling pass: the Sintel
+    trailer was 2 shots (1 of its 3 transitions: the cut out of black to a title card and the
+    fade-out/fade-in were missed); the one-shot clips get no cut."""
+    frames = decode_frames(shared_media / name, timestamps_s=None, count=12, max_side=512, rotation=0,
+                           timeout_s=60, strip=True)
+    assert frames.strip is not None
+    found = classical.detect(shared_media / name, fps=None, duration_s=None, timeout_s=60, strip=frames.strip)
+    detected = [s.start_s for s in found.shots[1:]]
+    hits = match_cuts(SHARED_CUTS[name], detected, 0.1)
+    score = prf(hits, len(detected) - hits, len(SHARED_CUTS[name]) - hits)
+    if SHARED_CUTS[name]:
+        assert score["f1"] is not None and score["f1"] >= 0.8, (score, detected)
+    else:
+        assert detected == []

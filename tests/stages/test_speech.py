@@ -44,7 +44,8 @@ def _words(text: str) -> set[str]:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("speech")
-    paths = {name: out / name for name in ("fox.wav", "fox.mp4", "silent.mp4", "tone.mp4", "mute.mp4")}
+    paths = {name: out / name for name in ("fox.wav", "fox.mp4", "silent.mp4", "tone.mp4", "mute.mp4",
+                                           "noise.mp4")}
     _run(["espeak-ng", "-w", str(paths["fox.wav"]), FOX])
     # 5 s of black video; the fox sentence (~2.5 s) starts at 1 s; AAC 44.1 kHz stereo.
     _run([*FFMPEG, "-f", "lavfi", "-i", f"color=c=black:size=160x120:rate=10:duration={CLIP_S}",
@@ -61,6 +62,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _run([*FFMPEG, "-f", "lavfi", "-i", "color=c=black:size=160x120:rate=10:duration=3",
           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(paths["tone.mp4"])])
+    # Pink noise at -6 dBFS peak-ish (hiss, wind, crowd-like: no speech).
+    _run([*FFMPEG, "-f", "lavfi", "-i", "color=c=black:size=160x120:rate=10:duration=3",
+          "-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.5:sample_rate=48000:duration=3",
+          "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(paths["noise.mp4"])])
     # No audio stream at all.
     _run([*FFMPEG, "-f", "lavfi", "-i", "color=c=black:size=160x120:rate=10:duration=1",
           "-c:v", "libx264", "-preset", "ultrafast", str(paths["mute.mp4"])])
@@ -86,7 +91,7 @@ def test_jfk_transcript(stage: SpeechStage, shared_media: Path) -> None:
     speech = stage.transcribe(shared_media / "jfk.flac", audio_track_index=0, has_audio=True, timeout_s=60)
     assert isinstance(speech, Speech)
     text = speech.text.casefold()
-    for phrase in ("my fellow americans", "your country", "do for you"):
+    for phrase in ("my fellow americans", "ask not what your country can do for you"):
         assert phrase in text, speech.text
     assert speech.language == "en"
     assert speech.audio_track == 0
@@ -131,11 +136,57 @@ def test_no_audio_is_none_without_running_ffmpeg(stage: SpeechStage, clips: dict
     assert stage.transcribe("/no/such/file.mp4", audio_track_index=None, has_audio=False, timeout_s=60) is None
 
 
-@pytest.mark.parametrize("name", ["silent.mp4", "tone.mp4"])
-def test_silence_and_tone_give_empty_text(stage: SpeechStage, clips: dict[str, Path], name: str) -> None:
+@pytest.mark.parametrize("name", ["silent.mp4", "tone.mp4", "noise.mp4"])
+def test_silence_tone_and_noise_give_empty_text(stage: SpeechStage, clips: dict[str, Path], name: str) -> None:
     speech = stage.transcribe(clips[name], audio_track_index=None, has_audio=True, timeout_s=60)
     assert speech is not None
     assert speech.text == "" and speech.segments == []
+
+
+def test_music_gives_no_transcript(stage: SpeechStage, shared_media: Path) -> None:
+    # Big Buck Bunny's opening music: VAD fires on ~2 s of it and tiny.en heard
+    # "Mm-hmm." (no_speech_prob 0.61, avg_logprob -0.87) before the speech gate.
+    speech = stage.transcribe(shared_media / "bigbuckbunny.mp4", audio_track_index=1, has_audio=True, timeout_s=60)
+    assert speech is not None
+    assert speech.text == "" and speech.segments == [] and speech.language is None, speech.text
+
+
+def test_vad_finds_speech_only_where_spoken(clips: dict[str, Path]) -> None:
+    from rayflow.ml.speech import SpeechGate, voice_activity
+
+    gate = SpeechGate()
+    fox = voice_activity(extract_audio(clips["fox.mp4"], stream_index=None, timeout_s=60), gate)
+    assert fox.voiced_s >= 1.0 and len(fox.spans_s) == 1
+    start_s, end_s = fox.spans_s[0]  # the sentence is spoken from 1 s for ~2.5 s
+    assert SPEECH_DELAY_S - gate.pad_s - 0.3 <= start_s <= SPEECH_DELAY_S + 0.3 and end_s > SPEECH_DELAY_S + 1.5
+    noise = voice_activity(extract_audio(clips["noise.mp4"], stream_index=None, timeout_s=60), gate)
+    assert noise.voiced_s < gate.min_voiced_s
+
+
+def test_two_utterances_apart_keep_their_own_times(stage: SpeechStage, clips: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    # The fox sentence at 1 s and again at 7 s, 4 s of silence between: Whisper decodes the
+    # two voiced spans joined, and the segment times must map back to the clip's clock.
+    twice = tmp_path / "twice.wav"
+    _run([*FFMPEG, "-i", str(clips["fox.wav"]), "-i", str(clips["fox.wav"]), "-filter_complex",
+          "[0:a]adelay=1000:all=1[a];[1:a]adelay=7000:all=1[b];[a][b]amix=inputs=2:normalize=0,apad",
+          "-t", "10", str(twice)])
+    speech = stage.transcribe(twice, audio_track_index=None, has_audio=True, timeout_s=60)
+    assert speech is not None and len(speech.segments) >= 2, speech
+    first, last = speech.segments[0], speech.segments[-1]
+    assert 0.4 <= first.start_s <= 1.6 and first.end_s <= 5.0, first
+    assert 6.4 <= last.start_s <= 7.6 and last.end_s <= 10.05, last
+    assert len(_words(last.text) & set(FOX_WORDS)) >= 2, last.text
+
+
+def test_gate_drops_doubtful_segments() -> None:
+    from rayflow.ml.speech import SpeechGate
+
+    gate = SpeechGate()
+    assert gate.keeps(0.07, -0.30)       # jfk.flac
+    assert gate.keeps(0.21, -0.57)       # an espeak-ng sentence
+    assert not gate.keeps(0.61, -0.87)   # "Mm-hmm." on Big Buck Bunny's music
+    assert not gate.keeps(0.05, -1.2)    # a confident-looking but improbable decode
 
 
 def test_empty_audio_is_empty_text(stage: SpeechStage) -> None:
@@ -154,7 +205,7 @@ def test_models_folder_by_name(tmp_path: Path) -> None:
     assert where.present and where.path == tmp_path / "speech" / "tiny.en"
     assert where.source.startswith("folder")
     # A folder given by path wins too.
-    assert locate_speech_model(str(packaged), models_dir=tmp_path).path == packaged
+    assert locate_speech_model(str(packaged), models_dir=tmp_path).path == packaged.resolve()  # .venv may be a link
 
 
 def test_folder_without_tokenizer_is_missing(tmp_path: Path) -> None:
