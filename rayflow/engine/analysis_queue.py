@@ -13,6 +13,12 @@ A restarting actor is waited for with a bound (``timeouts.actor_restart_s``; the
 live display says "analyzer restarting"), then what waits on it fails with that
 reason. The GPU watch fails analyses queued to GPU actors whose GPUs left the
 cluster. ``CrashLedger`` holds the who-was-running bookkeeping and needs no Ray.
+
+Lost frames are not the file's fault either: the inspect task ``ray.put`` the decoded
+frames, so the inspect worker owns them, and when that worker dies (killed, OOM) every
+analysis still waiting for those frames fails with ``OwnerDiedError`` / ``ObjectLostError``.
+Such a call is sent again, uncharged, with the file's frames decoded again by
+``decode_again`` (whose result the driver owns), at most ``MAX_REDECODES`` times.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from rayflow.config import Settings
 from rayflow.engine.outcomes import describe
 from rayflow.engine.pools import GpuWatch
 from rayflow.engine.progress import Progress
+from rayflow.engine.tasks import decode_again
 from rayflow.record import ClipRecord
 
 log = logging.getLogger(__name__)
@@ -39,6 +46,18 @@ WATCH_EVERY_S = 2.0
 MAX_REQUEUES = 6
 """A bystander requeued this many times (other files kept crashing its actor) fails."""
 RESTART_NOTE = "analyze"
+MAX_REDECODES = 3
+"""A file whose frames were lost this many times (with the workers holding them) fails."""
+LOST_TEXT = re.compile(r"OwnerDiedError|ObjectLostError|ObjectReconstructionFailed|ObjectFetchTimedOut")
+
+
+def lost_input(exc: BaseException) -> bool:
+    """Whether a call failed because an object it reads (the frames) was lost, e.g. with the
+    worker that owned it, rather than on the file itself."""
+    if isinstance(exc, ray.exceptions.ObjectLostError) or isinstance(
+            getattr(exc, "cause", None), ray.exceptions.ObjectLostError):
+        return True
+    return bool(LOST_TEXT.search(str(exc)))
 
 
 @dataclass
@@ -63,6 +82,8 @@ class AnalysisCall:
     """Why the actor died each time it was running this file."""
     requeues: int = 0
     """Times it was sent back uncharged (a bystander of another file's crash)."""
+    redecodes: int = 0
+    """Times its frames were lost (with the worker owning them) and decoded again."""
 
 
 @dataclass
@@ -146,18 +167,20 @@ class AnalysisQueue:
         self.alone: Any | None = None
         """The suspect running alone now (nothing else is sent meanwhile)."""
         self.restarting: dict[int, _Restart] = {}
+        self.decoding: dict[Any, AnalysisCall] = {}
+        """Calls whose lost frames are being decoded again, by the decode's result ref."""
         plan = getattr(pool, "plan", None)
         self.gpu_watch = GpuWatch(plan.num_gpus if plan is not None else 0.0)
         self.last_gpu_check = time.monotonic()
 
     def busy(self) -> bool:
-        return bool(self.pending or self.waiting or self.suspects)
+        return bool(self.pending or self.waiting or self.suspects or self.decoding)
 
     def refs(self) -> list[Any]:
-        return list(self.pending)
+        return [*self.pending, *self.decoding]
 
     def owns(self, ref: Any) -> bool:
-        return ref in self.pending
+        return ref in self.pending or ref in self.decoding
 
     # ------------------------------------------------------------ sending
 
@@ -188,7 +211,13 @@ class AnalysisQueue:
 
     def collect(self, ref: Any) -> AnalysisDone | None:
         """The finished call ``ref``: its analysis, its final failure, or None when it was
-        sent back (a bystander, or a suspect to run again alone)."""
+        sent back (a bystander, a suspect to run again alone, a file whose frames were lost)."""
+        if ref in self.decoding:  # its frames, decoded again (or the decode's error): send it
+            call = self.decoding.pop(ref)
+            call.frames_ref = ref
+            self.waiting.append(call)
+            self.dispatch()
+            return None
         call = self.pending.pop(ref)
         self.pool.done(call.index)
         try:
@@ -197,7 +226,8 @@ class AnalysisQueue:
             done = self._crashed(ref, call, exc)
         except ray.exceptions.RayError as exc:
             self.ledger.finished(call.index, ref)
-            done = AnalysisDone(call.key, None, f"analysis failed: {describe(exc)}")
+            done = self._lost_frames(call, exc) if lost_input(exc) and call.frames_ref is not None \
+                else AnalysisDone(call.key, None, f"analysis failed: {describe(exc)}")
         else:
             self.ledger.finished(call.index, ref)
             self._restarted(call.index)
@@ -228,6 +258,18 @@ class AnalysisQueue:
             return AnalysisDone(call.key, None, (
                 f"the analyzer crashed {call.requeues} times on other files while this one waited: {reason}"))
         self.waiting.append(call)
+        return None
+
+    def _lost_frames(self, call: AnalysisCall, exc: BaseException) -> AnalysisDone | None:
+        """The call's frames were lost with the worker that owned them: decode them again."""
+        call.redecodes += 1
+        if call.redecodes > MAX_REDECODES:
+            return AnalysisDone(call.key, None, (
+                f"analysis failed: its decoded frames were lost {call.redecodes} times with the "
+                f"worker holding them: {describe(exc)}"))
+        log.warning("the frames of %s were lost with the worker holding them; decoding them again", call.key)
+        call.frames_ref = None
+        self.decoding[decode_again.remote(call.key, self.settings)] = call
         return None
 
     def _restarted(self, index: int) -> None:
@@ -288,9 +330,10 @@ class AnalysisQueue:
             self.pool.done(call.index)
             self.ledger.finished(call.index, ref)
             failed.append(AnalysisDone(call.key, None, reason))
-        for call in [*self.suspects, *self.waiting]:
+        for call in [*self.suspects, *self.waiting, *self.decoding.values()]:
             failed.append(AnalysisDone(call.key, None, reason))
         self.suspects.clear()
         self.waiting.clear()
+        self.decoding.clear()
         self.alone = None
         return failed

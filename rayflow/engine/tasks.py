@@ -165,6 +165,27 @@ def inspect_one(path: str, clip_id: str, settings: Settings, steps: frozenset[st
     return InspectOutcome(probed, sampled)
 
 
+@ray.remote(num_cpus=1, max_retries=2)
+def decode_again(path: str, settings: Settings) -> Any:
+    """Probe and decode a file's frames again, returned *by value*: the result object is
+    owned by the caller (the driver), not by this worker.
+
+    For a file whose frames were lost with the inspect worker that ``ray.put`` them (that
+    worker owned the object; killed, it takes the frames with it). A killed decode is
+    retried by Ray; a file that cannot be decoded again raises, and the analysis call
+    waiting on these frames fails with that error."""
+    from rayflow.stages.frames import sample_frames
+
+    node_path = path_map(settings).to_node(path)
+    probed = run_probe(node_path, settings)
+    result = probed.result
+    if result is None or result.video is None:
+        raise RuntimeError(f"cannot decode the frames again: {probed.error or 'no picture found'}")
+    frames, _ = sample_frames(Path(node_path), rotation=result.video.rotation, settings=settings.sample,
+                              timeout_s=settings.timeouts.decode_s, still=result.kind == "image")
+    return frames
+
+
 @task(name="inspect", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
 def inspect_files(items: list[tuple[str, str]], settings: Settings, steps: frozenset[str]) -> list[InspectOutcome]:
     """Inspect one file, or a few small ones: ONE Prefect task for the lot.

@@ -4,6 +4,9 @@ The real CLI ingests small clips with the analyze step on; the analyzer process 
 while it analyses (what the kernel's OOM killer does on a huge file), twice. Before,
 the files queued on it were charged with the crash and failed; now they are requeued, the
 file that was running is re-run alone, and every file is ingested in the same run.
+
+The inspect workers own the decoded frames (they ``ray.put`` them): SIGKILLing them while the
+analyses wait loses those frames; the files are decoded again and still all ingested.
 """
 
 from __future__ import annotations
@@ -40,6 +43,28 @@ def _analyzing(root: psutil.Process) -> psutil.Process | None:
         except psutil.NoSuchProcess:
             continue
     return None
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.NoSuchProcess:
+        return ""
+
+
+def _task_workers(root: psutil.Process) -> list[psutil.Process]:
+    """Ray's task workers (idle or running a task: "ray::IDLE", "ray::inspect..."), not actors
+    ("ray::AnalyzerActor...", "ray::CatalogWriter") nor Ray's agents."""
+    found = []
+    for proc in root.children(recursive=True):
+        try:
+            name = proc.name()
+        except psutil.NoSuchProcess:
+            continue
+        tail = name.removeprefix("ray::")
+        if name.startswith("ray::") and not name.endswith("Agent") and (tail == "IDLE" or not tail[:1].isupper()):
+            found.append(proc)
+    return found
 
 
 @pytest.mark.timeout(900)  # a model reload per kill, on 2 shared cores
@@ -79,5 +104,47 @@ def test_sigkilled_analyzer_loses_no_file_of_its_queue(tmp_path: Path) -> None:
     failed = {Path(f.path).name: f.errors for f in summary.files if f.status != "ingested"}
     assert failed == {}, failed
     assert summary.counts["ingested"] == CLIPS
+    report = verified_home(home)
+    assert report.points == report.records == CLIPS
+
+
+@pytest.mark.timeout(600)
+def test_killed_inspect_workers_holding_frames_fail_no_file(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    make_clips(folder, CLIPS, start_hue=90)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(LIGHT_MODELS)
+    run = start_cli(["ingest", str(folder), "--home", str(home), "--skip", "proxy", "--skip", "embed",
+                     "--json"], out=tmp_path / "run")
+    killed = 0
+    try:
+        root = psutil.Process(run.pid)
+        deadline = time.monotonic() + 400
+        # Once every inspect is done (all task workers idle) while files are being analysed, the
+        # files waiting on the analyzer have their frames owned by those idle workers: kill them.
+        while run.poll() is None and not killed and time.monotonic() < deadline:
+            workers = _task_workers(root)
+            if workers and all(_name(p) == "ray::IDLE" for p in workers) and _analyzing(root) is not None \
+                    and _records(home) < CLIPS - 2:
+                for proc in workers:
+                    try:
+                        proc.send_signal(signal.SIGKILL)
+                        killed += 1
+                    except psutil.NoSuchProcess:
+                        pass
+            time.sleep(0.2)
+        run.wait(timeout=500)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    stderr = (tmp_path / "run.stderr").read_text(errors="replace")
+    assert killed, stderr[-2000:]
+    assert run.returncode == 0, stderr[-3000:]
+    summary = RunSummary.model_validate(json.loads((tmp_path / "run.stdout").read_text()))
+    failed = {Path(f.path).name: f.errors for f in summary.files if f.status != "ingested"}
+    assert failed == {}, failed
+    # The kill did take frames with it (else this test proves nothing): they were decoded again.
+    assert "decoding them again" in stderr, stderr[-3000:]
     report = verified_home(home)
     assert report.points == report.records == CLIPS
