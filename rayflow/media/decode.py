@@ -43,6 +43,7 @@ Example::
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import logging
 import math
@@ -314,6 +315,10 @@ def _isolated(fn: Any, *, path: str | Path, deadline: float) -> Frames:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: no logging, no cleanup handlers; always leave through os._exit
+        # No garbage collection in the child: a collection would run finalizers of the PARENT's
+        # objects (an onnxruntime session freed here waits forever on its thread pool, whose
+        # threads do not exist after fork: seen as a decode that hangs until its deadline).
+        gc.disable()
         try:
             os.close(read_fd)
             faulthandler.disable()  # a crash is reported by the parent, by signal; no dump here
