@@ -102,6 +102,12 @@ def run_probe(path: str, settings: Settings) -> ProbeOutcome:
     return ProbeOutcome(result, None, time.perf_counter() - started)
 
 
+def wants_strip(settings: Settings, steps: frozenset[str]) -> bool:
+    """Decode every frame small for the shot detector in the same pass only when shots will run;
+    else the sampled frames alone (decord seeks to them: cheaper on long clips)."""
+    return "analyze" in steps and settings.analysis.shots
+
+
 def run_sample(
     path: str, clip_id: str, probed: ProbeOutcome, settings: Settings, steps: frozenset[str]
 ) -> SampleOutcome:
@@ -118,7 +124,7 @@ def run_sample(
     try:
         frames, info = sample_frames(
             Path(path), rotation=result.video.rotation, settings=settings.sample,
-            timeout_s=settings.timeouts.decode_s, still=result.kind == "image",
+            timeout_s=settings.timeouts.decode_s, still=result.kind == "image", strip=wants_strip(settings, steps),
         )
     except ToolTimeout as exc:
         raise TransientError(str(exc)) from exc
@@ -182,7 +188,8 @@ def decode_again(path: str, settings: Settings) -> Any:
     if result is None or result.video is None:
         raise RuntimeError(f"cannot decode the frames again: {probed.error or 'no picture found'}")
     frames, _ = sample_frames(Path(node_path), rotation=result.video.rotation, settings=settings.sample,
-                              timeout_s=settings.timeouts.decode_s, still=result.kind == "image")
+                              timeout_s=settings.timeouts.decode_s, still=result.kind == "image",
+                              strip=settings.analysis.shots)
     return frames
 
 

@@ -28,7 +28,13 @@ from rayflow.record import (
 )
 from rayflow.stages.probe.camera import Tags, camera_info
 from rayflow.stages.probe.capture import capture_info
-from rayflow.stages.probe.container import container_info, media_kind, other_video_streams, video_ordinal
+from rayflow.stages.probe.container import (
+    container_info,
+    media_kind,
+    other_video_streams,
+    packet_duration,
+    video_ordinal,
+)
 from rayflow.stages.probe.log_profile import log_profile, read_sidecars
 from rayflow.stages.probe.still import exiftool_still
 from rayflow.stages.probe.timecode import reel_name, timecode_info
@@ -104,7 +110,11 @@ def probe(path: Path, *, timeouts: Timeouts = Timeouts()) -> ProbeResult:
         ex_future = pool.submit(run_exiftool, path, timeout_s=timeout_s, embedded=embedded)
         mi = _optional(mi_future, warnings)
         ex = _optional(ex_future, warnings)
-    if number(ff.format.get("duration")) is None and not ff.window_is_whole_file:
+    declared = number(ff.format.get("duration"))
+    doubted = (mi is not None and mi.is_truncated) or any("truncated" in w.lower() for w in (ex.warnings if ex else []))
+    if (declared is None or doubted) and not ff.window_is_whole_file:
+        # No declared duration (browser WebM): time it from the packets. A tool doubting the
+        # file: check the packets reach the duration the container declares (see _check_truncation).
         ff = replace(ff, scanned_duration_s=scan_duration(path, timeout_s=timeout_s))
     return consolidate(path, ff, mi, ex, warnings=warnings, sidecars=read_sidecars(path))
 
@@ -232,6 +242,12 @@ def _optional(future: Future[Any], warnings: list[str]) -> Any:
         return None
 
 
+TRUNCATED_SHARE = 0.9
+"""A file whose packets cover less than this share of its declared duration, while mediainfo or
+exiftool call it truncated, is cut off (a half-copied MKV covers ~0.5); a browser WebM declares
+no duration, so it is never failed this way."""
+
+
 def _check_truncation(
     path: Path, ff: FfprobeOutput, mi: MediainfoOutput | None, ex: ExiftoolOutput | None,
     warnings: list[str],
@@ -252,6 +268,11 @@ def _check_truncation(
         # "[minor]" warnings (e.g. a cut maker-note preview) do not mean the media is cut.
         opinions.extend(("exiftool", w) for w in ex.warnings
                         if "truncated" in w.lower() and not w.startswith("[minor]"))
+    declared = number(ff.format.get("duration"))
+    held = packet_duration(ff) if opinions and not evidence and declared else None
+    if declared and held is not None and held < TRUNCATED_SHARE * declared:
+        # The container promises more than its packets hold: cut off, not a recorder's quirk.
+        evidence.append(("ffprobe", f"packets end at {held:.2f} s of the {declared:.2f} s the container declares"))
     if evidence:
         detail = "; ".join(f"{tool}: {what}" for tool, what in evidence + opinions)
         raise ToolError("ffprobe", path, f"truncated or corrupt file ({detail})")
