@@ -26,6 +26,9 @@ pytestmark = pytest.mark.slow
 
 CLIPS = 6
 KILLS = 2
+KILL_CLIPS = 10
+"""Enough files that the run is still analysing when the second kill is allowed (with 6, a fast
+run could end after the first kill's re-run: 1 kill, a flaky failure)."""
 LIGHT_MODELS = "[analysis]\nspeech = false\nscreen_text = false\nthumbnails = false\n"
 """Shots and faces only: each kill costs a model reload, and what is tested is the actor's queue."""
 
@@ -70,7 +73,7 @@ def _task_workers(root: psutil.Process) -> list[psutil.Process]:
 @pytest.mark.timeout(900)  # a model reload per kill, on 2 shared cores
 def test_sigkilled_analyzer_loses_no_file_of_its_queue(tmp_path: Path) -> None:
     folder = tmp_path / "clips"
-    make_clips(folder, CLIPS, start_hue=40)
+    make_clips(folder, KILL_CLIPS, start_hue=40)
     home = tmp_path / "home"
     home.mkdir()
     (home / "config.toml").write_text(LIGHT_MODELS)
@@ -103,9 +106,9 @@ def test_sigkilled_analyzer_loses_no_file_of_its_queue(tmp_path: Path) -> None:
     summary = RunSummary.model_validate(json.loads((tmp_path / "run.stdout").read_text()))
     failed = {Path(f.path).name: f.errors for f in summary.files if f.status != "ingested"}
     assert failed == {}, failed
-    assert summary.counts["ingested"] == CLIPS
+    assert summary.counts["ingested"] == KILL_CLIPS
     report = verified_home(home)
-    assert report.points == report.records == CLIPS
+    assert report.points == report.records == KILL_CLIPS
 
 
 @pytest.mark.timeout(600)
