@@ -29,8 +29,13 @@ KILLS = 2
 KILL_CLIPS = 10
 """Enough files that the run is still analysing when the second kill is allowed (with 6, a fast
 run could end after the first kill's re-run: 1 kill, a flaky failure)."""
-LIGHT_MODELS = "[analysis]\nspeech = false\nscreen_text = false\nthumbnails = false\n"
-"""Shots and faces only: each kill costs a model reload, and what is tested is the actor's queue."""
+LIGHT_MODELS = "[analysis]\nspeech = false\nscreen_text = false\nthumbnails = false\n[sample]\ncount = 60\n"
+"""Shots and faces only: each kill costs a model reload, and what is tested is the actor's queue.
+60 frames per clip (faces ~60 ms each) keep each analysis a few seconds long even on an idle
+machine, so the kills land while files wait (with 12, an idle box finished before the second)."""
+SLOW_ANALYSIS = "[analysis]\nspeech = false\nthumbnails = false\n"
+"""On-screen text on (OCR, ~0.3 s a frame): analysis is then slower than inspect even on an idle
+machine, so files wait for the analyzer with their frames held by idle inspect workers."""
 
 
 def _records(home: Path) -> int:
@@ -117,7 +122,7 @@ def test_killed_inspect_workers_holding_frames_fail_no_file(tmp_path: Path) -> N
     make_clips(folder, CLIPS, start_hue=90)
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.toml").write_text(LIGHT_MODELS)
+    (home / "config.toml").write_text(SLOW_ANALYSIS)
     run = start_cli(["ingest", str(folder), "--home", str(home), "--skip", "proxy", "--skip", "embed",
                      "--json"], out=tmp_path / "run")
     killed = 0
