@@ -315,9 +315,8 @@ def _isolated(fn: Any, *, path: str | Path, deadline: float) -> Frames:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: no logging, no cleanup handlers; always leave through os._exit
-        # No garbage collection in the child: a collection would run finalizers of the PARENT's
-        # objects (an onnxruntime session freed here waits forever on its thread pool, whose
-        # threads do not exist after fork: seen as a decode that hangs until its deadline).
+        # No GC in the child: it would run finalizers of the PARENT's objects (a freed onnxruntime
+        # session waits forever on its pool's threads, gone after fork: a decode hung to its deadline).
         gc.disable()
         try:
             os.close(read_fd)
