@@ -64,7 +64,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rayflow.media.hdr import HDR_TRANSFERS, can_tonemap, hdr_tonemap_filters
-from rayflow.media.strip import STRIP_HEIGHT, STRIP_MAX_FRAMES, STRIP_WIDTH, FrameStrip, read_strip
+from rayflow.media.strip import STRIP_HEIGHT, STRIP_MAX_FRAMES, STRIP_WIDTH, FrameStrip, freeze_frames, read_strip
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool, signal_name
 
 log = logging.getLogger(__name__)
@@ -112,15 +112,9 @@ class Frames:
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
-        stamps = np.asarray(self.timestamps_s, dtype=np.float64)
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-        if stamps.shape != (images.shape[0],):
-            raise ValueError(f"timestamps_s shape {stamps.shape} != ({images.shape[0]},)")
-        images.flags.writeable = False
-        stamps.flags.writeable = False
-        object.__setattr__(self, "images", images)
-        object.__setattr__(self, "timestamps_s", stamps)
+        freeze_frames(self, images, self.timestamps_s)
 
     @property
     def count(self) -> int:

@@ -35,15 +35,10 @@ class FrameStrip:
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
-        stamps = np.asarray(self.timestamps_s, dtype=np.float64)
         if images.dtype != np.uint8 or images.shape[1:] != (STRIP_HEIGHT, STRIP_WIDTH, 3):
             raise ValueError(f"strip images must be uint8 (N, 27, 48, 3), got {images.dtype} {images.shape}")
-        if stamps.shape != (images.shape[0],):
-            raise ValueError(f"strip timestamps_s shape {stamps.shape} != ({images.shape[0]},)")
-        images.flags.writeable = False
-        stamps.flags.writeable = False
-        object.__setattr__(self, "images", images)
-        object.__setattr__(self, "timestamps_s", stamps)
+        freeze_frames(self, images, self.timestamps_s)
+
 
     @property
     def count(self) -> int:
@@ -62,3 +57,15 @@ def read_strip(strip_file: Any, stderr: bytes, start_s: float, path: str | Path)
         raise ToolError("ffmpeg", path, f"shot strip: {len(data)} bytes for {len(stamps)} frames")
     images = np.frombuffer(data, dtype=np.uint8).reshape(len(stamps), STRIP_HEIGHT, STRIP_WIDTH, 3)
     return FrameStrip(images=images.copy(), timestamps_s=np.asarray(stamps) - start_s)
+
+
+def freeze_frames(holder: object, images: np.ndarray, timestamps_s: object) -> None:
+    """Store ``images`` and one timestamp per image on a frozen dataclass, both read-only
+    (frames travel between stages and processes; nobody may change them in place)."""
+    stamps = np.asarray(timestamps_s, dtype=np.float64)
+    if stamps.shape != (images.shape[0],):
+        raise ValueError(f"timestamps_s shape {stamps.shape} != ({images.shape[0]},)")
+    images.flags.writeable = False
+    stamps.flags.writeable = False
+    object.__setattr__(holder, "images", images)
+    object.__setattr__(holder, "timestamps_s", stamps)
