@@ -39,7 +39,6 @@ class FrameStrip:
             raise ValueError(f"strip images must be uint8 (N, 27, 48, 3), got {images.dtype} {images.shape}")
         freeze_frames(self, images, self.timestamps_s)
 
-
     @property
     def count(self) -> int:
         return int(self.images.shape[0])
