@@ -272,19 +272,23 @@ def black_cuts(peaks: np.ndarray, *, black: float) -> list[int]:
     single frame-to-frame difference shows (both sides are dark, so the content score
     stays low). Runs at the clip's start or end are not cuts (a fade up from black)."""
     dark = peaks <= black
-    cuts: list[int] = []
+    return [j + 1 for i, j in true_runs(dark) if i > 0 and j + 1 < dark.size]
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Each run of True in ``mask`` as (first index, last index), in order."""
+    runs: list[tuple[int, int]] = []
     i = 0
-    while i < dark.size:
-        if not dark[i]:
+    while i < mask.size:
+        if not mask[i]:
             i += 1
             continue
         j = i
-        while j + 1 < dark.size and dark[j + 1]:
+        while j + 1 < mask.size and mask[j + 1]:
             j += 1
-        if i > 0 and j + 1 < dark.size:
-            cuts.append(j + 1)
+        runs.append((i, j))
         i = j + 1
-    return cuts
+    return runs
 
 
 DARK_V = 16
@@ -373,20 +377,11 @@ def adaptive_cuts(scores: np.ndarray, *, min_score: float, ratio: float, window:
 def transnet_cuts(probs: np.ndarray, threshold: float) -> list[int]:
     """Frames that start a new shot: the frame after the peak of each run of frames
     above ``threshold`` (a hard cut's run is the old shot's last frame)."""
-    above = probs > threshold
     cuts: list[int] = []
-    i = 0
-    while i < probs.size:
-        if not above[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < probs.size and above[j + 1]:
-            j += 1
+    for i, j in true_runs(probs > threshold):
         peak = i + int(np.argmax(probs[i:j + 1]))
         if peak + 1 < probs.size:
             cuts.append(peak + 1)
-        i = j + 1
     return cuts
 
 
