@@ -1,7 +1,8 @@
 """Facts accuracy on the real-file corpus: rayflow's probe against the tools' truth, per file class.
 
-Probes every file in ``tests/corpus/files`` (38 real third-party files, see
-``tests/corpus/MANIFEST.md``) and compares each technical fact with
+Probes every file of the real-file corpus (third-party files, see
+``tests/corpus/MANIFEST.md``; not in git: ``tests.corpus.facts.find_files`` says where
+it is looked for) and compares each technical fact with
 ``tests/corpus/truth.json`` using the rules in ``tests/corpus/facts.py``. Prints a
 markdown table of matched facts per class (phone, camera, drone, browser, web,
 broadcast, pro, audio, still) and, with ``--mismatches``, every fact that differs.
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.corpus.facts import CORPUS, Fact, accuracy, check_corpus, class_table, mismatch_lines  # noqa: E402
+from tests.corpus.facts import ABSENT_REASON, CORPUS, PRESENT, Fact, accuracy, check_corpus, class_table, mismatch_lines  # noqa: E402
 
 CAUSES_HEADING = "## Causes"
 """MISMATCHES.md keeps its hand-written section from this heading on when rewritten."""
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="rewrite tests/corpus/MISMATCHES.md")
     parser.add_argument("--workers", type=int, default=4, help="files probed at once (default 4)")
     args = parser.parse_args()
+    if not PRESENT:
+        raise SystemExit(ABSENT_REASON)
     start = time.perf_counter()
     facts = check_corpus(workers=args.workers)
     elapsed_s = time.perf_counter() - start

@@ -4,7 +4,6 @@ corpus files (tests/corpus/files): every fact with readable units, never 'None'.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -13,13 +12,12 @@ from rayflow.cli.facts_view import bitrate_text, duration_text, fps_text, shutte
 from rayflow.cli.render import record_view
 from rayflow.record import ClipRecord, FileInfo, LogProfile
 from rayflow.stages.probe import probe
-
-FILES = Path(__file__).resolve().parents[1] / "corpus" / "files"
+from tests.corpus.facts import corpus_file
 
 
 def _shown(name: str, **video_color: object) -> str:
-    result = probe(FILES / name)
-    record = ClipRecord(clip_id="0" * 36, file=FileInfo(path=str(FILES / name), name=name, size_bytes=1,
+    result = probe(corpus_file(name))
+    record = ClipRecord(clip_id="0" * 36, file=FileInfo(path=str(corpus_file(name)), name=name, size_bytes=1,
                                                         checksum="0"), **result.record_fields())
     if video_color and record.video is not None:
         record.video.color = record.video.color.model_copy(update=video_color)

@@ -22,14 +22,41 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 CORPUS = Path(__file__).resolve().parent
-FILES = CORPUS / "files"
 TRUTH = CORPUS / "truth.json"
+
+
+def find_files() -> Path:
+    """Where the corpus's media files are. They are third-party files fetched from public
+    repositories (MANIFEST.md names each source @ commit : path), so this repository does
+    not commit them: ``$RAYFLOW_CORPUS``, else ``../shared/corpus`` (the steering repo's
+    shared folder, beside ``../shared/media``), else an untracked ``tests/corpus/files``
+    (git-ignored). The first that exists; else the last (absent: the tests skip)."""
+    env = os.environ.get("RAYFLOW_CORPUS")
+    candidates = [Path(env)] if env else []
+    candidates += [CORPUS.parents[1].parent / "shared" / "corpus", CORPUS / "files"]
+    return next((c for c in candidates if c.is_dir()), candidates[-1])
+
+
+FILES = find_files()
+PRESENT = FILES.is_dir()
+ABSENT_REASON = (f"the real-file corpus is not here (looked in $RAYFLOW_CORPUS, ../shared/corpus, {CORPUS / 'files'}; "
+                 "tests/corpus/MANIFEST.md lists each file's source)")
+
+
+def corpus_file(name: str) -> Path:
+    """One corpus file, or skip the calling test when the corpus is not on this machine."""
+    import pytest
+
+    if not PRESENT:
+        pytest.skip(ABSENT_REASON)
+    return FILES / name
 
 DURATION_ABS_S = 0.05
 DURATION_REL = 0.01

@@ -34,13 +34,12 @@ TIMEOUT_S = 120.0
 
 
 def corpus_files(repo_root: Path) -> Path | None:
-    """The real-file corpus: ``tests/corpus/files`` in this checkout, else the corpus
-    engineer's worktree beside it (``../corpus/tests/corpus/files``); None when neither."""
-    inside = Path("tests") / "corpus" / "files"
-    for folder in (repo_root / inside, repo_root.parent / "corpus" / inside):
-        if folder.is_dir():
-            return folder
-    return None
+    """The real-file corpus where this machine has it (see ``tests.corpus.facts.find_files``),
+    else None (the corpus clips are then left out)."""
+    from tests.corpus.facts import find_files
+
+    folder = find_files()
+    return folder if folder.is_dir() else None
 
 
 def clip_path(clip: LabelledClip, shared_media: Path, generated_dir: Path, corpus_dir: Path | None = None) -> Path:

@@ -19,14 +19,14 @@ from rayflow.media.mediainfo import MediainfoOutput
 from rayflow.stages.probe import ProbeResult, consolidate, probe
 from rayflow.stages.probe.log_profile import curve_name
 from rayflow.stages.probe.timecode import frame_number, from_text, timecode_text
+from tests.corpus.facts import corpus_file
 
-FILES = Path(__file__).resolve().parents[1] / "corpus" / "files"
 _CACHE: dict[str, ProbeResult] = {}
 
 
 def _probe(name: str) -> ProbeResult:
     if name not in _CACHE:
-        _CACHE[name] = probe(FILES / name)
+        _CACHE[name] = probe(corpus_file(name))
     return _CACHE[name]
 
 
@@ -198,9 +198,9 @@ SONY_M01 = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def test_log_profile_from_a_sony_sidecar_beside_the_clip(tmp_path: Path) -> None:
+def test_log_profile_from_a_sony_sidecar_beside_the_clip(tmp_path: Path, shared_media: Path) -> None:
     clip = tmp_path / "C0001.MP4"
-    shutil.copyfile(FILES / "xmp480qt.mov", clip)
+    shutil.copyfile(shared_media / "sample_av1.mp4", clip)
     (tmp_path / "C0001M01.XML").write_text(SONY_M01)
     video = probe(clip).video
     assert video is not None and video.color.log_profile is not None
