@@ -330,6 +330,24 @@ def test_anamorphic_display_width_uses_sar() -> None:
     assert video.display_aspect_ratio == "16:9"
 
 
+@pytest.mark.parametrize(("mi_duration", "count", "bitrate"), [
+    # The tools' values for a cut-down Avid OP-Atom DNxHR MXF (regxmllib's indirect.mxf): the
+    # header says 30 s (750 frames), the essence and index hold one frame of 1,172,756 bytes.
+    ("30.000", 1, 234_551_200),
+    ("0.040", 750, 312_735),  # agreeing durations: mediainfo's own count and bitrate stand
+])
+def test_header_counts_follow_the_stream_in_a_cut_file(mi_duration: str, count: int, bitrate: int) -> None:
+    stream = {"index": 0, "codec_type": "video", "codec_name": "dnxhd", "width": 3840, "height": 2160,
+              "r_frame_rate": "25/1", "avg_frame_rate": "0/0", "duration": "0.040000"}
+    mi_video = {"Duration": mi_duration, "FrameCount": "750", "BitRate": "312735", "StreamSize": "1172756"}
+    result = consolidate(Path("/x/a.mxf"), _ff([stream], format_name="mxf"),
+                         MediainfoOutput(general={}, video=[mi_video]), None)
+    assert result.video is not None
+    assert (result.video.frame_count, result.video.bitrate_bps) == (count, bitrate)
+    assert result.video.duration_s == pytest.approx(0.04)
+    assert any("header says 30 s" in w for w in result.warnings) is (count == 1)
+
+
 def test_mediainfo_fills_hdr_names_and_mastering() -> None:
     stream = {"index": 0, "codec_type": "video", "codec_name": "hevc", "width": 3840,
               "height": 2160, "color_transfer": "smpte2084", "pix_fmt": "yuv420p10le"}

@@ -79,6 +79,8 @@ def video_info(
         gop = mi_gop(mi.get("Format_Settings_GOP"))
     scan_type, field_order = _scan(st.get("field_order"), mi)
     color = color_info(st, mi)
+    duration = stream_duration(st, tags, mi) or container_duration_s
+    frame_count, mi_bitrate = (1, None) if is_image else _counts(st, mi, duration, fps, warnings)
     return VideoInfo(
         index=integer(st.get("index")),
         codec=codec,
@@ -101,16 +103,37 @@ def video_info(
         fps=None if is_image else fps,
         r_frame_rate=None if is_image or not base else st.get("r_frame_rate"),
         is_vfr=None if is_image else _is_vfr(packets, time_base, mi, avg, base),
-        frame_count=1 if is_image else (integer(st.get("nb_frames")) or integer(mi.get("FrameCount"))),
-        duration_s=None if is_image else (stream_duration(st, tags, mi) or container_duration_s),
-        bitrate_bps=None if is_image else (
-            integer(st.get("bit_rate")) or integer(tag(tags, "BPS")) or integer(mi.get("BitRate"))
-        ),
+        frame_count=frame_count,
+        duration_s=None if is_image else duration,
+        bitrate_bps=None if is_image else integer(st.get("bit_rate")) or integer(tag(tags, "BPS")) or mi_bitrate,
         gop_size=None if is_image else gop,
         keyframe_interval_s=None if is_image else key_s,
         color=color,
         hdr=hdr_info(st, mi, color),
     )
+
+
+def _counts(
+    st: dict[str, Any], mi: dict[str, Any], duration: float | None, fps: float | None, warnings: list[str]
+) -> tuple[int | None, int | None]:
+    """Frame count (ffprobe's ``nb_frames``, else mediainfo's) and mediainfo's stream bitrate.
+
+    mediainfo takes both from the header when it states a duration (MXF). A cut or truncated
+    file keeps a header that promises more than it holds (an Avid OP-Atom whose header says
+    30 s around one frame): when mediainfo's duration disagrees with the stream's by more than
+    a frame and 1 %, its count becomes duration x fps and its bitrate the stream's bytes over
+    the duration, with a warning."""
+    count = integer(st.get("nb_frames")) or integer(mi.get("FrameCount"))
+    bitrate = integer(mi.get("BitRate"))
+    mi_duration = number(mi.get("Duration"))
+    if integer(st.get("nb_frames")) or not (mi_duration and duration and fps):
+        return count, bitrate
+    if abs(mi_duration - duration) <= max(1.0 / fps, 0.01 * duration):
+        return count, bitrate
+    warnings.append(f"mediainfo: the header says {mi_duration:g} s of video, the stream holds {duration:g} s "
+                    "(a cut or truncated file); frame count and bitrate follow the stream")
+    size = integer(mi.get("StreamSize"))
+    return max(1, round(duration * fps)), (round(size * 8 / duration) if size else None)
 
 
 def _plausible(rate: Fraction | None) -> Fraction | None:
