@@ -41,7 +41,7 @@ def mismatches_markdown(facts: list[Fact], elapsed_s: float, causes: str = "") -
         f"Measured {stamp} by `benchmarks/facts.py --write` ({elapsed_s:.0f} s) with the probe in this checkout.",
         f"{sum(f.ok for f in facts)} of {len(facts)} facts match ({accuracy(facts):.1%}); issue #13 requires 97 %.",
         "Truth and tolerances: `MANIFEST.md`, `truth.json`, `facts.py`. `<no such field>` means the record has",
-        "no field for the fact yet (timecode).",
+        "no field for the fact.",
         "",
         *class_table(facts),
         "",

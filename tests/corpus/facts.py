@@ -9,7 +9,7 @@ Each fact is a dotted name that maps onto ``ProbeResult``:
 - ``audio.<field>`` (the first audio track)
 - ``camera.make`` / ``camera.model``, ``capture.gps`` ([lat, lon])
 - ``timecode``: the start timecode ``HH:MM:SS:FF`` (``;`` before the frames when
-  drop-frame). The record has no timecode field yet; it is looked up as
+  drop-frame). The record keeps it as ``container.timecode.start``; it is looked up as
   ``timecode`` or ``start_timecode`` on the result, its container, video or capture
   part (a string, or an object whose ``start``/``value``/``timecode`` is one).
 
