@@ -5,7 +5,8 @@ ffprobe 5.1 and exiftool 12.57 show, read by a person (MANIFEST.md says how).
 Each fact is a dotted name that maps onto ``ProbeResult``:
 
 - ``kind``, ``container.format``, ``container.duration_s``
-- ``video.<field>`` (the primary video stream), ``video.color.transfer``
+- ``video.<field>`` (the primary video stream), ``video.color.transfer``,
+  ``video.color.log_profile`` (the curve's name, e.g. ``S-Log3``)
 - ``audio.<field>`` (the first audio track)
 - ``camera.make`` / ``camera.model``, ``capture.gps`` ([lat, lon])
 - ``timecode``: the start timecode ``HH:MM:SS:FF`` (``;`` before the frames when
@@ -116,6 +117,9 @@ def actual_value(result: Any, name: str) -> Any:
     if name == "capture.gps":
         gps = _attr(result, "capture.gps")
         return None if gps is None or gps is _MISSING else [gps.lat, gps.lon]
+    if name == "video.color.log_profile":
+        profile = _attr(result, name)
+        return profile if profile is None or profile is _MISSING else profile.name
     if name.startswith("audio."):
         tracks = getattr(result, "audio_tracks", None) or []
         return _attr(tracks[0], name.removeprefix("audio.")) if tracks else None

@@ -8,6 +8,8 @@ the box's load (38-66 s measured on 2 cores at load average ~24).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from tests.corpus.facts import (
@@ -16,6 +18,7 @@ from tests.corpus.facts import (
     PRESENT,
     Fact,
     accuracy,
+    actual_value,
     check_corpus,
     class_table,
     load_truth,
@@ -53,6 +56,10 @@ def test_matching_rules() -> None:
     assert matches("capture.gps", [51.5334, -0.1255], [51.53341, -0.12552])
     assert not matches("timecode", None, "00:00:00:00")
     assert matches("timecode", None, None)
+    graded = SimpleNamespace(video=SimpleNamespace(color=SimpleNamespace(log_profile=SimpleNamespace(name="S-Log3"))))
+    assert actual_value(graded, "video.color.log_profile") == "S-Log3"
+    assert matches("video.color.log_profile", "S-Log3", "s-log3")
+    assert not matches("video.color.log_profile", None, "HLG")
 
 
 def test_probe_matches_at_least_97_percent_of_facts(facts: list[Fact]) -> None:
