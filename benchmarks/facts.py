@@ -5,7 +5,7 @@ Probes every file of the real-file corpus (third-party files, see
 it is looked for) and compares each technical fact with
 ``tests/corpus/truth.json`` using the rules in ``tests/corpus/facts.py``. Prints a
 markdown table of matched facts per class (phone, camera, drone, browser, web,
-broadcast, pro, audio, still) and, with ``--mismatches``, every fact that differs.
+broadcast, pro, screen, audio, still) and, with ``--mismatches``, every fact that differs.
 ``--write`` also rewrites ``tests/corpus/MISMATCHES.md`` (keeping its hand-written
 "## Causes" section, which then needs a human update). Issue #13's bar is 97 %.
 
