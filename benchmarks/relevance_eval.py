@@ -4,11 +4,12 @@
   of ``tests/catalog/corpus.py`` (plus absent-topic queries) becomes one row
   (cosine, coverage, right clip?); a logistic regression per mode is fitted (Newton,
   light L2) and printed as the constants for ``rayflow/catalog/relevance.py``.
-- ``heldout``: records of clips the model never saw (``tests/catalog/spoken.py``: spoken,
-  captioned generated clips + real clips from ../shared/media, ingested by the real
-  pipeline) are embedded into a fresh catalog and searched with the labelled queries:
-  top-1 clip, right moment (+-2 s), absent-topic queries answered with nothing, and
-  mean results per query.
+- ``heldout`` (``tests/catalog/heldout.py``, which the end-to-end test asserts): records of
+  clips the model never saw (``tests/catalog/spoken.py``: spoken, captioned generated clips
+  + real clips from ../shared/media, ingested by the real pipeline by ``ingest_heldout``)
+  are embedded into a fresh catalog and searched with the labelled queries: top-1 clip,
+  right moment (+-2 s), absent-topic queries answered with nothing, and mean results per
+  query.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from rayflow.catalog.search import clip_features, search
+from rayflow.catalog.search import clip_features
 from rayflow.catalog.store import Catalog
 from rayflow.record import ClipRecord
 from rayflow.stages.embed import embed_records
-from tests.catalog.corpus import labelled_corpus, moment_ok
-from tests.catalog.spoken import QUERIES
+from tests.catalog.corpus import labelled_corpus
+from tests.catalog.heldout import heldout
+
+__all__ = ["calibrate", "dump", "heldout", "ingest_heldout", "load_records", "print_heldout"]
 
 CALIBRATION_ABSENT = ("dog barking at the mailman", "rocket launch into space", "piano concert",
                       "a chess tournament", "horse riding on a beach")
@@ -95,45 +98,9 @@ def load_records(folder: Path) -> list[ClipRecord]:
     return [r for r in records if r.status != "failed"]
 
 
-def heldout(encoder: Any, records: list[ClipRecord], mode: str = "hybrid") -> dict[str, Any]:
-    """The labelled queries of tests/catalog/spoken.py over ``records`` (their clips must be among them)."""
-    names = {r.file.name for r in records}
-    queries = [q for q in QUERIES if q.clip is None or q.clip in names]
-    with tempfile.TemporaryDirectory() as tmp:
-        catalog = Catalog.open(path=Path(tmp), url=None)
-        try:
-            catalog.upsert(records, embed_records(records, encoder))
-            rows = []
-            for q in queries:
-                hits = search(catalog, q.query, encoder=encoder, mode=mode, limit=10)  # type: ignore[arg-type]
-                top = hits[0] if hits else None
-                rows.append({
-                    "query": q.query, "want": q.clip, "at_s": q.at_s, "results": len(hits),
-                    "got": top.name if top else None, "score": top.score if top else None,
-                    "why": top.why if top else None, "text": top.text[:80] if top else None,
-                    "start_s": top.start_s if top else None, "end_s": top.end_s if top else None,
-                    "top1": bool(top and top.name == q.clip) if q.clip else not hits,
-                    "moment": bool(top and top.name == q.clip and q.at_s is not None
-                                   and moment_ok(top.start_s, top.end_s, q.at_s)),
-                })
-        finally:
-            catalog.close()
-    present = [r for r in rows if r["want"]]
-    timed = [r for r in present if r["at_s"] is not None]
-    absent = [r for r in rows if not r["want"]]
-    return {
-        "mode": mode, "clips": len(records), "queries": len(rows),
-        "top1": round(sum(r["top1"] for r in present) / max(len(present), 1), 3),
-        "moment_2s": round(sum(r["moment"] for r in timed) / max(len(timed), 1), 3),
-        "absent_empty": f"{sum(r['top1'] for r in absent)} of {len(absent)}",
-        "mean_results": round(sum(r["results"] for r in rows) / max(len(rows), 1), 2),
-        "rows": rows,
-    }
-
-
 def print_heldout(doc: dict[str, Any]) -> None:
     print(f"\nheld-out ({doc['clips']} clips, {doc['queries']} queries, {doc['mode']}): top-1 {doc['top1']}  "
-          f"moment+-2s {doc['moment_2s']}  absent->nothing {doc['absent_empty']}  "
+          f"moment+-2s {doc['moment_2s']}  absent->nothing {doc['absent_empty']} of {doc['absent_queries']}  "
           f"mean results {doc['mean_results']}")
     for r in doc["rows"]:
         mark = "ok " if r["top1"] else "MISS"

@@ -7,7 +7,7 @@ search benchmark and the quickstart (``run.sh``) use these clips to check it.
 
 Each generated clip is 6 s of a plain colour (320x240, ultrafast x264): a caption on
 screen for 0-2 s (ffmpeg drawtext), then silence, then a sentence spoken by
-espeak-ng from 2 s (the maker is ``tests.engine.test_search_e2e._make``).
+espeak-ng from 2 s (:func:`make_clip`).
 
 ``python -m tests.catalog.spoken DIR`` writes the generated clips into DIR (the
 quickstart's demo footage).
@@ -21,6 +21,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+FONT = next((p for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+                         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf") if Path(p).is_file()), None)
+"""The captions' font (ffmpeg's drawtext default when neither is installed)."""
 SHARED_MEDIA = Path(__file__).resolve().parents[3] / "shared" / "media"
 """``../shared/media`` beside the checkout (see its MANIFEST.md)."""
 
@@ -83,10 +86,27 @@ def shared_clips() -> list[Path]:
     return [SHARED_MEDIA / n for n in SHARED if (SHARED_MEDIA / n).is_file()]
 
 
+def make_clip(folder: Path, name: str, phrase: str, caption: str, colour: str) -> Path:
+    """6 s of ``colour``: ``caption`` on screen 0-2 s, then silence until ``phrase`` starts at 2 s."""
+    wav = folder.parent / f"{name}.wav"  # beside the footage folder: a .wav in it would be catalogued too
+    subprocess.run(["espeak-ng", "-s", "140", "-w", str(wav), phrase], check=True, timeout=60)
+    text = f"drawtext=text='{caption}':fontsize=28:fontcolor=white:x=20:y=100:enable='lt(t,2)'"
+    if FONT:
+        text = text.replace("drawtext=", f"drawtext=fontfile={FONT}:")
+    out = folder / name
+    try:
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y",
+                        "-f", "lavfi", "-i", f"color=c={colour}:size=320x240:rate=25:duration=6",
+                        "-i", str(wav), "-filter_complex", f"[0:v]{text}[v];[1:a]adelay=2000|2000,apad[a]",
+                        "-map", "[v]", "-map", "[a]", "-t", "6", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-c:a", "aac", str(out)], check=True, timeout=120)
+    finally:
+        wav.unlink(missing_ok=True)
+    return out
+
+
 def make_spoken(folder: Path) -> list[Path]:
     """Write the generated clips into ``folder`` (reused when present); needs espeak-ng and ffmpeg."""
-    from tests.engine.test_search_e2e import _make
-
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng): it speaks the demo sentences")
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,8 +114,7 @@ def make_spoken(folder: Path) -> list[Path]:
     for name, (phrase, caption, colour) in SPOKEN.items():
         path = folder / name
         if not path.is_file():
-            _make(folder, name, phrase, caption, colour)
-            (folder / f"{name}.wav").unlink(missing_ok=True)
+            make_clip(folder, name, phrase, caption, colour)
         paths.append(path)
     return paths
 
