@@ -35,10 +35,11 @@ StepName = Literal["fingerprint", "probe", "sample", "thumbnails", "exposure", "
 RoleName = Literal["shots", "speech", "screen_text", "faces", "focal", "thumbnail_prompt", "best_thumbnails",
                    "caption", "describe"]
 """The analysis roles composed by the analyze stage (``rayflow.stages.analyze.ROLES``), in run order."""
-StageName = Literal[StepName, RoleName, "discover", "inspect", "decoder"]
+StageName = Literal[StepName, RoleName, "discover", "inspect", "decoder", "editor_proxy"]
 """Every name a stage is known by: the steps, the analysis roles, ``discover`` (finding the input
-files), ``inspect`` (the one task per file that runs probe, sample, thumbnails and exposure) and
-``decoder`` (the note that the preferred frame decoder failed on a file and another one decoded it)."""
+files), ``inspect`` (the one task per file that runs probe, sample, thumbnails and exposure),
+``decoder`` (the note that the preferred frame decoder failed on a file and another one decoded it)
+and ``editor_proxy`` (``rayflow proxies``, outside the ingest)."""
 STEP_NAMES: tuple[StepName, ...] = get_args(StepName)
 ROLE_NAMES: tuple[RoleName, ...] = get_args(RoleName)
 STAGE_NAMES: tuple[StageName, ...] = get_args(StageName)

@@ -258,11 +258,11 @@ def proxies(
     from rayflow.handoff.proxies import (
         EDITOR_CODECS,
         PROXY_FOLDER,
+        EditorProxyStage,
         ToolError,
         ToolMissing,
         discover,
         is_editor_codec,
-        make_editor_proxy,
     )
 
     if not is_editor_codec(codec):
@@ -273,10 +273,11 @@ def proxies(
         err.print(f"error: no such path: {', '.join(map(str, found.missing))}", markup=False)
         raise typer.Exit(EXIT_USAGE)
     rows: list[dict[str, object]] = []
+    stage = EditorProxyStage(codec=codec, max_side=max_side, out_root=out_root, threads=threads, force=force)
+    stage.setup("cpu")
     for path in (f for f in found.files if PROXY_FOLDER not in f.parts):
         try:
-            made = make_editor_proxy(path, codec=codec, max_side=max_side, out_root=out_root,
-                                     threads=threads, force=force)
+            made = stage.process(path)
         except ToolMissing as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(EXIT_ENV) from exc

@@ -37,7 +37,7 @@ from rayflow.config import Settings
 from rayflow.engine.outcomes import describe
 from rayflow.engine.pools import GpuWatch
 from rayflow.engine.progress import Progress
-from rayflow.engine.tasks import decode_again
+from rayflow.engine.tasks import REDECODE_OPTIONS, decode_again
 from rayflow.record import ClipRecord
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class AnalysisQueue:
                 f"worker holding them: {describe(exc)}"))
         log.warning("the frames of %s were lost with the worker holding them; decoding them again", call.key)
         call.frames_ref = None
-        self.decoding[decode_again.remote(call.key, self.settings)] = call
+        self.decoding[decode_again.options(**REDECODE_OPTIONS).remote(call.key, self.settings)] = call
         return None
 
     def _restarted(self, index: int) -> None:

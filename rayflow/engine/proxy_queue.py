@@ -21,6 +21,7 @@ from rayflow.config import Settings
 from rayflow.engine.assemble import apply_proxy, encoders_note
 from rayflow.engine.outcomes import describe, ray_ref
 from rayflow.engine.progress import Progress
+from rayflow.engine.resources import ray_options
 from rayflow.engine.tasks import future_value, proxy_file
 from rayflow.record import ClipRecord
 
@@ -79,7 +80,7 @@ class ProxyQueue:
 
     def submit(self, key: str, record: ClipRecord, *, again: bool = False) -> bool:
         """Start the proxy of ``record``; False (and the reason in its errors) if none can be planned."""
-        from rayflow.stages.proxy import ProxySource
+        from rayflow.stages.proxy import ProxySource, ProxyStage
 
         encode = self.encode
         if record.video is None:
@@ -92,7 +93,7 @@ class ProxyQueue:
         except (ValueError, TypeError) as exc:
             record.errors["proxy"] = f"cannot plan a proxy: {describe(exc)}"
             return False
-        options = encode.task_options() if encode else {"num_cpus": 1}
+        options = encode.task_options() if encode else ray_options(ProxyStage.resources)
         threads = encode.threads if encode else 1
         task_settings = encode.settings_for(options, self.settings) if encode else self.settings
         with remote_options(**options, **self.spread, max_retries=1):

@@ -1,5 +1,6 @@
-"""Compute resources as Ray sees them: custom resources that cap concurrent encodes
-(CPU encode slots, NVENC sessions) and the options a proxy task asks for.
+"""Compute resources as Ray sees them: a stage's declared ``Resources`` as Ray options
+(``ray_options``), custom resources that cap concurrent encodes (CPU encode slots, NVENC
+sessions) and the options a proxy task asks for.
 
 Detection itself (NVML, ``ffmpeg -encoders``, one-frame trials) lives in
 ``rayflow.media.encoders``; this module turns its answer into Ray resources.
@@ -10,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from rayflow.config import ProxySettings, Settings
 from rayflow.media.encoders import EncoderPlan, cpu_encode_threads, cpu_encode_workers, is_hardware_encoder
+from rayflow.stages.base import Resources
+from rayflow.stages.proxy import ProxyStage
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +24,31 @@ ENCODE_SLOT = "rayflow_encode"
 """Ray custom resource: concurrent CPU encodes a node allows (``--encode-workers``)."""
 NVENC = "nvenc"
 """Ray custom resource: concurrent NVENC sessions a node allows; hardware encodes take one."""
+
+
+def ray_options(declared: Resources) -> dict[str, Any]:
+    """Ray options for a task or actor from a stage's declared ``Resources``: its CPUs, its GPU
+    share (only when it declares one) and NVENC sessions as the ``nvenc`` custom resource.
+
+    NVDEC sessions are no Ray resource yet (no node advertises one: a task asking for it would
+    pend forever), so a declaration of them is refused here, loudly."""
+    if declared.nvdec:
+        raise ValueError(f"no Ray resource stands for NVDEC sessions yet; cannot place {declared}")
+    options: dict[str, Any] = {"num_cpus": declared.cpus}
+    if declared.gpus:
+        options["num_gpus"] = declared.gpus
+    if declared.nvenc:
+        options["resources"] = {NVENC: declared.nvenc}
+    return options
+
+
+def encode_options(kind: str) -> dict[str, object]:
+    """Ray options for one proxy task taking a session of ``kind``: NVENC, what ``ProxyStage``
+    declares for a hardware encode; a CPU encode slot, what it declares for a software encode
+    plus the slot (the node's cap on concurrent CPU encodes, a property of the node, not the stage)."""
+    if kind == NVENC:
+        return ray_options(ProxyStage.hardware_resources)
+    return {**ray_options(ProxyStage.resources), "resources": {kind: 1}}
 
 
 @dataclass(frozen=True)
@@ -32,9 +61,7 @@ class EncodeResources:
 
     def task_options(self) -> dict[str, object]:
         """Ray options for one proxy task."""
-        if self.hardware:
-            return {"num_cpus": 1, "resources": {NVENC: 1}}
-        return {"num_cpus": 1, "resources": {ENCODE_SLOT: 1}}
+        return encode_options(NVENC if self.hardware else ENCODE_SLOT)
 
     def done(self, options: dict[str, object]) -> None:
         """One node decides alone: nothing to account for (``ClusterEncode`` counts)."""
@@ -131,7 +158,7 @@ class ClusterEncode:
         else:
             kind = min(capacity, key=lambda k: self.in_flight[k] / capacity[k])
         self.in_flight[kind] += 1
-        return {"num_cpus": 1, "resources": {kind: 1}}
+        return encode_options(kind)
 
     def done(self, options: dict[str, object]) -> None:
         for kind in requested_resources(options):

@@ -39,10 +39,12 @@ from rayflow.engine.outcomes import FingerprintOutcome, InspectOutcome, describe
 from rayflow.engine.placement import spread_options
 from rayflow.engine.progress import Progress
 from rayflow.engine.proxy_queue import ProxyQueue
+from rayflow.engine.resources import ray_options
 from rayflow.engine.tasks import CRASHED, fingerprint_batch, future_value, inspect_files
 from rayflow.record import ClipRecord, FileResult, RunSummary, StageName
 from rayflow.stages.discover import discover
-from rayflow.stages.fingerprint import Fingerprint
+from rayflow.stages.fingerprint import Fingerprint, FingerprintStage
+from rayflow.stages.inspect import inspect_resources
 from rayflow.stages.steps import plan_steps
 
 log = logging.getLogger(__name__)
@@ -149,6 +151,10 @@ class Scheduler:
         self.embeds: dict[Any, list[Joined]] = {}
         self.write_refs: list[tuple[Any, list[ClipRecord], list[Any] | None]] = []
         self.inspect_task = inspect_files.with_options(retries=settings.retries)
+        # Ray options from what the stages declare: the fingerprint stage, and the per-file
+        # stages one inspect task runs in turn (rayflow.stages.inspect).
+        self.fingerprint_options = ray_options(FingerprintStage.resources)
+        self.inspect_options = ray_options(inspect_resources(self.steps))
         self.analysis = AnalysisQueue(handles.analyzers, settings, self.progress) \
             if "analyze" in self.steps and handles.analyzers is not None else None
 
@@ -233,7 +239,7 @@ class Scheduler:
 
     def submit_fingerprint_batch(self, batch: list[str]) -> Any:
         task = fingerprint_batch.with_options(retries=self.settings.retries)
-        with remote_options(num_cpus=1, max_retries=self.settings.retries, **self.spread):
+        with remote_options(**self.fingerprint_options, max_retries=self.settings.retries, **self.spread):
             future = task.submit(batch, self.settings.shared_prefix)
         self.fp_batches[ray_ref(future)] = batch
         self.progress.stage_started("fingerprint", len(batch))
@@ -341,7 +347,7 @@ class Scheduler:
     def submit_inspect(self, batch: list[tuple[FingerprintOutcome, bool]]) -> None:
         # One Ray-level retry of a crashed worker: a decoder that segfaults twice on
         # the same file is hostile input, not bad luck. Prefect retries transient errors.
-        with remote_options(num_cpus=1, max_retries=1, **self.spread):
+        with remote_options(**self.inspect_options, max_retries=1, **self.spread):
             future = self.inspect_task.submit(
                 [(o.path, o.fingerprint.clip_id) for o, _ in batch if o.fingerprint], self.settings, self.steps)
         self.progress.stage_started("inspect", len(batch))

@@ -3,8 +3,11 @@
 Prefect tasks are coarse on purpose (each costs ~0.1 s of orchestration here):
 one ``fingerprint`` task per small batch of files, one ``inspect`` task per file
 (or per 2-4 small files) running probe -> sample (decode once) -> thumbnails and
-exposure as plain functions, and one ``proxy`` task per file. The warm model
-actors (analysis, embedding) and the catalog writer are in ``pools`` / ``actors``.
+exposure, and one ``proxy`` task per file. Inside, the stages run through the one
+stage contract (``rayflow.stages.base``): one instance per worker process, set up
+once (``warm_stages``), called in-process; the tasks' Ray options come from the
+stages' declared ``resources`` (``rayflow.engine.resources.ray_options``). The warm
+model actors (analysis, embedding) and the catalog writer are in ``pools`` / ``actors``.
 
 Errors are values: a deterministic failure (a corrupt file) is recorded in the
 outcome and never retried; a transient one (a tool timing out or killed under
@@ -14,8 +17,9 @@ load, a lost worker) raises ``TransientError`` so Prefect's ``retries`` apply.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 from prefect import task
@@ -32,8 +36,15 @@ from rayflow.engine.outcomes import (
     describe,
 )
 from rayflow.engine.placement import node_placement, path_map
+from rayflow.engine.resources import ray_options
 from rayflow.media.tools import KILLED_FROM_OUTSIDE, ToolError, ToolKilled, ToolTimeout, signal_name
-from rayflow.stages.fingerprint import Fingerprint, FingerprintError, fingerprint
+from rayflow.record import StageName
+from rayflow.stages.base import FileItem, Stage
+from rayflow.stages.fingerprint import Fingerprint, FingerprintError, FingerprintStage
+from rayflow.stages.frames import SampleStage
+from rayflow.stages.inspect import build_inspect, inspect_resources
+
+S = TypeVar("S", bound=Stage[Any, Any])
 
 CRASHED = "worker crashed or was lost"
 """How a task whose Ray worker died is reported (the start of its error text)."""
@@ -75,11 +86,12 @@ def fingerprint_batch(paths: list[str], shared_prefix: tuple[tuple[str, str], ..
     from rayflow.engine.placement import PathMap
 
     pmap = PathMap(shared_prefix)
+    stage = warm_stages(("fingerprint",), lambda: [FingerprintStage()])[0]
     out: list[FingerprintOutcome] = []
     for path in paths:
         started = time.perf_counter()
         try:
-            fp = fingerprint(Path(pmap.to_node(path)))
+            fp = stage.process(Path(pmap.to_node(path)))
             if fp.file.path != path:
                 fp = Fingerprint(clip_id=fp.clip_id, file=fp.file.model_copy(update={"path": path}))
             out.append(FingerprintOutcome(path, fp, None, time.perf_counter() - started))
@@ -88,13 +100,44 @@ def fingerprint_batch(paths: list[str], shared_prefix: tuple[tuple[str, str], ..
     return out
 
 
-def run_probe(path: str, settings: Settings) -> ProbeOutcome:
-    """ffprobe, mediainfo and exiftool once each, consolidated; tool errors are values."""
-    from rayflow.stages.probe import probe
+def inspect_stages(settings: Settings, steps: Collection[str]) -> dict[StageName, Stage[FileItem, Any]]:
+    """This worker's per-file stages for ``settings`` and ``steps`` (``rayflow.stages.inspect``),
+    built and set up once: a Ray worker runs many inspect tasks, a stage's setup is paid once."""
+    stages = warm_stages(("inspect", settings, frozenset(steps)), lambda: build_inspect(settings, steps))
+    return {stage.name: stage for stage in stages}
 
+
+def warm_stages(key: Hashable, build: Callable[[], list[S]]) -> list[S]:
+    """The stages ``build`` makes for ``key``, set up once per worker process (on the GPU only
+    when they declare one); the last few keys are kept (a long-lived worker serves many runs).
+    An unhashable key (odd settings) builds afresh each time."""
+    try:
+        stages = _WARM.get(key)
+    except TypeError:
+        key, stages = None, None
+    if stages is None:
+        stages = build()
+        for stage in stages:
+            stage.setup("cuda" if stage.resources.gpus > 0 else "cpu")
+        if key is not None:
+            if len(_WARM) >= WARM_KEYS:
+                _WARM.pop(next(iter(_WARM)))
+            _WARM[key] = stages
+    return stages
+
+
+_WARM: dict[Hashable, Any] = {}
+WARM_KEYS = 8
+"""Stage sets a worker keeps set up (one per run's settings and steps, usually one)."""
+
+
+def run_probe(path: str, settings: Settings, item: FileItem | None = None) -> ProbeOutcome:
+    """``ProbeStage``: ffprobe, mediainfo and exiftool once each, consolidated; tool errors are values."""
+    item = item or FileItem(path, "", settings.output_dir)
+    stage = inspect_stages(settings, ("probe",))["probe"]
     started = time.perf_counter()
     try:
-        result = probe(Path(path), timeouts=settings.timeouts)
+        result = stage.process(item)
     except ToolTimeout as exc:
         raise TransientError(str(exc)) from exc
     except (ToolError, OSError) as exc:
@@ -102,95 +145,81 @@ def run_probe(path: str, settings: Settings) -> ProbeOutcome:
     return ProbeOutcome(result, None, time.perf_counter() - started)
 
 
-def wants_strip(settings: Settings, steps: frozenset[str]) -> bool:
-    """Decode every frame small for the shot detector in the same pass only when shots will run;
-    else the sampled frames alone (decord seeks to them: cheaper on long clips)."""
-    return "analyze" in steps and settings.analysis.shots
-
-
 def run_sample(
-    path: str, clip_id: str, probed: ProbeOutcome, settings: Settings, steps: frozenset[str]
+    path: str, clip_id: str, probed: ProbeOutcome, settings: Settings, steps: frozenset[str],
+    item: FileItem | None = None,
 ) -> SampleOutcome:
-    """Decode frames once; thumbnails and exposure from the same frames (a still: its one frame)."""
-    from rayflow.stages.frames import sample_frames
-
-    result = probed.result
-    if result is None:
-        return SampleOutcome(skipped="probe failed")
-    if result.kind not in ("video", "image") or result.video is None:
-        return SampleOutcome(skipped=f"no picture to decode ({result.kind})")
+    """``SampleStage`` decodes frames once; ``ThumbnailStage`` and ``ExposureStage`` read the same
+    frames (a still: its one frame). Each failure is recorded, not raised; a timeout is transient."""
+    item = item or FileItem(path, clip_id, settings.clip_dir(clip_id), probe=probed.result)
+    skipped = SampleStage.nothing_to_decode(probed.result)
+    if skipped:
+        return SampleOutcome(skipped=skipped)
+    stages = inspect_stages(settings, steps)
     outcome = SampleOutcome()
     started = time.perf_counter()
     try:
-        frames, info = sample_frames(
-            Path(path), rotation=result.video.rotation, settings=settings.sample,
-            timeout_s=settings.timeouts.decode_s, still=result.kind == "image", strip=wants_strip(settings, steps),
-        )
+        outcome.sample = stages["sample"].process(item)
     except ToolTimeout as exc:
         raise TransientError(str(exc)) from exc
     except Exception as exc:  # decoder errors are per-file values, not crashes of the batch
         outcome.errors["sample"] = describe(exc)
         return outcome
-    outcome.sample = info
     outcome.timings["sample"] = time.perf_counter() - started
-    if frames.note:  # the preferred decoder crashed on this file; another one decoded it
-        outcome.errors["decoder"] = frames.note
-    _frame_stages(frames, clip_id, settings, steps, outcome)
-    outcome.frames_ref = ray.put(frames)
+    assert item.frames is not None
+    if item.frames.note:  # the preferred decoder crashed on this file; another one decoded it
+        outcome.errors["decoder"] = item.frames.note
+    for name in ("thumbnails", "exposure"):
+        if name in stages:
+            _run_frame_stage(stages[name], item, outcome)
+    outcome.thumbnails, outcome.exposure = item.thumbnails, item.exposure
+    outcome.frames_ref = ray.put(item.frames)
     return outcome
 
 
-def _frame_stages(frames: Any, clip_id: str, settings: Settings, steps: frozenset[str],
-                  outcome: SampleOutcome) -> None:
-    """Thumbnails and exposure from the decoded frames; each failure is recorded, not raised."""
-    from rayflow.stages.exposure import measure_exposure
-    from rayflow.stages.thumbnails import write_thumbnails
-
-    if "thumbnails" in steps:
-        started = time.perf_counter()
-        try:
-            outcome.thumbnails = write_thumbnails(frames, settings.clip_dir(clip_id), settings.thumbnails)
-        except Exception as exc:
-            outcome.errors["thumbnails"] = describe(exc)
-        outcome.timings["thumbnails"] = time.perf_counter() - started
-    if "exposure" in steps:
-        started = time.perf_counter()
-        try:
-            outcome.exposure = measure_exposure(frames)
-        except Exception as exc:
-            outcome.errors["exposure"] = describe(exc)
-        outcome.timings["exposure"] = time.perf_counter() - started
+def _run_frame_stage(stage: Stage[FileItem, Any], item: FileItem, outcome: SampleOutcome) -> None:
+    """One stage on the decoded frames; its failure is recorded under its name, not raised."""
+    started = time.perf_counter()
+    try:
+        stage.process(item)
+    except Exception as exc:
+        outcome.errors[stage.name] = describe(exc)
+    outcome.timings[stage.name] = time.perf_counter() - started
 
 
 def inspect_one(path: str, clip_id: str, settings: Settings, steps: frozenset[str]) -> InspectOutcome:
-    """probe -> sample -> thumbnails, exposure for one file, as plain functions."""
+    """The per-file stages on one file, through one ``FileItem``: probe -> sample -> thumbnails, exposure."""
     if "probe" not in steps:
         return InspectOutcome(None, None)
-    probed = run_probe(path, settings)
-    sampled = run_sample(path, clip_id, probed, settings, steps) if "sample" in steps else None
+    item = FileItem(path, clip_id, settings.clip_dir(clip_id))
+    probed = run_probe(path, settings, item)
+    sampled = run_sample(path, clip_id, probed, settings, steps, item) if "sample" in steps else None
     return InspectOutcome(probed, sampled)
 
 
-@ray.remote(num_cpus=1, max_retries=2)
+@ray.remote(max_retries=2)
 def decode_again(path: str, settings: Settings) -> Any:
     """Probe and decode a file's frames again, returned *by value*: the result object is
-    owned by the caller (the driver), not by this worker.
+    owned by the caller (the driver), not by this worker. Ray options: ``REDECODE_OPTIONS``.
 
     For a file whose frames were lost with the inspect worker that ``ray.put`` them (that
     worker owned the object; killed, it takes the frames with it). A killed decode is
     retried by Ray; a file that cannot be decoded again raises, and the analysis call
     waiting on these frames fails with that error."""
-    from rayflow.stages.frames import sample_frames
-
     node_path = path_map(settings).to_node(path)
-    probed = run_probe(node_path, settings)
-    result = probed.result
-    if result is None or result.video is None:
-        raise RuntimeError(f"cannot decode the frames again: {probed.error or 'no picture found'}")
-    frames, _ = sample_frames(Path(node_path), rotation=result.video.rotation, settings=settings.sample,
-                              timeout_s=settings.timeouts.decode_s, still=result.kind == "image",
-                              strip=settings.analysis.shots)
-    return frames
+    item = FileItem(node_path, "", settings.output_dir)
+    probed = run_probe(node_path, settings, item)
+    reason = SampleStage.nothing_to_decode(probed.result)
+    if reason:
+        raise RuntimeError(f"cannot decode the frames again: {probed.error or reason}")
+    inspect_stages(settings, REDECODE_STEPS)["sample"].process(item)
+    return item.frames
+
+
+REDECODE_STEPS = frozenset({"probe", "sample", "analyze"})
+"""The steps a re-decode serves: frames for the analysis (with the shot strip when shots run)."""
+REDECODE_OPTIONS = ray_options(inspect_resources(("probe", "sample")))
+"""Ray options of ``decode_again``: what the probe and sample stages declare."""
 
 
 @task(name="inspect", cache_policy=NO_CACHE, retry_condition_fn=retry_transient)
@@ -256,17 +285,16 @@ def proxy_file(path: str, clip_id: str, source: Any, settings: Settings, threads
 
     A tool that timed out or was killed from outside (``ToolKilled``) raises
     ``TransientError``: Prefect retries the encode instead of recording a failure."""
-    from rayflow.media.encoders import detect_encoders
-    from rayflow.stages.proxy import make_proxy
+    from rayflow.stages.proxy import ProxyItem, ProxyStage
 
     reporter = _BoardReporter(board_name, path)
-    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    stage = warm_stages(("proxy", settings.proxy, threads, settings.timeouts.proxy_s),
+                        lambda: [ProxyStage(settings.proxy, threads, settings.timeouts.proxy_s)])[0]
     pmap = path_map(settings)
     node = node_placement("proxy")
     try:
-        info = make_proxy(Path(pmap.to_node(path)), out_dir=pmap.settings_on_node(settings).clip_dir(clip_id),
-                          source=source, settings=settings.proxy, plan=plan, threads=threads,
-                          timeout_s=settings.timeouts.proxy_s, on_progress=reporter)
+        info = stage.process(ProxyItem(Path(pmap.to_node(path)), pmap.settings_on_node(settings).clip_dir(clip_id),
+                                       source, on_progress=reporter))
     except ToolTimeout as exc:  # ToolKilled is one
         raise TransientError(str(exc)) from exc
     except ToolError as exc:

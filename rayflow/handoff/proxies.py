@@ -10,7 +10,7 @@ from __future__ import annotations
 from rayflow.media.encoders import EDITOR_CODECS, is_editor_codec
 from rayflow.media.tools import ToolError, ToolMissing
 from rayflow.stages.discover import discover
-from rayflow.stages.editor_proxy import PROXY_FOLDER, make_editor_proxy
+from rayflow.stages.editor_proxy import PROXY_FOLDER, EditorProxyStage, make_editor_proxy
 
-__all__ = ["EDITOR_CODECS", "PROXY_FOLDER", "ToolError", "ToolMissing", "discover", "is_editor_codec",
-           "make_editor_proxy"]
+__all__ = ["EDITOR_CODECS", "PROXY_FOLDER", "EditorProxyStage", "ToolError", "ToolMissing", "discover",
+           "is_editor_codec", "make_editor_proxy"]

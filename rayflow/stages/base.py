@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from rayflow.media.decode import Frames
 from rayflow.record import (
@@ -35,9 +35,14 @@ from rayflow.record import (
     ClipRecord,
     ExposureInfo,
     RoleRun,
+    SampleInfo,
     StageName,
+    Thumbnail,
     VideoInfo,
 )
+
+if TYPE_CHECKING:  # annotation only: the probe package imports this module
+    from rayflow.stages.probe.run import ProbeResult
 
 Device = Literal["cpu", "cuda"]
 """What a stage is set up for. ``cuda`` means "the GPU Ray gave this process"; the
@@ -79,6 +84,14 @@ class Resources:
         return Resources(cpus=self.cpus + other.cpus, gpus=max(self.gpus, other.gpus),
                          gpu_memory_gb=self.gpu_memory_gb + other.gpu_memory_gb,
                          nvdec=self.nvdec + other.nvdec, nvenc=self.nvenc + other.nvenc)
+
+    def then(self, other: Resources) -> Resources:
+        """What two stages run ONE AFTER THE OTHER in one task need (probe, then sample, ...):
+        the larger of each, since only one runs at a time; GPU memory adds up (a worker keeps
+        what each stage's ``setup`` loaded)."""
+        return Resources(cpus=max(self.cpus, other.cpus), gpus=max(self.gpus, other.gpus),
+                         gpu_memory_gb=self.gpu_memory_gb + other.gpu_memory_gb,
+                         nvdec=max(self.nvdec, other.nvdec), nvenc=max(self.nvenc, other.nvenc))
 
 
 class Stage(Generic[In, Out]):
@@ -145,6 +158,30 @@ class ClipInput:
                    camera=record.camera, exposure=record.exposure)
 
 
+@dataclass
+class FileItem:
+    """The payload the per-file stages pass along, in order: probe -> sample -> thumbnails,
+    exposure. Each stage reads what the ones before it wrote and writes its own field (and
+    returns it), so ``run_sequential`` chains them; the engine's inspect task does the same
+    with one stage instance per worker (``rayflow.engine.tasks``)."""
+
+    path: str
+    """The file on this node."""
+    clip_id: str
+    out_dir: Path
+    """The clip's output folder (thumbnails are written there)."""
+    probe: ProbeResult | None = None
+    """Written by ``ProbeStage``."""
+    frames: Frames | None = None
+    """Written by ``SampleStage``: the decoded frames (the engine puts them in the object store)."""
+    sample: SampleInfo | None = None
+    """Written by ``SampleStage``: what was decoded, for the record."""
+    thumbnails: list[Thumbnail] = field(default_factory=list)
+    """Written by ``ThumbnailStage``."""
+    exposure: ExposureInfo | None = None
+    """Written by ``ExposureStage``."""
+
+
 def default_audio(record: ClipRecord) -> int | None:
     """Stream index of the default audio track, else the first; None without audio."""
     if not record.audio_tracks:
@@ -170,4 +207,4 @@ def run_sequential(stages: Iterable[Stage[Any, Any]], items: Iterable[Any], *,
             stage.teardown()
 
 
-__all__ = ["ClipInput", "Device", "Resources", "Stage", "default_audio", "run_sequential"]
+__all__ = ["ClipInput", "Device", "FileItem", "Resources", "Stage", "default_audio", "run_sequential"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from rayflow.media.encoders import EditorCodec, editor_codec_args
 from rayflow.media.ffmpeg_run import ProgressCallback, run_ffmpeg_progress
 from rayflow.media.ffprobe import FfprobeOutput, run_ffprobe
 from rayflow.media.tools import ToolError
+from rayflow.record import StageName
+from rayflow.stages.base import Resources, Stage
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,32 @@ def make_editor_proxy(path: Path, *, codec: EditorCodec = "prores_proxy", max_si
     finally:
         tmp.unlink(missing_ok=True)
     return EditorProxy(**{**made.__dict__, "path": final})
+
+
+@dataclass
+class EditorProxyStage(Stage[Path, EditorProxy]):
+    """``make_editor_proxy`` as a stage (``rayflow proxies``): one relinkable proxy per source file.
+    ``resources``: ``threads`` CPUs (an intra-frame encode keeps every ffmpeg thread busy)."""
+
+    codec: EditorCodec = "prores_proxy"
+    max_side: int = DEFAULT_MAX_SIDE
+    out_root: Path | None = None
+    """Where ``Proxy/`` folders go (None: beside each source)."""
+    threads: int = 2
+    timeout_s: float = 3600.0
+    force: bool = False
+    """Remake proxies that already exist."""
+    on_progress: ProgressCallback | None = None
+    name: StageName = "editor_proxy"
+    resources: Resources = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.resources = Resources(cpus=self.threads)
+
+    def process(self, item: Path) -> EditorProxy:
+        return make_editor_proxy(item, codec=self.codec, max_side=self.max_side, out_root=self.out_root,
+                                 threads=self.threads, timeout_s=self.timeout_s, force=self.force,
+                                 on_progress=self.on_progress)
 
 
 def _observed(file: Path, codec: EditorCodec, *, timeout_s: float, reused: bool = False) -> EditorProxy:

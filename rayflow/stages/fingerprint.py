@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rayflow.media.hashing import blake3_file
-from rayflow.record import FileInfo, clip_id_for
+from rayflow.record import FileInfo, StageName, clip_id_for
+from rayflow.stages.base import Resources, Stage
 
 
 class FingerprintError(Exception):
@@ -58,3 +59,14 @@ def fingerprint(path: Path) -> Fingerprint:
         modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
     )
     return Fingerprint(clip_id=clip_id_for(checksum), file=info)
+
+
+class FingerprintStage(Stage[Path, Fingerprint]):
+    """``fingerprint`` as a stage: one CPU streaming BLAKE3 over the file (no setup; the
+    engine runs it as a plain Ray task, many files per task). Raises ``FingerprintError``."""
+
+    name: StageName = "fingerprint"
+    resources = Resources(cpus=1)
+
+    def process(self, item: Path) -> Fingerprint:
+        return fingerprint(item)

@@ -7,10 +7,15 @@ Ray object ref; the small ``SampleInfo`` goes into the record.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rayflow.config import SampleSettings
 from rayflow.media.decode import Frames, decode_frames
-from rayflow.record import SampleInfo
+from rayflow.record import SampleInfo, StageName
+from rayflow.stages.base import FileItem, Resources, Stage
+
+if TYPE_CHECKING:
+    from rayflow.stages.probe import ProbeResult
 
 
 def sample_frames(
@@ -51,3 +56,37 @@ def sample_frames(
         height=frames.height,
     )
     return frames, info
+
+
+class SampleStage(Stage[FileItem, SampleInfo]):
+    """``sample_frames`` as a stage: reads ``item.probe``, writes ``item.frames`` and
+    ``item.sample``. One CPU (decord or ffmpeg on the CPU; no NVDEC yet).
+
+    ``strip``: also decode the 48x27 strip for the shot detector (only when shots will run)."""
+
+    name: StageName = "sample"
+    resources = Resources(cpus=1)
+
+    def __init__(self, settings: SampleSettings, *, timeout_s: float, strip: bool = True) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.strip = strip
+
+    @staticmethod
+    def nothing_to_decode(probed: ProbeResult | None) -> str | None:
+        """Why a file is skipped (not failed) here: its probe failed, or it has no picture."""
+        if probed is None:
+            return "probe failed"
+        if probed.kind not in ("video", "image") or probed.video is None:
+            return f"no picture to decode ({probed.kind})"
+        return None
+
+    def process(self, item: FileItem) -> SampleInfo:
+        probed = item.probe
+        reason = self.nothing_to_decode(probed)
+        if reason is not None or probed is None or probed.video is None:
+            raise ValueError(f"cannot sample {item.path}: {reason}")
+        item.frames, item.sample = sample_frames(
+            Path(item.path), rotation=probed.video.rotation, settings=self.settings, timeout_s=self.timeout_s,
+            still=probed.kind == "image", strip=self.strip)
+        return item.sample

@@ -47,6 +47,7 @@ from rayflow.media.encoders import (
     LIBPLACEBO_INPUT_ARGS,
     EncoderPlan,
     ToneMapper,
+    detect_encoders,
     encoder_args,
     is_hardware_encoder,
     libplacebo_filter,
@@ -57,7 +58,8 @@ from rayflow.media.parse import aspect_or_square as _aspect
 from rayflow.media.parse import positive as _number
 from rayflow.media.parse import rate as _fps
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool
-from rayflow.record import AudioTrack, ProxyInfo, VideoInfo
+from rayflow.record import AudioTrack, ProxyInfo, StageName, VideoInfo
+from rayflow.stages.base import Device, Resources, Stage
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +341,50 @@ def make_proxy(
         _publish_sidecar(final, key, info)
         return info
     raise ToolError("ffmpeg", path, "proxy encode failed: " + "; ".join(errors))
+
+
+@dataclass(frozen=True)
+class ProxyItem:
+    """One clip for ``ProxyStage``: the file on this node, its output folder, what the probe knows."""
+
+    path: Path
+    out_dir: Path
+    source: ProxySource
+    on_progress: ProgressCallback | None = None
+
+
+class ProxyStage(Stage[ProxyItem, ProxyInfo]):
+    """``make_proxy`` as a stage: ``setup`` detects this node's encoders once (cached per process),
+    ``process`` encodes (or reuses) one clip's proxy.
+
+    ``resources``: a software encode takes one CPU (and one of the node's CPU encode slots, which
+    caps how many run; ``threads`` ffmpeg threads each); ``hardware_resources``: an NVENC encode
+    takes one CPU to feed it and one NVENC session."""
+
+    name: StageName = "proxy"
+    resources = Resources(cpus=1)
+    hardware_resources = Resources(cpus=1, nvenc=1)
+
+    def __init__(self, settings: ProxySettings, threads: int, timeout_s: float, *,
+                 detect_timeout_s: float = 60.0) -> None:
+        self.settings = settings
+        self.threads = threads
+        self.timeout_s = timeout_s
+        self.detect_timeout_s = detect_timeout_s
+        self.plan: EncoderPlan | None = None
+
+    def setup(self, device: Device) -> None:
+        """Detect the usable encoders in ``settings.encoders`` order (NVENC is tried whatever
+        ``device`` says: it is a separate engine on the GPU). Raises ``ToolMissing`` without ffmpeg."""
+        self.plan = detect_encoders(self.settings.encoders, timeout_s=self.detect_timeout_s)
+
+    def process(self, item: ProxyItem) -> ProxyInfo:
+        if self.plan is None:
+            self.setup("cpu")
+        assert self.plan is not None
+        return make_proxy(item.path, out_dir=item.out_dir, source=item.source, settings=self.settings,
+                          plan=self.plan, threads=self.threads, timeout_s=self.timeout_s,
+                          on_progress=item.on_progress)
 
 
 # --------------------------------------------------------------------------- internals

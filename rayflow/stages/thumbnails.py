@@ -19,7 +19,8 @@ from PIL import Image
 from rayflow.config import ThumbnailSettings
 from rayflow.media.decode import Frames, even_indices
 from rayflow.media.tempfiles import sweep_temp_files
-from rayflow.record import Thumbnail
+from rayflow.record import StageName, Thumbnail
+from rayflow.stages.base import FileItem, Resources, Stage
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +119,20 @@ def _save_atomic(image: Image.Image, target: Path, settings: ThumbnailSettings) 
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+class ThumbnailStage(Stage[FileItem, list[Thumbnail]]):
+    """``write_thumbnails`` as a stage: reads ``item.frames``, writes them to ``item.out_dir``
+    and the list to ``item.thumbnails``. No decoding: one CPU for a few resizes and encodes."""
+
+    name: StageName = "thumbnails"
+    resources = Resources(cpus=1)
+
+    def __init__(self, settings: ThumbnailSettings) -> None:
+        self.settings = settings
+
+    def process(self, item: FileItem) -> list[Thumbnail]:
+        if item.frames is None:
+            raise ValueError(f"no frames to make thumbnails of: {item.path}")
+        item.thumbnails = write_thumbnails(item.frames, item.out_dir, self.settings)
+        return item.thumbnails

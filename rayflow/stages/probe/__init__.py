@@ -45,7 +45,7 @@ Precedence (first source that knows wins; unknown stays ``None``):
 
 from rayflow.stages.probe.camera import focal_category
 from rayflow.stages.probe.capture import parse_iso6709
-from rayflow.stages.probe.run import EMBEDDED_MAX_DURATION_S, ProbeResult, consolidate, probe
+from rayflow.stages.probe.run import EMBEDDED_MAX_DURATION_S, ProbeResult, ProbeStage, consolidate, probe
 
-__all__ = ["EMBEDDED_MAX_DURATION_S", "ProbeResult", "consolidate", "focal_category",
+__all__ = ["EMBEDDED_MAX_DURATION_S", "ProbeResult", "ProbeStage", "consolidate", "focal_category",
            "parse_iso6709", "probe"]

@@ -23,9 +23,11 @@ from rayflow.record import (
     CaptureInfo,
     ContainerInfo,
     MediaKind,
+    StageName,
     SubtitleTrack,
     VideoInfo,
 )
+from rayflow.stages.base import FileItem, Resources, Stage
 from rayflow.stages.probe.camera import Tags, camera_info
 from rayflow.stages.probe.capture import capture_info
 from rayflow.stages.probe.container import (
@@ -117,6 +119,22 @@ def probe(path: Path, *, timeouts: Timeouts = Timeouts()) -> ProbeResult:
         # file: check the packets reach the duration the container declares (see _check_truncation).
         ff = replace(ff, scanned_duration_s=scan_duration(path, timeout_s=timeout_s))
     return consolidate(path, ff, mi, ex, warnings=warnings, sidecars=read_sidecars(path))
+
+
+class ProbeStage(Stage[FileItem, ProbeResult]):
+    """``probe`` as a stage: writes ``item.probe``. One CPU: the three tools are mostly waiting
+    on the disk, and run two at a time (measured 0.15-0.4 s per file on a 2-core box).
+    Raises like ``probe`` (``ToolError``: record it; ``ToolTimeout``: retry)."""
+
+    name: StageName = "probe"
+    resources = Resources(cpus=1)
+
+    def __init__(self, timeouts: Timeouts = Timeouts()) -> None:
+        self.timeouts = timeouts
+
+    def process(self, item: FileItem) -> ProbeResult:
+        item.probe = probe(Path(item.path), timeouts=self.timeouts)
+        return item.probe
 
 
 def consolidate(
