@@ -228,7 +228,8 @@ def inspect_files(items: list[tuple[str, str]], settings: Settings, steps: froze
 
     Each Prefect task costs ~0.1 s of orchestration (and ~0.3 s of CPU across the
     worker, driver and server) on a small box, so small files share a task and the
-    stages run as plain functions inside it. Idempotent: a retry redoes them all. A
+    stages run in-process inside it (this worker's stage objects, set up once).
+    Idempotent: a retry redoes them all. A
     lone file's transient error raises (Prefect retries it); in a batch it is returned
     as ``transient`` and the flow re-runs that file alone.
     """
