@@ -131,10 +131,12 @@ WARM_KEYS = 8
 """Stage sets a worker keeps set up (one per run's settings and steps, usually one)."""
 
 
-def run_probe(path: str, settings: Settings, item: FileItem | None = None) -> ProbeOutcome:
-    """``ProbeStage``: ffprobe, mediainfo and exiftool once each, consolidated; tool errors are values."""
+def run_probe(path: str, settings: Settings, item: FileItem | None = None, *,
+              steps: Collection[str] = ("probe",)) -> ProbeOutcome:
+    """``ProbeStage`` (of this worker's stages for ``steps``): ffprobe, mediainfo and exiftool once
+    each, consolidated, written to ``item.probe``; tool errors are values, a timeout is transient."""
     item = item or FileItem(path, "", settings.output_dir)
-    stage = inspect_stages(settings, ("probe",))["probe"]
+    stage = inspect_stages(settings, steps)["probe"]
     started = time.perf_counter()
     try:
         result = stage.process(item)
@@ -192,7 +194,7 @@ def inspect_one(path: str, clip_id: str, settings: Settings, steps: frozenset[st
     if "probe" not in steps:
         return InspectOutcome(None, None)
     item = FileItem(path, clip_id, settings.clip_dir(clip_id))
-    probed = run_probe(path, settings, item)
+    probed = run_probe(path, settings, item, steps=steps)
     sampled = run_sample(path, clip_id, probed, settings, steps, item) if "sample" in steps else None
     return InspectOutcome(probed, sampled)
 
@@ -208,7 +210,7 @@ def decode_again(path: str, settings: Settings) -> Any:
     waiting on these frames fails with that error."""
     node_path = path_map(settings).to_node(path)
     item = FileItem(node_path, "", settings.output_dir)
-    probed = run_probe(node_path, settings, item)
+    probed = run_probe(node_path, settings, item, steps=REDECODE_STEPS)
     reason = SampleStage.nothing_to_decode(probed.result)
     if reason:
         raise RuntimeError(f"cannot decode the frames again: {probed.error or reason}")
