@@ -27,7 +27,6 @@ from rayflow.media.encoders import EditorCodec, editor_codec_args
 from rayflow.media.ffmpeg_run import ProgressCallback, run_ffmpeg_progress
 from rayflow.media.ffprobe import FfprobeOutput, run_ffprobe
 from rayflow.media.tools import ToolError
-from rayflow.record import StageName
 from rayflow.stages.base import Resources, Stage
 
 log = logging.getLogger(__name__)
@@ -200,8 +199,9 @@ class EditorProxyStage(Stage[Path, EditorProxy]):
     force: bool = False
     """Remake proxies that already exist."""
     on_progress: ProgressCallback | None = None
-    name: StageName = "editor_proxy"
     resources: Resources = field(init=False)
+    """``threads`` CPUs (derived in ``__post_init__``)."""
+    name = "editor_proxy"
 
     def __post_init__(self) -> None:
         self.resources = Resources(cpus=self.threads)
