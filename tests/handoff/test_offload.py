@@ -101,7 +101,7 @@ def test_resume_after_kill_and_never_overwrite_a_differing_file(tmp_path: Path) 
     # What a kill mid-copy leaves: one finished file, one half-written part, nothing else.
     (root / "DCIM" / "100GOPRO").mkdir(parents=True)
     shutil.copyfile(card / "CLIPINF.xml", root / "CLIPINF.xml")
-    part = off._part_path(root / "DCIM" / "100GOPRO" / "GX010001.MP4")
+    part = off.part_path(root / "DCIM" / "100GOPRO" / "GX010001.MP4")
     part.write_bytes((card / "DCIM" / "100GOPRO" / "GX010001.MP4").read_bytes()[:100_000])
     (root / "DCIM" / "B002.mp4").write_bytes(b"someone else's file")  # differs: must survive
     report = off.offload(card, [tmp_path / "d1"])

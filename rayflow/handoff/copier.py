@@ -1,0 +1,312 @@
+"""One read of a card file, written to every destination and read back from each drive as it lands.
+
+The card is read once, in ``chunk_bytes`` blocks; each block feeds the card's xxHash and is
+written to a hidden ``.<name>.rayflow-part`` in every destination, where the kernel is told
+to start writing it to the drive at once (``sync_file_range(WRITE)``), so the drive writes
+while the next block is read instead of after a whole file. One verifier thread per
+destination then takes each written block in order: it waits until the block is on the
+drive (``sync_file_range(WAIT_AFTER)``), drops it from the page cache
+(``posix_fadvise(DONTNEED)``: clean pages are dropped for real, so the re-read comes from
+the drive, not from memory), reads it back and feeds a second hash. When the card file
+ends, the verifier fsyncs the part (metadata and the drive's write cache), compares the two
+hashes and only then renames the part into place.
+
+What is verified: the bytes read back from each destination drive equal the bytes read
+from the card, block by block, as ASC MHL tools' "destination verification" does; the card
+is read once (its digest is the one in the MHL). Not verified: the drive's own volatile
+cache (fsync flushes it; no tool can re-read past it). Where ``sync_file_range`` is missing
+(not Linux), each wait is an ``fdatasync`` of the part; where ``posix_fadvise`` is missing
+(macOS) the re-read may come from memory.
+
+At most ``window_bytes`` per destination are written but not yet read back, so memory
+stays bounded and a slow drive slows the card read instead of filling the page cache.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import xxhash
+
+HashFormat = Literal["xxh128", "xxh64"]
+CHUNK_BYTES = 4 * 1024 * 1024
+"""Card read / write block. See benchmarks/offload.py for the sizes measured."""
+WINDOW_BYTES = 64 * 1024 * 1024
+"""Per destination: bytes written but not yet read back before the card read waits."""
+PART_SUFFIX = ".rayflow-part"
+
+Status = Literal["copied", "present", "failed"]
+Progress = Callable[[str, int], None]
+"""Called with (relative path, bytes just read from the card)."""
+
+_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # SYNC_FILE_RANGE_* from <fcntl.h>
+
+
+def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_SYNC_FILE_RANGE = _libc_sync_file_range()
+
+
+@dataclass
+class FileResult:
+    """One card file in one destination: what was observed, never what was intended."""
+
+    rel: str
+    dest: Path
+    size_bytes: int
+    status: Status
+    digest: str | None = None
+    error: str | None = None
+
+
+def new_hasher(fmt: HashFormat) -> xxhash.xxh3_128 | xxhash.xxh64:
+    match fmt:
+        case "xxh128":
+            return xxhash.xxh3_128()
+        case "xxh64":
+            return xxhash.xxh64()
+        case _:
+            raise ValueError(f"unknown hash format {fmt!r} (use xxh128 or xxh64)")
+
+
+def drop_cache(fd: int, offset: int = 0, length: int = 0) -> None:
+    """Drop the clean cached pages of ``fd`` (a range, or all with ``length`` 0) where the OS can."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a range to the drive now (returns without waiting)."""
+    if _SYNC_FILE_RANGE is not None and _SYNC_FILE_RANGE(fd, offset, length, _WRITE) != 0:
+        _raise_errno()
+
+
+def wait_written(fd: int, offset: int, length: int) -> None:
+    """Return once a range is on the drive (``fdatasync`` of the whole file without sync_file_range)."""
+    if _SYNC_FILE_RANGE is None:
+        os.fdatasync(fd)
+    elif _SYNC_FILE_RANGE(fd, offset, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
+        _raise_errno()
+
+
+def _raise_errno() -> None:
+    code = ctypes.get_errno()
+    raise OSError(code, os.strerror(code))
+
+
+def hash_file(path: Path, fmt: HashFormat, *, chunk_bytes: int = CHUNK_BYTES, cold: bool = False,
+              sync: bool = False) -> str:
+    """Hex digest of ``path``; ``sync`` fsyncs it first, ``cold`` then drops its cached pages
+    so the bytes are read back from the disk, not from memory."""
+    hasher = new_hasher(fmt)
+    buf = bytearray(chunk_bytes)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as fh:
+        if sync:
+            os.fsync(fh.fileno())
+        if cold:
+            drop_cache(fh.fileno())
+        while n := fh.readinto(buf):
+            hasher.update(view[:n])
+    return hasher.hexdigest()
+
+
+def os_error(exc: OSError, target: Path) -> str:
+    match exc.errno:
+        case errno.ENOSPC | errno.EDQUOT:
+            return f"destination full while writing {target}"
+        case errno.EROFS:
+            return f"destination read-only: {target}"
+        case errno.EACCES | errno.EPERM:
+            return f"permission denied: {target}"
+        case _:
+            return f"{exc.strerror or exc} ({target})"
+
+
+def part_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}{PART_SUFFIX}")
+
+
+@dataclass
+class _Part:
+    """One card file being written to one destination (its part file, open read-write)."""
+
+    target: Path
+    fd: int | None
+    hasher: xxhash.xxh3_128 | xxhash.xxh64
+    read_back: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Destination:
+    """One destination root, its verifier thread and its write-behind window."""
+
+    root: Path
+    fmt: HashFormat
+    chunk_bytes: int = CHUNK_BYTES
+    window_bytes: int = WINDOW_BYTES
+    full: str | None = None
+    """Set (to the error) once the drive reported full: later files are skipped there."""
+    _pool: ThreadPoolExecutor = field(init=False)
+    _window: threading.Semaphore = field(init=False)
+    _buf: bytearray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"verify-{self.root.parent.name}")
+        self._window = threading.Semaphore(max(1, self.window_bytes // self.chunk_bytes))
+        self._buf = bytearray(self.chunk_bytes)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def open_part(self, rel: str) -> _Part:
+        target = self.root / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(part_path(target), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            return self._failed_part(target, exc)
+        return _Part(target, fd, new_hasher(self.fmt))
+
+    def _failed_part(self, target: Path, exc: OSError) -> _Part:
+        part = _Part(target, None, new_hasher(self.fmt), error=os_error(exc, target))
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self.full = self.full or part.error
+        return part
+
+    def write(self, part: _Part, view: memoryview, offset: int) -> None:
+        """Write one card block to the part, start its writeback, queue its read-back."""
+        if part.error is not None or part.fd is None:
+            return
+        try:
+            done = 0
+            while done < len(view):
+                done += os.write(part.fd, view[done:])
+            start_writeback(part.fd, offset, len(view))
+        except OSError as exc:
+            self._fail(part, exc)
+            return
+        self._window.acquire()
+        self._pool.submit(self._read_back, part, offset, len(view))
+
+    def _fail(self, part: _Part, exc: OSError) -> None:
+        part.error = part.error or os_error(exc, part.target)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self.full = self.full or part.error
+
+    def _read_back(self, part: _Part, offset: int, length: int) -> None:
+        """Verifier thread: wait for the block to reach the drive, drop it from memory, re-read it."""
+        try:
+            if part.error is not None or part.fd is None:
+                return
+            wait_written(part.fd, offset, length)
+            drop_cache(part.fd, offset, length)
+            view = memoryview(self._buf)
+            got = 0
+            while got < length:
+                n = os.preadv(part.fd, [view[got:length]], offset + got)
+                if n == 0:
+                    part.error = f"read-back of {part.target} ended at byte {offset + got}, {length - got} short"
+                    return
+                got += n
+            part.hasher.update(view[:length])
+            part.read_back += length
+        except OSError as exc:
+            self._fail(part, exc)
+        finally:
+            self._window.release()
+
+    def finish(self, rel: str, size: int, part: _Part | None, digest: str | None,
+               card_error: str | None, mtime: float) -> Future[FileResult]:
+        """Queue the end of one card file here: after its read-backs, fsync, compare, rename."""
+        return self._pool.submit(self._finish, rel, size, part, digest, card_error, mtime)
+
+    def _finish(self, rel: str, size: int, part: _Part | None, digest: str | None,
+                card_error: str | None, mtime: float) -> FileResult:
+        target = self.root / rel
+        if card_error is not None or digest is None:
+            if part is not None:
+                _discard(part)
+            return FileResult(rel, self.root, size, "failed", digest, card_error or "card read failed")
+        if part is None:  # already at the target: verified when it was written, checked again now
+            seen = hash_file(target, self.fmt, chunk_bytes=self.chunk_bytes)
+            if seen == digest:
+                return FileResult(rel, self.root, size, "present", digest)
+            return FileResult(rel, self.root, size, "failed", digest,
+                              f"{target} exists and differs from the card ({self.fmt} {seen}); not overwritten")
+        if part.error is None and part.fd is not None:
+            try:
+                os.fsync(part.fd)
+            except OSError as exc:
+                self._fail(part, exc)
+        seen = part.hasher.hexdigest()
+        if part.error is None and (part.read_back != size or seen != digest):
+            part.error = (f"read-back of {target} gave {part.read_back} bytes, {self.fmt} {seen}; "
+                          f"the card {size} bytes, {digest}")
+        if part.error is not None:
+            _discard(part)
+            return FileResult(rel, self.root, size, "failed", digest, part.error)
+        assert part.fd is not None
+        os.close(part.fd)
+        part.fd = None
+        source = part_path(target)
+        os.utime(source, (mtime, mtime))
+        source.replace(target)
+        return FileResult(rel, self.root, size, "copied", digest)
+
+
+def _discard(part: _Part) -> None:
+    if part.fd is not None:
+        os.close(part.fd)
+        part.fd = None
+    part_path(part.target).unlink(missing_ok=True)
+
+
+def copy_file(card: Path, rel: str, size: int, dests: list[Destination], fmt: HashFormat, *,
+              on_bytes: Progress | None = None) -> list[Future[FileResult]]:
+    """Read one card file once into every destination where it is missing; one future per destination.
+
+    A target that already exists is not written: its future re-hashes it against the card.
+    """
+    parts = {id(d): d.open_part(rel) for d in dests if not (d.root / rel).exists()}
+    chunk_bytes = max(d.chunk_bytes for d in dests)
+    hasher = new_hasher(fmt)
+    buf = bytearray(chunk_bytes)
+    view = memoryview(buf)
+    card_error = None
+    offset = 0
+    try:
+        with (card / rel).open("rb", buffering=0) as fh:
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            while n := fh.readinto(buf):
+                hasher.update(view[:n])
+                for d in dests:
+                    if id(d) in parts:
+                        d.write(parts[id(d)], view[:n], offset)
+                offset += n
+                if on_bytes:
+                    on_bytes(rel, n)
+            drop_cache(fh.fileno())  # the card's pages are not needed again
+        mtime = (card / rel).stat().st_mtime
+    except OSError as exc:  # the card itself failed to read: nothing will be renamed into place
+        card_error, mtime = f"card read failed: {exc.strerror or exc}", 0.0
+    digest = None if card_error else hasher.hexdigest()
+    return [d.finish(rel, size, parts.get(id(d)), digest, card_error, mtime) for d in dests]
