@@ -38,6 +38,14 @@ ShotDetector = Literal["auto", "transnetv2", "classical"]
 """auto = TransNetV2 on a GPU, the classical detector on CPU (``rayflow.stages.shots``)."""
 
 
+ProxyLayout = Literal["review", "editor"]
+"""review = the catalog's review copy only; editor = also ``Proxy/<same name>.mov`` beside each source."""
+EditorCodec = Literal["h264", "prores_proxy", "dnxhr_lb"]
+"""Editor (relink) proxy codecs, ffmpeg's own encoders (``rayflow.media.encoders.editor_codec_args``)."""
+PROXY_LAYOUTS: tuple[ProxyLayout, ...] = ("review", "editor")
+EDITOR_CODECS: tuple[EditorCodec, ...] = ("h264", "prores_proxy", "dnxhr_lb")
+
+
 @dataclass(frozen=True)
 class SampleSettings:
     count: int = 12
@@ -77,6 +85,22 @@ class ProxySettings:
     """Concurrent CPU encodes; 0 = CPUs / 2 (each encode uses 2 threads)."""
     hwaccel_decode: bool = True
     """Use NVDEC (-hwaccel cuda) when available and the codec is supported."""
+    layout: ProxyLayout = "review"
+    """review: only the review copy above (``<output>/clips/<id>/proxy.mp4``, for the web page).
+    editor: also an editor proxy ``<source folder>/Proxy/<same name>.mov`` that Premiere and
+    Resolve relink (source frame rate, duration, start timecode, reel, audio channels; made by
+    ``stages/editor_proxy.py``, as ``rayflow proxies`` does). The source folder must be writable."""
+    editor_codec: EditorCodec = "prores_proxy"
+    """Editor proxy codec: prores_proxy (intra, 10-bit 4:2:2), dnxhr_lb (intra) or h264 (smallest)."""
+    editor_max_side: int = 1920
+    """Editor proxy longest side at most, by a whole divisor of the source size (UHD -> 1920x1080)."""
+
+    def __post_init__(self) -> None:
+        if self.layout not in PROXY_LAYOUTS:
+            raise ValueError(f"proxy layout must be one of {', '.join(PROXY_LAYOUTS)}, not {self.layout!r}")
+        if self.editor_codec not in EDITOR_CODECS:
+            raise ValueError(f"proxy editor_codec must be one of {', '.join(EDITOR_CODECS)}, "
+                             f"not {self.editor_codec!r}")
 
 
 @dataclass(frozen=True)

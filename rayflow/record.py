@@ -39,7 +39,8 @@ StageName = Literal[StepName, RoleName, "discover", "inspect", "decoder", "edito
 """Every name a stage is known by: the steps, the analysis roles, ``discover`` (finding the input
 files), ``inspect`` (the one task per file that runs probe, sample, thumbnails and exposure),
 ``decoder`` (the note that the preferred frame decoder failed on a file and another one decoded it)
-and ``editor_proxy`` (``rayflow proxies``, outside the ingest)."""
+and ``editor_proxy`` (``rayflow proxies``, and the proxy step's ``Proxy/<name>.mov`` with
+``[proxy] layout = "editor"``)."""
 STEP_NAMES: tuple[StepName, ...] = get_args(StepName)
 ROLE_NAMES: tuple[RoleName, ...] = get_args(RoleName)
 STAGE_NAMES: tuple[StageName, ...] = get_args(StageName)
@@ -258,6 +259,20 @@ class SampleInfo(_Part):
     height: int
 
 
+class EditorProxyInfo(_Part):
+    """The editor (relink) proxy beside the source, made when ``[proxy] layout = "editor"``
+    (observed by probing what was written)."""
+
+    path: str = Field(description="<source folder>/Proxy/<source name>.mov")
+    codec: str = Field(description="prores_proxy, dnxhr_lb or h264.")
+    width: int
+    height: int
+    frame_rate: str | None = Field(None, description="As ffprobe reports it, e.g. 24000/1001 (the source's).")
+    timecode: str | None = Field(None, description="Start timecode (the source's).")
+    audio_channels: list[int] = Field(default_factory=list, description="Channels of each audio stream.")
+    reused: bool = Field(False, description="True when an existing proxy was kept.")
+
+
 class ProxyInfo(_Part):
     """The small review copy made by the proxy step."""
 
@@ -278,6 +293,7 @@ class ProxyInfo(_Part):
     settings_key: str = Field(description="Hash of the settings that made it; an equal key is reused.")
     encode_s: float | None = None
     fallback_from: str | None = Field(None, description="Encoder that failed before this one was used.")
+    editor: EditorProxyInfo | None = Field(None, description="The editor proxy, with layout = editor.")
 
 
 class SpeechWord(_Part):

@@ -100,6 +100,13 @@ def ingest(
         "--cpu-fallback", help="With --gpus-per-worker but no GPU in the cluster, use CPU instead of failing.",
     )] = False,
     encode_workers: Annotated[int | None, typer.Option(help="Concurrent CPU proxy encodes (default CPUs/2).")] = None,
+    proxy_layout: Annotated[str | None, typer.Option(
+        "--proxy-layout", help="review (default) | editor: also <folder>/Proxy/<same name>.mov that Premiere "
+        "and Resolve relink (see `rayflow proxies`).",
+    )] = None,
+    proxy_codec: Annotated[str | None, typer.Option(
+        "--proxy-codec", help="Editor proxy codec: prores_proxy (default) | dnxhr_lb | h264.",
+    )] = None,
     shared_prefix: Annotated[list[str] | None, typer.Option(
         "--shared-prefix", help="DRIVER_PATH=WORKER_PATH: where Ray workers mount a shared path (repeatable).",
     )] = None,
@@ -122,7 +129,7 @@ def ingest(
         force=force or None, limit=limit, retries=retries, address=address, qdrant_url=qdrant_url,
         analysis=_nested(workers=ai_workers, gpus_per_worker=gpus_per_worker, require_gpu=require_gpu or None,
                          cpu_fallback=cpu_fallback or None),
-        proxy=_nested(encode_workers=encode_workers),
+        proxy=_nested(encode_workers=encode_workers, layout=proxy_layout, editor_codec=proxy_codec),
         shared_prefix=tuple(shared_prefix) if shared_prefix else None, preflight=None if preflight else False,
     )
     from rayflow.engine.progress import Progress, count_in_background

@@ -94,6 +94,8 @@ def apply_proxy(record: ClipRecord, outcome: ProxyOutcome | None, error: str | N
         record.placement.append(outcome.node)
     if outcome is not None and outcome.proxy is not None:
         record.proxy = outcome.proxy
+        if outcome.error:  # the review copy is made; the editor proxy (layout = editor) was not
+            record.errors["editor_proxy"] = outcome.error
         record.timings.append(StageTiming(stage="proxy", seconds=round(outcome.proxy.encode_s or 0, 4)))
         return outcome.proxy.encoder
     record.errors["proxy"] = error or (outcome.error if outcome else None) or "proxy failed"

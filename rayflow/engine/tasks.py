@@ -38,7 +38,7 @@ from rayflow.engine.outcomes import (
 from rayflow.engine.placement import node_placement, path_map
 from rayflow.engine.resources import ray_options
 from rayflow.media.tools import KILLED_FROM_OUTSIDE, ToolError, ToolKilled, ToolTimeout, signal_name
-from rayflow.record import StageName
+from rayflow.record import EditorProxyInfo, StageName
 from rayflow.stages.base import FileItem, Stage
 from rayflow.stages.fingerprint import Fingerprint, FingerprintError, FingerprintStage
 from rayflow.stages.frames import SampleStage
@@ -308,7 +308,27 @@ def proxy_file(path: str, clip_id: str, source: Any, settings: Settings, threads
         return ProxyOutcome(None, describe(exc), node)
     finally:
         reporter.close()
-    return ProxyOutcome(pmap.paths_to_driver(info), None, node)
+    if settings.proxy.layout != "editor":
+        return ProxyOutcome(pmap.paths_to_driver(info), None, node)
+    editor, error = editor_proxy_for(Path(pmap.to_node(path)), settings, threads)
+    return ProxyOutcome(pmap.paths_to_driver(info.model_copy(update={"editor": editor})), error, node)
+
+
+def editor_proxy_for(path: Path, settings: Settings, threads: int) -> tuple[EditorProxyInfo | None, str | None]:
+    """``[proxy] layout = "editor"``: ``Proxy/<same name>.mov`` beside ``path`` (stages/editor_proxy.py,
+    the code ``rayflow proxies`` runs); (what was written, None) or (None, why not)."""
+    from rayflow.stages.editor_proxy import make_editor_proxy
+
+    try:
+        made = make_editor_proxy(path, codec=settings.proxy.editor_codec, max_side=settings.proxy.editor_max_side,
+                                 threads=threads, timeout_s=settings.timeouts.proxy_s, force=settings.force)
+    except ToolTimeout as exc:
+        raise TransientError(str(exc)) from exc
+    except (ToolError, OSError, ValueError) as exc:
+        return None, f"editor proxy: {describe(exc)}"
+    return EditorProxyInfo(path=str(made.path), codec=made.codec, width=made.width, height=made.height,
+                           frame_rate=made.frame_rate, timecode=made.timecode,
+                           audio_channels=list(made.audio_channels), reused=made.reused), None
 
 
 def warm_worker() -> float:

@@ -37,10 +37,10 @@ from typing import Literal
 import xxhash
 
 HashFormat = Literal["xxh128", "xxh64"]
-CHUNK_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
 """Card read / write block. See benchmarks/offload.py for the sizes measured."""
-WINDOW_BYTES = 64 * 1024 * 1024
-"""Per destination: bytes written but not yet read back before the card read waits."""
+WINDOW_BYTES = 256 * 1024 * 1024
+"""Per destination: bytes written but not yet read back before the next card file waits."""
 PART_SUFFIX = ".rayflow-part"
 
 Status = Literal["copied", "present", "failed"]
@@ -156,25 +156,36 @@ class _Part:
 
 @dataclass
 class Destination:
-    """One destination root, its verifier thread and its write-behind window."""
+    """One destination root, its fsync and verifier threads and its backlog bound."""
 
     root: Path
     fmt: HashFormat
     chunk_bytes: int = CHUNK_BYTES
     window_bytes: int = WINDOW_BYTES
+    split_sync: bool = True
     full: str | None = None
     """Set (to the error) once the drive reported full: later files are skipped there."""
+    _sync_pool: ThreadPoolExecutor = field(init=False)
     _pool: ThreadPoolExecutor = field(init=False)
-    _window: threading.Semaphore = field(init=False)
+    _room: threading.Condition = field(init=False)
+    _backlog: int = field(init=False, default=0)
     _buf: bytearray = field(init=False)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"verify-{self.root.parent.name}")
-        self._window = threading.Semaphore(max(1, self.window_bytes // self.chunk_bytes))
+        self._sync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offload-fsync")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offload-verify")
+        self._room = threading.Condition()
         self._buf = bytearray(self.chunk_bytes)
 
     def close(self) -> None:
+        self._sync_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
+
+    def wait_room(self) -> None:
+        """Block the card read while more than ``window_bytes`` here await their read-back."""
+        with self._room:
+            while self._backlog > self.window_bytes:
+                self._room.wait()
 
     def open_part(self, rel: str) -> _Part:
         target = self.root / rel
@@ -182,63 +193,71 @@ class Destination:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(part_path(target), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            return self._failed_part(target, exc)
+            part = _Part(target, None, new_hasher(self.fmt))
+            self._fail(part, exc)
+            return part
         return _Part(target, fd, new_hasher(self.fmt))
 
-    def _failed_part(self, target: Path, exc: OSError) -> _Part:
-        part = _Part(target, None, new_hasher(self.fmt), error=os_error(exc, target))
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            self.full = self.full or part.error
-        return part
-
-    def write(self, part: _Part, view: memoryview, offset: int) -> None:
-        """Write one card block to the part, start its writeback, queue its read-back."""
+    def write(self, part: _Part, view: memoryview) -> None:
+        """Write one card block to the part (into the page cache; the fsync comes at the end)."""
         if part.error is not None or part.fd is None:
             return
         try:
             done = 0
             while done < len(view):
                 done += os.write(part.fd, view[done:])
-            start_writeback(part.fd, offset, len(view))
         except OSError as exc:
             self._fail(part, exc)
-            return
-        self._window.acquire()
-        self._pool.submit(self._read_back, part, offset, len(view))
 
     def _fail(self, part: _Part, exc: OSError) -> None:
         part.error = part.error or os_error(exc, part.target)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             self.full = self.full or part.error
 
-    def _read_back(self, part: _Part, offset: int, length: int) -> None:
-        """Verifier thread: wait for the block to reach the drive, drop it from memory, re-read it."""
+    def _sync(self, part: _Part) -> None:
+        """fsync the part (data, metadata, the drive's write cache), then drop it from memory."""
+        if part.error is not None or part.fd is None:
+            return
         try:
-            if part.error is not None or part.fd is None:
-                return
-            wait_written(part.fd, offset, length)
-            drop_cache(part.fd, offset, length)
-            view = memoryview(self._buf)
-            got = 0
-            while got < length:
-                n = os.preadv(part.fd, [view[got:length]], offset + got)
-                if n == 0:
-                    part.error = f"read-back of {part.target} ended at byte {offset + got}, {length - got} short"
-                    return
-                got += n
-            part.hasher.update(view[:length])
-            part.read_back += length
+            os.fsync(part.fd)
+            drop_cache(part.fd)
         except OSError as exc:
             self._fail(part, exc)
-        finally:
-            self._window.release()
+
+    def _read_back(self, part: _Part) -> None:
+        """Re-read the whole part from the drive into its own hash."""
+        if part.error is not None or part.fd is None:
+            return
+        view = memoryview(self._buf)
+        try:
+            while n := os.preadv(part.fd, [view], part.read_back):
+                part.hasher.update(view[:n])
+                part.read_back += n
+        except OSError as exc:
+            self._fail(part, exc)
 
     def finish(self, rel: str, size: int, part: _Part | None, digest: str | None,
                card_error: str | None, mtime: float) -> Future[FileResult]:
-        """Queue the end of one card file here: after its read-backs, fsync, compare, rename."""
-        return self._pool.submit(self._finish, rel, size, part, digest, card_error, mtime)
+        """Queue the end of one card file here: fsync, read back, compare, rename (in order)."""
+        with self._room:
+            self._backlog += size
+        synced = self._sync_pool.submit(self._sync, part) if part is not None and self.split_sync else None
+        return self._pool.submit(self._finish, rel, size, part, digest, card_error, mtime, synced)
 
     def _finish(self, rel: str, size: int, part: _Part | None, digest: str | None,
+                card_error: str | None, mtime: float, synced: Future[None] | None) -> FileResult:
+        try:
+            if synced is not None:
+                synced.result()
+            elif part is not None:
+                self._sync(part)
+            return self._settle(rel, size, part, digest, card_error, mtime)
+        finally:
+            with self._room:
+                self._backlog -= size
+                self._room.notify_all()
+
+    def _settle(self, rel: str, size: int, part: _Part | None, digest: str | None,
                 card_error: str | None, mtime: float) -> FileResult:
         target = self.root / rel
         if card_error is not None or digest is None:
@@ -251,11 +270,7 @@ class Destination:
                 return FileResult(rel, self.root, size, "present", digest)
             return FileResult(rel, self.root, size, "failed", digest,
                               f"{target} exists and differs from the card ({self.fmt} {seen}); not overwritten")
-        if part.error is None and part.fd is not None:
-            try:
-                os.fsync(part.fd)
-            except OSError as exc:
-                self._fail(part, exc)
+        self._read_back(part)
         seen = part.hasher.hexdigest()
         if part.error is None and (part.read_back != size or seen != digest):
             part.error = (f"read-back of {target} gave {part.read_back} bytes, {self.fmt} {seen}; "
@@ -285,13 +300,14 @@ def copy_file(card: Path, rel: str, size: int, dests: list[Destination], fmt: Ha
 
     A target that already exists is not written: its future re-hashes it against the card.
     """
+    for d in dests:
+        d.wait_room()
     parts = {id(d): d.open_part(rel) for d in dests if not (d.root / rel).exists()}
     chunk_bytes = max(d.chunk_bytes for d in dests)
     hasher = new_hasher(fmt)
     buf = bytearray(chunk_bytes)
     view = memoryview(buf)
     card_error = None
-    offset = 0
     try:
         with (card / rel).open("rb", buffering=0) as fh:
             if hasattr(os, "posix_fadvise"):
@@ -300,8 +316,7 @@ def copy_file(card: Path, rel: str, size: int, dests: list[Destination], fmt: Ha
                 hasher.update(view[:n])
                 for d in dests:
                     if id(d) in parts:
-                        d.write(parts[id(d)], view[:n], offset)
-                offset += n
+                        d.write(parts[id(d)], view[:n])
                 if on_bytes:
                     on_bytes(rel, n)
             drop_cache(fh.fileno())  # the card's pages are not needed again

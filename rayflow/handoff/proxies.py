@@ -7,7 +7,8 @@ only gathers its public pieces with file discovery and the tool errors a caller 
 
 from __future__ import annotations
 
-from rayflow.media.encoders import EDITOR_CODECS, is_editor_codec
+from rayflow.config import EDITOR_CODECS
+from rayflow.media.encoders import is_editor_codec
 from rayflow.media.tools import ToolError, ToolMissing
 from rayflow.stages.discover import discover
 from rayflow.stages.editor_proxy import PROXY_FOLDER, EditorProxyStage, make_editor_proxy

@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal, TypeGuard
 
+from rayflow.config import EDITOR_CODECS, EditorCodec
 from rayflow.media.tools import ToolError, ToolMissing, run_tool
 
 log = logging.getLogger(__name__)
@@ -197,8 +198,6 @@ def encoder_args(encoder: str, *, quality: int, preset: str, threads: int, gop: 
             return ["-c:v", encoder, "-g", str(gop)]
 
 
-EditorCodec = Literal["h264", "prores_proxy", "dnxhr_lb"]
-EDITOR_CODECS: tuple[EditorCodec, ...] = ("h264", "prores_proxy", "dnxhr_lb")
 
 
 def is_editor_codec(value: str) -> TypeGuard[EditorCodec]:

@@ -23,7 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from rayflow.media.encoders import EditorCodec, editor_codec_args
+from rayflow.config import EditorCodec
+from rayflow.media.encoders import editor_codec_args
 from rayflow.media.ffmpeg_run import ProgressCallback, run_ffmpeg_progress
 from rayflow.media.ffprobe import FfprobeOutput, run_ffprobe
 from rayflow.media.tools import ToolError
