@@ -451,6 +451,20 @@ class Api:
             })
         return _json({"runs": out})
 
+    def dupes(self, request: Request) -> JSONResponse:
+        """Near-duplicate pairs among the catalogued videos (their proxies), each with both clips'
+        cards, the time offset and the overlap in each clip (see :mod:`rayflow.web.dupes`)."""
+        from rayflow.web.dupes import find_dupes
+
+        records, source, notice = self._records()
+        found = find_dupes(records, output_dir=self.settings.output_dir, cache_dir=self.settings.home / "vhash")
+        return _json({
+            "source": source, "notice": notice, "compared": found.compared,
+            "pairs": [{**pair.to_dict(), "a": record_card(a), "b": record_card(b)} for pair, a, b in found.pairs],
+            "no_proxy": [record_card(r) for r in found.no_proxy],
+            "errors": [{"card": record_card(r), "error": error} for r, error in found.errors],
+        })
+
     def progress(self, request: Request) -> JSONResponse:
         live = read_live(self.settings.home)
         return _json(live if live is not None else {"state": "none"})

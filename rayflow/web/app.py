@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, allowed_hosts: Sequence[str] | None = None
         Route("/api/clips/{clip_id}/similar", api.similar),
         Route("/api/runs", api.runs),
         Route("/api/progress", api.progress),
+        Route("/api/dupes", api.dupes),
         Route("/api/{rest:path}", not_found),
         Route("/media/{clip_id}/{name}", media),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -108,6 +108,7 @@ function route() {
   document.body.dataset.page = parts[0] || "clips";
   if (parts[0] === "clip" && parts[1]) return showClip(parts[1], params, seq);
   if (parts[0] === "runs") return showRuns(seq);
+  if (parts[0] === "dupes") return showDupes(seq);
   return showSearch(params, seq);
 }
 
@@ -443,6 +444,45 @@ async function showRuns(seq) {
         run.notes.length ? el("ul", { class: "notes dim" }, run.notes.map((n) => el("li", { text: n }))) : null)))
       : el("p", { class: "empty", text: "No runs recorded under this home yet." }));
   } catch (err) { notice(err.message, "error"); }
+}
+
+// ---------------------------------------------------------------- near-duplicates page
+
+// offset_s is the time in the first clip of the frame at 0 s in the second (rayflow dupes).
+function offsetText(p) {
+  if (Math.abs(p.offset_s) < 0.13) return "Same footage, same timing (offset 0)";
+  return p.offset_s > 0
+    ? "The second starts " + p.offset_s.toFixed(2) + " s into the first"
+    : "The first starts " + (-p.offset_s).toFixed(2) + " s into the second";
+}
+
+function dupePair(p) {
+  // Each card links to its clip at the start of the shared footage.
+  return el("article", { class: "run dupe" },
+    el("div", { class: "row" }, el("b", { text: offsetText(p) }),
+      el("span", { class: "dim", text: "  · overlap " + p.overlap_s.toFixed(2) + " s · " + p.matched + " samples matched · coverage " +
+        Math.round(p.coverage * 100) + "% · mean distance " + p.mean_distance.toFixed(1) + "/64" })),
+    el("div", { class: "grid small pair" },
+      card({ ...p.a, start_s: p.a_start_s, end_s: p.a_end_s }), card({ ...p.b, start_s: p.b_start_s, end_s: p.b_end_s })));
+}
+
+async function showDupes(seq) {
+  notice(null);
+  const title = el("h2", { class: "title", text: "Near-duplicates" });
+  fill(view, title, el("p", { class: "dim", text: "Comparing the catalogued videos (the first visit after an ingest decodes their proxies)…" }));
+  try {
+    const body = await api("/api/dupes");
+    if (!current(seq)) return;
+    if (body.notice) notice(body.notice);
+    fill(view, title,
+      el("p", { class: "dim", text: body.pairs.length + " pair" + (body.pairs.length === 1 ? "" : "s") + " among " + body.compared +
+        " video" + (body.compared === 1 ? "" : "s") + ": re-encodes, resizes, trims and proxies of the same footage, by perceptual hashes of 4 frames a second." }),
+      body.pairs.length ? el("div", { class: "runs" }, body.pairs.map(dupePair)) : el("p", { class: "empty", text: "No near-duplicates." }),
+      body.no_proxy.length ? [el("h2", { class: "title", text: "Not compared (no proxy)" }), grid(body.no_proxy)] : null,
+      body.errors.length ? [el("h2", { class: "title", text: "Could not be decoded" }),
+        el("ul", { class: "failures" }, body.errors.map((e) => el("li", {}, el("a", { href: "#/clip/" + encodeURIComponent(e.card.clip_id), text: e.card.name }),
+          el("span", { class: "dim", text: "  " + e.error }))))] : null);
+  } catch (err) { if (current(seq)) notice(err.message, "error"); }
 }
 
 // Small "live" pill in the header, whatever page is open.
