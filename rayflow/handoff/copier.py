@@ -1,30 +1,28 @@
-"""One read of a card file, written to every destination and read back from each drive as it lands.
+"""One read of a card file, written to every destination, then read back from each drive.
 
 The card is read once, in ``chunk_bytes`` blocks; each block feeds the card's xxHash and is
-written to a hidden ``.<name>.rayflow-part`` in every destination, where the kernel is told
-to start writing it to the drive at once (``sync_file_range(WRITE)``), so the drive writes
-while the next block is read instead of after a whole file. One verifier thread per
-destination then takes each written block in order: it waits until the block is on the
-drive (``sync_file_range(WAIT_AFTER)``), drops it from the page cache
-(``posix_fadvise(DONTNEED)``: clean pages are dropped for real, so the re-read comes from
-the drive, not from memory), reads it back and feeds a second hash. When the card file
-ends, the verifier fsyncs the part (metadata and the drive's write cache), compares the two
-hashes and only then renames the part into place.
+written to a hidden ``.<name>.rayflow-part`` in every destination. Each destination has two
+threads of its own, so drives never wait for each other and the card read never waits for
+a drive (up to ``window_bytes`` of finished files awaiting their check): an fsync thread
+makes each finished part durable (data, metadata and the drive's write cache) and drops its
+pages from the page cache (``posix_fadvise(DONTNEED)``: clean pages are dropped for real);
+a verifier thread then re-reads the part from the drive into a second hash, compares it
+with the card's, and only then renames it into place. While file N is read back, file N+1
+is being fsynced and file N+2 read from the card.
 
-What is verified: the bytes read back from each destination drive equal the bytes read
-from the card, block by block, as ASC MHL tools' "destination verification" does; the card
-is read once (its digest is the one in the MHL). Not verified: the drive's own volatile
-cache (fsync flushes it; no tool can re-read past it). Where ``sync_file_range`` is missing
-(not Linux), each wait is an ``fdatasync`` of the part; where ``posix_fadvise`` is missing
-(macOS) the re-read may come from memory.
+What is verified: every byte read back from each destination drive, after the fsync and
+the cache drop, equals what was read from the card (the card is read once; its digest is
+the one in the MHL), as DIT tools' destination verification does. Not verified: the
+drive's own cache past the fsync (nothing in userspace can bypass it); where
+``posix_fadvise`` is missing (macOS) the re-read may come from memory.
 
-At most ``window_bytes`` per destination are written but not yet read back, so memory
-stays bounded and a slow drive slows the card read instead of filling the page cache.
+Measured (benchmarks/offload.py): a per-block read-back (``sync_file_range`` waits per
+4 MiB, read back while the file is still being written) was slower on the dev VM than
+whole files fsynced and read back behind the card read, so files are the unit.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import threading
@@ -38,29 +36,15 @@ import xxhash
 
 HashFormat = Literal["xxh128", "xxh64"]
 CHUNK_BYTES = 1024 * 1024
-"""Card read / write block. See benchmarks/offload.py for the sizes measured."""
-WINDOW_BYTES = 256 * 1024 * 1024
+"""Card read / write block: 1 MiB took 0.9-1.5 s for a 256 MB card on the 2-core dev VM, 8 MiB
+2.3-2.5 s (larger blocks stall on dirty-page writeback)."""
+WINDOW_BYTES = 64 * 1024 * 1024
 """Per destination: bytes written but not yet read back before the next card file waits."""
 PART_SUFFIX = ".rayflow-part"
 
 Status = Literal["copied", "present", "failed"]
 Progress = Callable[[str, int], None]
 """Called with (relative path, bytes just read from the card)."""
-
-_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # SYNC_FILE_RANGE_* from <fcntl.h>
-
-
-def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # not Linux
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
-
-
-_SYNC_FILE_RANGE = _libc_sync_file_range()
 
 
 @dataclass
@@ -89,25 +73,6 @@ def drop_cache(fd: int, offset: int = 0, length: int = 0) -> None:
     """Drop the clean cached pages of ``fd`` (a range, or all with ``length`` 0) where the OS can."""
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range to the drive now (returns without waiting)."""
-    if _SYNC_FILE_RANGE is not None and _SYNC_FILE_RANGE(fd, offset, length, _WRITE) != 0:
-        _raise_errno()
-
-
-def wait_written(fd: int, offset: int, length: int) -> None:
-    """Return once a range is on the drive (``fdatasync`` of the whole file without sync_file_range)."""
-    if _SYNC_FILE_RANGE is None:
-        os.fdatasync(fd)
-    elif _SYNC_FILE_RANGE(fd, offset, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
-        _raise_errno()
-
-
-def _raise_errno() -> None:
-    code = ctypes.get_errno()
-    raise OSError(code, os.strerror(code))
 
 
 def hash_file(path: Path, fmt: HashFormat, *, chunk_bytes: int = CHUNK_BYTES, cold: bool = False,
@@ -162,7 +127,6 @@ class Destination:
     fmt: HashFormat
     chunk_bytes: int = CHUNK_BYTES
     window_bytes: int = WINDOW_BYTES
-    split_sync: bool = True
     full: str | None = None
     """Set (to the error) once the drive reported full: later files are skipped there."""
     _sync_pool: ThreadPoolExecutor = field(init=False)
@@ -241,7 +205,7 @@ class Destination:
         """Queue the end of one card file here: fsync, read back, compare, rename (in order)."""
         with self._room:
             self._backlog += size
-        synced = self._sync_pool.submit(self._sync, part) if part is not None and self.split_sync else None
+        synced = self._sync_pool.submit(self._sync, part) if part is not None else None
         return self._pool.submit(self._finish, rel, size, part, digest, card_error, mtime, synced)
 
     def _finish(self, rel: str, size: int, part: _Part | None, digest: str | None,
@@ -249,8 +213,6 @@ class Destination:
         try:
             if synced is not None:
                 synced.result()
-            elif part is not None:
-                self._sync(part)
             return self._settle(rel, size, part, digest, card_error, mtime)
         finally:
             with self._room:

@@ -1,11 +1,14 @@
 """``[proxy] layout = "editor"``: ingest's proxy step also writes ``Proxy/<same name>.mov`` beside the
-source (the code ``rayflow proxies`` runs), with the source's start timecode and channel count (ffprobe)."""
+source (the code ``rayflow proxies`` runs), with the source's start timecode and channel count (ffprobe);
+the same ingested file exported as EDL and OTIO reads back in OpenTimelineIO with its name, reel and
+source timecode (what the probe found in the real file, not a made-up record)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+import opentimelineio as otio
 import pytest
 from typer.testing import CliRunner
 
@@ -33,7 +36,7 @@ def test_layout_and_codec_from_config_flags_and_bad_values(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_ingest_with_editor_layout_writes_a_relinkable_proxy_beside_the_source(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_with_editor_layout_writes_a_relinkable_proxy_and_exports_a_timeline(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "A001"
     folder.mkdir()
     src = folder / "A001C001.mov"  # 23.976 fps, 5.1 PCM, timecode 01:02:03:04, reel A001
@@ -59,3 +62,18 @@ def test_ingest_with_editor_layout_writes_a_relinkable_proxy_beside_the_source(e
         assert made[key] == orig[key], key
     assert (editor.timecode, editor.audio_channels, editor.codec) == ("01:02:03:04", [6], "h264")
     assert "editor_proxy" not in record.errors
+
+    # The same real file as a timeline: one whole-clip event at its probed start timecode.
+    for fmt, name in (("edl", "clip.edl"), ("otio", "clip.otio")):
+        out = tmp_path / name
+        done = CliRunner().invoke(app, ["export", "--ids", record.clip_id, "--format", fmt, "--out", str(out),
+                                        "--home", str(home)])
+        assert done.exit_code == 0, done.output
+        extra = {"adapter_name": "cmx_3600", "rate": 24000 / 1001} if fmt == "edl" else {}
+        [clip] = list(otio.adapters.read_from_file(str(out), **extra).find_clips())
+        assert clip.name == "A001C001.mov"
+        start = clip.source_range.start_time
+        assert otio.opentime.to_timecode(start, start.rate) == "01:02:03:04"
+        assert abs(otio.opentime.to_seconds(clip.source_range.duration) - 1.0) <= 0.05
+        if fmt == "edl":
+            assert clip.metadata["cmx_3600"]["reel"] == "A001"

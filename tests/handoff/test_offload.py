@@ -166,3 +166,26 @@ def test_offload_hands_the_first_copy_to_the_cli_ingest_command(tmp_path: Path, 
     assert result.exit_code == 0, result.output
     assert calls == [{"paths": [tmp_path / "d1" / "CARD"], "home": None, "only": ["probe"], "as_json": True}]
     assert json.loads(result.stdout)["ingest"]["files"][0]["status"] == "ingested"
+
+
+def test_a_read_back_that_differs_from_the_card_fails_the_file_and_leaves_nothing(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    """The verifier really re-reads the copy: a drive returning one wrong byte is caught."""
+    from rayflow.handoff import copier
+    card = make_card(tmp_path)
+    real_preadv = os.preadv
+    dropped: list[int] = []
+
+    def bad_drive(fd: int, buffers: list[memoryview], offset: int) -> int:
+        n = real_preadv(fd, buffers, offset)
+        if offset == 0 and n:
+            buffers[0][n // 2] ^= 0x01  # one flipped bit in the first block of each file
+        return n
+    real_drop = copier.drop_cache
+    monkeypatch.setattr(copier, "drop_cache", lambda fd, *a: (dropped.append(fd), real_drop(fd, *a))[1])
+    monkeypatch.setattr(copier.os, "preadv", bad_drive)
+    report = off.offload(card, [tmp_path / "d1", tmp_path / "d2"])
+    assert len(report.failed) == 6 and all("read-back of" in (f.error or "") for f in report.failed)
+    assert len(dropped) >= 6  # every part was dropped from the page cache before its read-back
+    for root in report.roots:
+        assert not [p for p in root.rglob("*") if p.is_file() and mhl.FOLDER not in p.parts]

@@ -74,3 +74,34 @@ def test_watch_cli_ingests_a_file_written_into_the_folder(tmp_path: Path, monkey
     state = json.loads((home / "watch.json").read_text())
     assert state["files"][str((folder / "C0002.webm").resolve())]["outcome"] == "ingested"
     assert CliRunner().invoke(app, args).exit_code == 0 and len(calls) == 1  # restart: not again
+
+
+@pytest.mark.slow
+def test_watch_really_ingests_a_file_copied_into_the_folder(tmp_path: Path) -> None:
+    """End to end: ``rayflow watch --once`` in its own process, a real clip copied in while it polls,
+    a real ``rayflow ingest`` (probe only: its own Ray and Prefect) and the record in the catalog."""
+    import subprocess
+    import sys
+
+    from rayflow.catalog.store import Catalog
+
+    folder, home = tmp_path / "in", tmp_path / "home"
+    folder.mkdir()
+    argv = [sys.executable, "-m", "rayflow.cli.main", "watch", str(folder), "--home", str(home),
+            "--interval", "0.5", "--settle", "2", "--once", "--only", "probe"]
+    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # the watch is polling an empty folder
+        shutil.copyfile(CLIP, folder / "C0003.webm")
+        stdout, stderr = watch.communicate(timeout=400)
+    finally:
+        watch.kill()
+    assert watch.returncode == 0, stderr[-3000:]
+    state = json.loads((home / "watch.json").read_text())
+    assert state["files"][str((folder / "C0003.webm").resolve())]["outcome"] == "ingested", stderr[-3000:]
+    catalog = Catalog.open(path=home / "catalog", url=None)
+    try:
+        [record] = [r for r in catalog.iter_records() if r.file.name == "C0003.webm"]
+    finally:
+        catalog.close()
+    assert record.status == "ingested" and record.video is not None and record.video.codec == "vp8"
