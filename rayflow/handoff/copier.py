@@ -1,28 +1,28 @@
-"""One read of a card file, written to every destination, then read back from each drive.
+"""One read of a card file, written to every destination and read back from each drive as it lands.
 
 The card is read once, in ``chunk_bytes`` blocks; each block feeds the card's xxHash and is
 written to a hidden ``.<name>.rayflow-part`` in every destination. Each destination has two
-threads of its own, so drives never wait for each other and the card read never waits for
-a drive (up to ``window_bytes`` of finished files awaiting their check): an fsync thread
-makes each finished part durable (data, metadata and the drive's write cache) and drops its
-pages from the page cache (``posix_fadvise(DONTNEED)``: clean pages are dropped for real);
-a verifier thread then re-reads the part from the drive into a second hash, compares it
-with the card's, and only then renames it into place. While file N is read back, file N+1
-is being fsynced and file N+2 read from the card.
+threads of its own, so drives never wait for each other and the card read waits for a
+drive only when more than ``window_bytes`` there are still unchecked. Every
+``segment_bytes`` of a part (and its last piece), the *fsync thread* waits until that range
+is on the drive (``sync_file_range`` with both waits) and drops it from the page cache
+(``posix_fadvise(DONTNEED)``: clean pages are dropped for real); the *verifier thread* then
+re-reads the range from the drive into the part's own hash. At the end of the file the fsync
+thread fsyncs the part (metadata, the drive's write cache) and the verifier compares the two
+hashes; only then is the part renamed into place. So the check of segment N runs while
+segment N+1 is synced and N+2 read from the card, inside one big clip as across small files.
 
-What is verified: every byte read back from each destination drive, after the fsync and
-the cache drop, equals what was read from the card (the card is read once; its digest is
-the one in the MHL), as DIT tools' destination verification does. Not verified: the
-drive's own cache past the fsync (nothing in userspace can bypass it); where
-``posix_fadvise`` is missing (macOS) the re-read may come from memory.
-
-Measured (benchmarks/offload.py): a per-block read-back (``sync_file_range`` waits per
-4 MiB, read back while the file is still being written) was slower on the dev VM than
-whole files fsynced and read back behind the card read, so files are the unit.
+What is verified: every byte read back from each destination drive, after it was written
+there and dropped from memory, equals what was read from the card (read once; its digest
+is the one in the MHL), as DIT tools' destination verification does. Not verified: the
+drive's own cache (nothing in userspace can read past it). Without ``sync_file_range``
+(not Linux) each segment waits on an ``fdatasync`` of the file; without ``posix_fadvise``
+(macOS) the re-read may come from memory.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import threading
@@ -38,9 +38,15 @@ HashFormat = Literal["xxh128", "xxh64"]
 CHUNK_BYTES = 1024 * 1024
 """Card read / write block: 1 MiB took 0.9-1.5 s for a 256 MB card on the 2-core dev VM, 8 MiB
 2.3-2.5 s (larger blocks stall on dirty-page writeback)."""
-WINDOW_BYTES = 64 * 1024 * 1024
-"""Per destination: bytes written but not yet read back before the next card file waits."""
+SEGMENT_BYTES = 32 * 1024 * 1024
+"""Unit of the read-back: a file is synced and read back in segments of this size as the card
+read goes on, so a 4 GB clip is verified while it is copied, not after it (a file smaller
+than this is one segment)."""
+WINDOW_BYTES = 96 * 1024 * 1024
+"""Per destination: bytes written but not yet read back before the card read waits."""
 PART_SUFFIX = ".rayflow-part"
+
+_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # SYNC_FILE_RANGE_* from <fcntl.h>
 
 Status = Literal["copied", "present", "failed"]
 Progress = Callable[[str, int], None]
@@ -67,6 +73,29 @@ def new_hasher(fmt: HashFormat) -> xxhash.xxh3_128 | xxhash.xxh64:
             return xxhash.xxh64()
         case _:
             raise ValueError(f"unknown hash format {fmt!r} (use xxh128 or xxh64)")
+
+
+def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_SYNC_FILE_RANGE = _libc_sync_file_range()
+
+
+def wait_written(fd: int, offset: int, length: int) -> None:
+    """Return once a range of ``fd`` is written to the drive (``sync_file_range`` with both waits;
+    ``fdatasync`` of the whole file where that call is missing)."""
+    if _SYNC_FILE_RANGE is None:
+        os.fdatasync(fd)
+    elif _SYNC_FILE_RANGE(fd, offset, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
 def drop_cache(fd: int, offset: int = 0, length: int = 0) -> None:
@@ -116,6 +145,9 @@ class _Part:
     fd: int | None
     hasher: xxhash.xxh3_128 | xxhash.xxh64
     read_back: int = 0
+    written: int = 0
+    queued: int = 0
+    """Bytes handed to the fsync/verifier threads (segments), of ``written``."""
     error: str | None = None
 
 
@@ -127,6 +159,7 @@ class Destination:
     fmt: HashFormat
     chunk_bytes: int = CHUNK_BYTES
     window_bytes: int = WINDOW_BYTES
+    segment_bytes: int = SEGMENT_BYTES
     full: str | None = None
     """Set (to the error) once the drive reported full: later files are skipped there."""
     _sync_pool: ThreadPoolExecutor = field(init=False)
@@ -145,11 +178,17 @@ class Destination:
         self._sync_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
 
-    def wait_room(self) -> None:
+    def _wait_room(self) -> None:
         """Block the card read while more than ``window_bytes`` here await their read-back."""
         with self._room:
             while self._backlog > self.window_bytes:
                 self._room.wait()
+
+    def _add_backlog(self, n: int) -> None:
+        with self._room:
+            self._backlog += n
+            if n < 0:
+                self._room.notify_all()
 
     def open_part(self, rel: str) -> _Part:
         target = self.root / rel
@@ -163,76 +202,104 @@ class Destination:
         return _Part(target, fd, new_hasher(self.fmt))
 
     def write(self, part: _Part, view: memoryview) -> None:
-        """Write one card block to the part (into the page cache; the fsync comes at the end)."""
+        """Write one card block to the part; hand each full segment to the fsync/verifier threads."""
         if part.error is not None or part.fd is None:
             return
+        self._wait_room()
         try:
             done = 0
             while done < len(view):
                 done += os.write(part.fd, view[done:])
         except OSError as exc:
             self._fail(part, exc)
+            return
+        part.written += len(view)
+        if part.written - part.queued >= self.segment_bytes:
+            self._queue_segment(part)
+
+    def _queue_segment(self, part: _Part) -> None:
+        offset, length = part.queued, part.written - part.queued
+        part.queued = part.written
+        self._add_backlog(length)
+        synced = self._sync_pool.submit(self._sync_range, part, offset, length)
+        self._pool.submit(self._verify_range, part, offset, length, synced)
 
     def _fail(self, part: _Part, exc: OSError) -> None:
         part.error = part.error or os_error(exc, part.target)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             self.full = self.full or part.error
 
-    def _sync(self, part: _Part) -> None:
-        """fsync the part (data, metadata, the drive's write cache), then drop it from memory."""
+    def _sync_range(self, part: _Part, offset: int, length: int) -> None:
+        """fsync thread: wait until the segment is on the drive, then drop it from the page cache."""
+        if part.error is not None or part.fd is None:
+            return
+        try:
+            wait_written(part.fd, offset, length)
+            drop_cache(part.fd, offset, length)
+        except OSError as exc:
+            self._fail(part, exc)
+
+    def _verify_range(self, part: _Part, offset: int, length: int, synced: Future[None]) -> None:
+        """Verifier thread: re-read the segment from the drive into the part's own hash (in order)."""
+        try:
+            synced.result()
+            if part.error is not None or part.fd is None:
+                return
+            view = memoryview(self._buf)
+            got = 0
+            while got < length:
+                n = os.preadv(part.fd, [view[:min(len(view), length - got)]], offset + got)
+                if n == 0:
+                    part.error = f"read-back of {part.target} ended at byte {offset + got}"
+                    return
+                part.hasher.update(view[:n])
+                got += n
+            part.read_back += got
+        except OSError as exc:
+            self._fail(part, exc)
+        finally:
+            self._add_backlog(-length)
+
+    def _sync_all(self, part: _Part) -> None:
+        """fsync thread, at the end of a file: its metadata and the drive's write cache."""
         if part.error is not None or part.fd is None:
             return
         try:
             os.fsync(part.fd)
-            drop_cache(part.fd)
-        except OSError as exc:
-            self._fail(part, exc)
-
-    def _read_back(self, part: _Part) -> None:
-        """Re-read the whole part from the drive into its own hash."""
-        if part.error is not None or part.fd is None:
-            return
-        view = memoryview(self._buf)
-        try:
-            while n := os.preadv(part.fd, [view], part.read_back):
-                part.hasher.update(view[:n])
-                part.read_back += n
         except OSError as exc:
             self._fail(part, exc)
 
     def finish(self, rel: str, size: int, part: _Part | None, digest: str | None,
                card_error: str | None, mtime: float) -> Future[FileResult]:
-        """Queue the end of one card file here: fsync, read back, compare, rename (in order)."""
-        with self._room:
-            self._backlog += size
-        synced = self._sync_pool.submit(self._sync, part) if part is not None else None
+        """Queue the end of one card file here: last segment, fsync, compare, rename (in order)."""
+        if part is None:  # a target already there is re-hashed by the verifier: count it
+            self._add_backlog(size)
+            return self._pool.submit(self._settle_present, rel, size, digest, card_error)
+        if part.error is None and part.written > part.queued:
+            self._queue_segment(part)
+        synced = self._sync_pool.submit(self._sync_all, part)
         return self._pool.submit(self._finish, rel, size, part, digest, card_error, mtime, synced)
 
-    def _finish(self, rel: str, size: int, part: _Part | None, digest: str | None,
-                card_error: str | None, mtime: float, synced: Future[None] | None) -> FileResult:
+    def _settle_present(self, rel: str, size: int, digest: str | None, card_error: str | None) -> FileResult:
         try:
-            if synced is not None:
-                synced.result()
-            return self._settle(rel, size, part, digest, card_error, mtime)
-        finally:
-            with self._room:
-                self._backlog -= size
-                self._room.notify_all()
-
-    def _settle(self, rel: str, size: int, part: _Part | None, digest: str | None,
-                card_error: str | None, mtime: float) -> FileResult:
-        target = self.root / rel
-        if card_error is not None or digest is None:
-            if part is not None:
-                _discard(part)
-            return FileResult(rel, self.root, size, "failed", digest, card_error or "card read failed")
-        if part is None:  # already at the target: verified when it was written, checked again now
+            if card_error is not None or digest is None:
+                return FileResult(rel, self.root, size, "failed", digest, card_error or "card read failed")
+            target = self.root / rel  # verified when it was written; checked against the card now
             seen = hash_file(target, self.fmt, chunk_bytes=self.chunk_bytes)
             if seen == digest:
                 return FileResult(rel, self.root, size, "present", digest)
             return FileResult(rel, self.root, size, "failed", digest,
                               f"{target} exists and differs from the card ({self.fmt} {seen}); not overwritten")
-        self._read_back(part)
+        finally:
+            self._add_backlog(-size)
+
+    def _finish(self, rel: str, size: int, part: _Part, digest: str | None, card_error: str | None,
+                mtime: float, synced: Future[None]) -> FileResult:
+        synced.result()
+        target = self.root / rel
+        if card_error is not None or digest is None:
+            _discard(part)
+            return FileResult(rel, self.root, size, "failed", digest, card_error or "card read failed")
         seen = part.hasher.hexdigest()
         if part.error is None and (part.read_back != size or seen != digest):
             part.error = (f"read-back of {target} gave {part.read_back} bytes, {self.fmt} {seen}; "
@@ -262,8 +329,6 @@ def copy_file(card: Path, rel: str, size: int, dests: list[Destination], fmt: Ha
 
     A target that already exists is not written: its future re-hashes it against the card.
     """
-    for d in dests:
-        d.wait_room()
     parts = {id(d): d.open_part(rel) for d in dests if not (d.root / rel).exists()}
     chunk_bytes = max(d.chunk_bytes for d in dests)
     hasher = new_hasher(fmt)
