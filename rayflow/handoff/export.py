@@ -70,10 +70,11 @@ def _first_str(*values: object) -> str | None:
 
 
 def record_timecode(record: Any) -> str | None:
-    """The record's start timecode, read defensively: a ``timecode`` field (string or an
-    object with ``start``/``value``) on the record or its video, else the container tag."""
+    """The record's start timecode: the probe's ``container.timecode.start`` (QuickTime tmcd,
+    MXF, MTS, BWF), else, read defensively, a ``timecode`` field (string or an object with
+    ``start``/``value``) on the record or its video, else the container tag."""
     found = []
-    for holder in (record, getattr(record, "video", None)):
+    for holder in (getattr(record, "container", None), record, getattr(record, "video", None)):
         tc = getattr(holder, "timecode", None)
         found += [tc, getattr(tc, "start", None), getattr(tc, "value", None)]
     container = getattr(record, "container", None)
@@ -86,10 +87,12 @@ def record_timecode(record: Any) -> str | None:
 
 
 def record_reel(record: Any) -> str:
-    """Reel (tape) name: a ``reel`` field if the record has one, else the file's stem."""
+    """Reel (tape) name: the probe's ``container.reel``, a ``reel`` field or tag, else the file's stem."""
     tc = getattr(record, "timecode", None)
-    tags = getattr(getattr(record, "container", None), "tags", None) or {}
-    reel = _first_str(getattr(record, "reel", None), getattr(tc, "reel", None), tags.get("reel_name"))
+    container = getattr(record, "container", None)
+    tags = getattr(container, "tags", None) or {}
+    reel = _first_str(getattr(container, "reel", None), getattr(record, "reel", None), getattr(tc, "reel", None),
+                      tags.get("reel_name"))
     return reel or Path(record.file.name).stem
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from rayflow.catalog.store import Catalog
 from rayflow.cli.main import app
 from rayflow.handoff.export import event_for, record_timecode
-from rayflow.record import ClipRecord
+from rayflow.record import ClipRecord, TimecodeInfo
 from tests.catalog.corpus import make_record
 
 
@@ -95,6 +95,10 @@ def test_timecode_read_defensively_from_a_record_field(tmp_path: Path) -> None:
     assert record_timecode(with_field) == "10:00:00:00"
     ev = event_for(with_field, 1.0, 2.0)
     assert otio.opentime.to_timecode(ev.source_range().start_time, 25) == "10:00:01:00"
+    probed = council.model_copy(deep=True)  # where the probe stage puts it (issue 13), the tag gone
+    probed.container.timecode = TimecodeInfo(start="09:59:58:10", rate=25.0, source="ffprobe:tmcd")
+    probed.container.reel = "A007"
+    assert record_timecode(probed) == "09:59:58:10" and event_for(probed, 0.0, 1.0).reel == "A007"
 
 
 def test_usage_errors(home: Path, tmp_path: Path) -> None:
