@@ -26,6 +26,7 @@ from rayflow.handoff import mhl
 from rayflow.handoff.copier import (
     CHUNK_BYTES,
     PART_SUFFIX,
+    SEGMENT_BYTES,
     WINDOW_BYTES,
     Destination,
     FileResult,
@@ -133,11 +134,12 @@ def _utc(ts: float) -> datetime:
 
 def offload(card: Path, dests: list[Path], *, hash_format: HashFormat = "xxh128",
             chunk_bytes: int = CHUNK_BYTES, window_bytes: int = WINDOW_BYTES,
-            on_bytes: Progress | None = None) -> OffloadReport:
+            segment_bytes: int = SEGMENT_BYTES, on_bytes: Progress | None = None) -> OffloadReport:
     """Copy ``card`` into ``DEST/<card name>/`` for each dest, verified, and write each ASC MHL.
 
     The card is read once; each destination's verifier thread reads back what was written
-    there while the card read goes on (at most ``window_bytes`` behind). Per-file failures
+    there, ``segment_bytes`` at a time, while the card read goes on (at most ``window_bytes``
+    behind). Per-file failures
     (a differing file already there, a full disk mid-copy, a bad read) are values in the
     report; a destination that cannot take the card at all raises :class:`OffloadEnvError`
     first, and one that fills up mid-run gets no further files ("skipped").
@@ -146,7 +148,7 @@ def offload(card: Path, dests: list[Path], *, hash_format: HashFormat = "xxh128"
     roots = dest_roots(card, dests)
     preflight(card, roots, files)
     report = OffloadReport(card=card, roots=roots, hash_format=hash_format)
-    drives = [Destination(root, hash_format, chunk_bytes, window_bytes) for root in roots]
+    drives = [Destination(root, hash_format, chunk_bytes, window_bytes, segment_bytes) for root in roots]
     slots: list[FileResult | Future[FileResult]] = []
     try:
         for rel, size in files:

@@ -189,3 +189,27 @@ def test_a_read_back_that_differs_from_the_card_fails_the_file_and_leaves_nothin
     assert len(dropped) >= 6  # every part was dropped from the page cache before its read-back
     for root in report.roots:
         assert not [p for p in root.rglob("*") if p.is_file() and mhl.FOLDER not in p.parts]
+
+
+def test_big_files_are_read_back_segment_by_segment_and_a_bad_later_segment_is_caught(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """Segments of 256 KiB (the 3.7 MB clip is 15 of them) with a 512 KiB window: the card read waits
+    for the verifier, copies stay exact; a wrong byte deep in the file fails it."""
+    from rayflow.handoff import copier
+    card = make_card(tmp_path)
+    small = {"chunk_bytes": 64 * 1024, "segment_bytes": 256 * 1024, "window_bytes": 512 * 1024}
+    report = off.offload(card, [tmp_path / "d1", tmp_path / "d2"], **small)
+    assert not report.failed and {f.status for f in report.files} == {"copied"}
+    for root in report.roots:
+        assert _tree(root) == _tree(card) and verify_root(root).passed
+    real_preadv = os.preadv
+
+    def bad_drive(fd: int, buffers: list[memoryview], offset: int) -> int:
+        n = real_preadv(fd, buffers, offset)
+        if offset <= 3_000_000 < offset + n:
+            buffers[0][3_000_000 - offset] ^= 0x80
+        return n
+    monkeypatch.setattr(copier.os, "preadv", bad_drive)
+    again = off.offload(card, [tmp_path / "d3"], **small)
+    assert [f.rel for f in again.failed] == ["DCIM/100GOPRO/GX010001.MP4"]  # the only file past 3 MB
+    assert not (again.roots[0] / "DCIM/100GOPRO/GX010001.MP4").exists()
