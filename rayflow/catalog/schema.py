@@ -32,11 +32,13 @@ from typing import Any, Literal
 
 from qdrant_client import models
 
+from rayflow.catalog.names import CLIPS as CLIPS  # the names live apart: reading records needs no qdrant_client
+from rayflow.catalog.names import FILTER_KEY as FILTER_KEY
+from rayflow.catalog.names import MOMENTS as MOMENTS
+from rayflow.catalog.names import PRIVATE_KEYS as PRIVATE_KEYS
+from rayflow.catalog.names import TEXT_KEY as TEXT_KEY
 from rayflow.config import DEFAULT_TEXT_MODEL
 from rayflow.record import ClipRecord
-
-CLIPS = "clips"
-MOMENTS = "moments"
 
 # Named vectors.
 SUMMARY = "summary"
@@ -45,13 +47,6 @@ TECHNICAL = "technical"
 IMAGE = "image"
 TEXT = "text"
 CLIP_TEXT_VECTORS = (SUMMARY, TRANSCRIPT, TECHNICAL)
-
-FILTER_KEY = "_f"
-"""Payload key of the flat filter fields (same layout in both collections)."""
-TEXT_KEY = "_text"
-"""Payload key of the keyword-searchable text; carries the BM25-scored text index."""
-PRIVATE_KEYS = (FILTER_KEY, TEXT_KEY)
-"""Payload keys that are not part of the ClipRecord (stripped before validation)."""
 
 META_KEY = "rayflow"
 CATALOG_SCHEMA = 1

@@ -33,6 +33,9 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from rayflow.catalog import schema
+from rayflow.catalog.local_records import CatalogBusy as CatalogBusy
+from rayflow.catalog.local_records import busy_message
+from rayflow.catalog.local_records import record_from_payload as record_from_payload
 from rayflow.catalog.moments import Moment, build_moments, clip_texts, moment_keywords, moment_point_id
 from rayflow.catalog.schema import CLIPS, MOMENTS, CatalogMeta
 from rayflow.record import ClipRecord
@@ -53,10 +56,6 @@ PAYLOAD_INDEXES = {**schema.CLIPS_EXTRA_INDEXES, **schema.FILTER_INDEXES}
 _LOCAL_INDEX_WARNING = "Payload indexes have no effect"
 
 
-class CatalogBusy(RuntimeError):
-    """The embedded catalog is open in another process."""
-
-
 class ModelMismatch(RuntimeError):
     """Vectors (or a query encoder) from a model other than the one the catalog was built with."""
 
@@ -71,18 +70,8 @@ def connect(*, path: Path | None, url: str | None, api_key: str | None = None) -
         return QdrantClient(path=str(path))
     except RuntimeError as exc:
         if "already accessed" in str(exc):
-            raise CatalogBusy(
-                f"the catalog at {path} is open in another rayflow process (embedded Qdrant "
-                "allows one process at a time, e.g. a running ingest); wait for it to finish, or run "
-                "a Qdrant server and pass --qdrant-url (or RAYFLOW_QDRANT_URL) to share the catalog"
-            ) from exc
+            raise CatalogBusy(busy_message(path)) from exc
         raise
-
-
-def record_from_payload(payload: dict[str, Any] | None) -> ClipRecord:
-    """The ``ClipRecord`` stored in a clip point (private search keys dropped)."""
-    data = {k: v for k, v in (payload or {}).items() if k not in schema.PRIVATE_KEYS}
-    return ClipRecord.model_validate(data)
 
 
 def clip_payload(record: ClipRecord) -> dict[str, Any]:

@@ -185,6 +185,18 @@ def ingest(
     raise typer.Exit(EXIT_FAILED if summary.counts.get("failed") else EXIT_OK)
 
 
+def _open_records(home: Path | None, qdrant_url: str | None):  # type: ignore[no-untyped-def]
+    """The catalog for reading records only: embedded, no qdrant_client import (see local_records)."""
+    from rayflow.catalog.local_records import CatalogBusy, open_records
+
+    settings = _settings(home=home, qdrant_url=qdrant_url)
+    try:
+        return open_records(path=settings.catalog_dir, url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+    except CatalogBusy as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_ENV) from exc
+
+
 def _open_catalog(home: Path | None, qdrant_url: str | None):  # type: ignore[no-untyped-def]
     from rayflow.catalog.store import Catalog, CatalogBusy
 
@@ -208,8 +220,27 @@ def list_clips(
     as_json: JsonOpt = False,
 ) -> None:
     """List catalogued clips (newest first), optionally only those passing --where."""
-    from rayflow.catalog import schema as where_language
     from rayflow.cli import render
+
+    if not (where or "").strip():  # records only: no qdrant_client import for an embedded catalog
+        reader = _open_records(home, qdrant_url)
+        try:
+            records = sorted(reader.iter_records(), key=lambda r: (r.ingested_at is None, r.ingested_at),
+                             reverse=True)[:limit]
+        finally:
+            reader.close()
+    else:
+        records = _browse_records(where, home, qdrant_url, limit)
+    if as_json:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in records], indent=2) + "\n")
+    else:
+        out.print(render.records_table(records))
+
+
+def _browse_records(where: str, home: Path | None, qdrant_url: str | None, limit: int) -> list[Any]:
+    """``list --where``: the clips passing the filters, through Qdrant."""
+    from rayflow.catalog import schema as where_language
+    from rayflow.catalog.search import browse
 
     try:
         flt = where_language.parse_where(where)
@@ -218,20 +249,10 @@ def list_clips(
         raise typer.Exit(EXIT_USAGE) from exc
     catalog = _open_catalog(home, qdrant_url)
     try:
-        if flt is None:
-            records = sorted(catalog.iter_records(), key=lambda r: (r.ingested_at is None, r.ingested_at),
-                             reverse=True)[:limit]
-        else:
-            from rayflow.catalog.search import browse
-
-            found = (catalog.get(hit.clip_id) for hit in browse(catalog, where=flt, limit=limit))
-            records = [r for r in found if r is not None]
+        found = (catalog.get(hit.clip_id) for hit in browse(catalog, where=flt, limit=limit))
+        return [r for r in found if r is not None]
     finally:
         catalog.close()
-    if as_json:
-        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in records], indent=2) + "\n")
-    else:
-        out.print(render.records_table(records))
 
 
 @app.command()
@@ -244,7 +265,7 @@ def show(
     """Show every fact of one clip."""
     from rayflow.cli import render
 
-    catalog = _open_catalog(home, qdrant_url)
+    catalog = _open_records(home, qdrant_url)
     try:
         record = None
         candidate = Path(clip)
@@ -257,8 +278,8 @@ def show(
         if record is None and len(clip) == 36:
             record = catalog.get(clip)
         if record is None and len(clip) >= 8:
-            matches = [r for r in catalog.iter_records() if r.clip_id.startswith(clip)]
-            record = matches[0] if len(matches) == 1 else None
+            matches = [cid for cid in catalog.iter_clip_ids() if cid.startswith(clip)]
+            record = catalog.get(matches[0]) if len(matches) == 1 else None
     finally:
         catalog.close()
     if record is None:

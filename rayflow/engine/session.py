@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rayflow.catalog.store import CatalogBusy, ModelMismatch
+from rayflow.catalog.local_records import CatalogBusy
 from rayflow.config import Settings
 from rayflow.engine import runtime
 from rayflow.engine.progress import LIVE_FILE, Progress, publish_live
@@ -284,6 +284,8 @@ def _wait_ready(actors: RunActors, settings: Settings, server: runtime.PrefectSe
             ray.get(actors.writer.check_model.remote(model["model_id"], model["dim"]))
         except ray.exceptions.RayTaskError as exc:
             cause = exc.as_instanceof_cause()
+            from rayflow.catalog.store import ModelMismatch
+
             if isinstance(cause, ModelMismatch):
                 raise ModelMismatch(str(cause).splitlines()[-1]) from None
             raise
