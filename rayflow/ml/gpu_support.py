@@ -7,8 +7,9 @@ cuBLAS (``libcublas.so.12``), which CUDA 13 torch does not bring (the ``gpu`` ex
 ``CUDAExecutionProvider``; torch roles (shots' TransNetV2, the face SSD's torch port, the
 text and image encoders) need a CUDA build of torch; NVDEC decode needs PyNvVideoCodec.
 
-Cheap on purpose: without an NVIDIA GPU (NVML answers first, ~10 ms) nothing heavy is
-imported; torch is imported only when a GPU is present.
+Cheap on purpose: NVML answers first (~10 ms); torch is never imported (its roles are
+judged from its build, package metadata, against the driver's CUDA version from NVML),
+only ctranslate2 and onnxruntime, and only when a GPU is present.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import ctypes
 import importlib.metadata
 import importlib.util
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,14 +74,33 @@ def install_set() -> InstallSet:
     return "cpu" if not any(cuda_parts) else "mixed"
 
 
+def driver_cuda() -> tuple[int, int] | None:
+    """The newest CUDA version the NVIDIA driver supports (NVML), e.g. ``(12, 8)``; None without one."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        version = int(pynvml.nvmlSystemGetCudaDriverVersion())  # e.g. 12080
+        return version // 1000, version % 1000 // 10
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            pynvml.nvmlShutdown()
+
+
 def role_support() -> list[RoleGpu]:
     """Per role: can it use the GPU on this machine? Without a GPU every answer says so."""
     gpus = nvidia_gpus()
     if not gpus:
         return [RoleGpu(role, lib, False, "no NVIDIA GPU (NVML)") for role, lib in _ROLES]
-    return [_torch_role("shots", "torch (TransNetV2)"), _speech(), _onnx("screen_text"),
-            _torch_role("faces", "torch (ResNet-10 SSD port)"),
-            _torch_role("embed", "torch (sentence-transformers)"), _nvdec()]
+    driver = driver_cuda()
+    return [_torch_role("shots", "torch (TransNetV2)", gpus[0], driver), _speech(), _onnx("screen_text"),
+            _torch_role("faces", "torch (ResNet-10 SSD port)", gpus[0], driver),
+            _torch_role("embed", "torch (sentence-transformers)", gpus[0], driver), _nvdec()]
 
 
 _ROLES = [("shots", "torch (TransNetV2)"), ("speech", "ctranslate2 + cuBLAS 12"),
@@ -95,12 +116,25 @@ def _installed(dist: str) -> bool:
         return False
 
 
-def _torch_role(role: str, library: str) -> RoleGpu:
-    import torch
+def build_cuda(build: str) -> tuple[int, int] | None:
+    """The CUDA version a torch build names (``2.9.0+cu128`` -> ``(12, 8)``); None when it names none."""
+    match = re.search(r"\+cu(\d+?)(\d)$", build)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
-    if torch.cuda.is_available():
-        return RoleGpu(role, library, True, f"torch {torch.__version__} sees {torch.cuda.get_device_name(0)}")
-    return RoleGpu(role, library, False, f"torch {torch.__version__} is a CPU build or sees no GPU")
+
+def _torch_role(role: str, library: str, gpu: str, driver: tuple[int, int] | None) -> RoleGpu:
+    """From torch's package metadata and NVML, without importing torch (~2 s of CPU): a CUDA
+    build whose CUDA major version the driver supports can use ``gpu``."""
+    build = torch_build()
+    local = build.partition("+")[2]
+    if build == "not installed" or (local and not local.startswith("cu")):
+        return RoleGpu(role, library, False, f"torch {build} is not a CUDA build")
+    cuda = build_cuda(build)
+    if cuda and driver and driver[0] < cuda[0]:
+        return RoleGpu(role, library, False, f"torch {build} needs CUDA {cuda[0]}.{cuda[1]}; the driver "
+                                             f"supports CUDA {driver[0]}.{driver[1]} (NVML): update the driver")
+    supports = f", driver supports CUDA {driver[0]}.{driver[1]}" if driver else ""
+    return RoleGpu(role, library, True, f"torch {build} (CUDA build) on {gpu}{supports}")
 
 
 def _speech() -> RoleGpu:

