@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -66,6 +67,7 @@ def connect(*, path: Path | None, url: str | None, api_key: str | None = None) -
         return QdrantClient(url=url, api_key=api_key, timeout=30)
     assert path is not None
     path.mkdir(parents=True, exist_ok=True)
+    _import_portalocker_without_redis()
     try:
         return QdrantClient(path=str(path))
     except RuntimeError as exc:
@@ -105,6 +107,21 @@ def moment_payload(record: ClipRecord, moment: Moment, filters: dict[str, Any]) 
 
 def _vec(array: Any) -> list[float]:
     return [float(x) for x in array]
+
+
+def _import_portalocker_without_redis() -> None:
+    """Embedded Qdrant locks its folder with portalocker, whose ``__init__`` imports redis (there
+    through prefect) for an optional ``RedisLock`` nothing here uses: 0.1-0.5 s of CPU per
+    command. Hiding redis while portalocker is first imported takes its documented no-redis
+    path (a stub ``RedisLock``); redis itself stays importable afterwards."""
+    if "portalocker" in sys.modules or "redis" in sys.modules:
+        return
+    sys.modules["redis"] = None  # type: ignore[assignment]  # `import redis` now raises ImportError
+    try:
+        import portalocker  # noqa: F401
+    finally:
+        if "redis" in sys.modules and sys.modules["redis"] is None:
+            del sys.modules["redis"]
 
 
 class Catalog:
