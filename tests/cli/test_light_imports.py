@@ -1,6 +1,7 @@
 """Commands that only read records answer at once: on an embedded catalog, ``list``, ``show``
 and ``runs`` must not import qdrant_client, ray, prefect or torch (issue #15; together
-~1-8 s of CPU). Checked on the modules a real run leaves loaded, not on a timing."""
+~1-8 s of CPU), nor ``doctor`` to report their versions. Checked on the modules a real run
+leaves loaded, not on a timing."""
 
 from __future__ import annotations
 
@@ -67,6 +68,14 @@ def test_list_show_and_runs_import_no_heavy_package(home: Path) -> None:
     runs, out = _run(["runs", "--json"], home)
     assert runs == {"code": 0, "heavy": []}
     assert [r["run_id"] for r in json.loads(out)] == ["20260101T000000Z-abc"]
+
+
+def test_doctor_reports_versions_without_importing_them(home: Path) -> None:
+    result, out = _run(["doctor", "--json"], home)
+    assert result["heavy"] == [], result
+    checks = {(c["group"], c["name"]): c for c in json.loads(out)}
+    for dist in ("ray", "prefect", "qdrant-client"):  # still checked: found, with its version
+        assert checks[("python", dist)]["ok"] and checks[("python", dist)]["detail"][0].isdigit()
 
 
 def test_the_harness_sees_a_heavy_import(home: Path) -> None:
