@@ -222,15 +222,15 @@ def list_clips(
     """List catalogued clips (newest first), optionally only those passing --where."""
     from rayflow.cli import render
 
-    if not (where or "").strip():  # records only: no qdrant_client import for an embedded catalog
+    if where and where.strip():
+        records = _browse_records(where, home, qdrant_url, limit)
+    else:  # records only: no qdrant_client import for an embedded catalog
         reader = _open_records(home, qdrant_url)
         try:
             records = sorted(reader.iter_records(), key=lambda r: (r.ingested_at is None, r.ingested_at),
                              reverse=True)[:limit]
         finally:
             reader.close()
-    else:
-        records = _browse_records(where, home, qdrant_url, limit)
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in records], indent=2) + "\n")
     else:
