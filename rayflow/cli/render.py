@@ -8,15 +8,17 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from rayflow.cli.facts_view import fact_rows, fps_text
-from rayflow.engine.doctor import Check
 from rayflow.record import ClipRecord, RunSummary
+
+if TYPE_CHECKING:  # importing doctor (engine.runtime: urllib, http) is for `doctor` alone
+    from rayflow.engine.doctor import Check
 
 STATUS_STYLE = {"ingested": "green", "duplicate": "cyan", "skipped": "yellow", "failed": "red"}
 
