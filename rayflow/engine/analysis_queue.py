@@ -239,9 +239,11 @@ class AnalysisQueue:
 
     def _crashed(self, ref: Any, call: AnalysisCall, exc: BaseException) -> AnalysisDone | None:
         reason = crash_reason(exc)
+        on_it = len(self.ledger.queues.get(call.index, []))
         running = self.ledger.crashed(call.index, ref)
         if call.index not in self.restarting:
-            log.warning("analyzer %d died (%s); waiting for its restart", call.index, reason)
+            log.warning("analyzer %d died (%s) with %d file(s) on it (one running, the rest queued); "
+                        "waiting for its restart", call.index, reason, on_it)
             self.restarting[call.index] = _Restart(time.monotonic(), reason)
             self.progress.set_note(RESTART_NOTE, "analyzer restarting")
         if running:

@@ -12,7 +12,9 @@ analyses wait loses those frames; the files are decoded again and still all inge
 from __future__ import annotations
 
 import json
+import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -25,31 +27,36 @@ from tests.faults.conftest import make_clips, start_cli, verified_home
 pytestmark = pytest.mark.slow
 
 CLIPS = 6
-KILLS = 2
-KILL_CLIPS = 10
-"""Enough files that the run is still analysing when the second kill is allowed (with 6, a fast
-run could end after the first kill's re-run: 1 kill, a flaky failure)."""
+KILL_CLIPS = 16
+"""The issue's "done when": 16 clips, the analyzer SIGKILLed twice, all ingested in that run."""
 LIGHT_MODELS = "[analysis]\nspeech = false\nscreen_text = false\nthumbnails = false\n[sample]\ncount = 60\n"
 """Shots and faces only: each kill costs a model reload, and what is tested is the actor's queue.
-60 frames per clip (faces ~60 ms each) keep each analysis a few seconds long even on an idle
-machine, so the kills land while files wait (with 12, an idle box finished before the second)."""
+60 sampled frames per clip (faces ~60 ms each) make an analysis (~2 s on 2 cores) slower than
+inspect, so files queue on the analyzer: 3-4 records were written when inspect was over, idle or
+loaded. The kills are timed by records and by inspect being over, not by the clock."""
 SLOW_ANALYSIS = "[analysis]\nspeech = false\nthumbnails = false\n"
 """On-screen text on (OCR, ~0.3 s a frame): analysis is then slower than inspect even on an idle
 machine, so files wait for the analyzer with their frames held by idle inspect workers."""
+POLL_S = 0.05
+SETTLED_S = 0.3
+"""The task workers must all be idle this long to count inspect as over (not between two tasks)."""
+SUSPECT = re.compile(r"(\S+) was being analysed when the analyzer died; it runs again alone")
+ON_IT = re.compile(r"analyzer \d+ died \(.*?\) with (\d+) file\(s\) on it")
 
 
 def _records(home: Path) -> int:
     return len(list((home / "output" / "records").glob("*.json")))
 
 
-def _analyzing(root: psutil.Process) -> psutil.Process | None:
-    """The analyzer actor's process while it runs an analysis (Ray names it by the method)."""
+def _analyzer(root: psutil.Process) -> psutil.Process | None:
+    """The analyzer actor's process once its models are loaded. Not told by the ".analyze" in
+    its title: Ray sets the title when any method starts and resets it when any ends, and the
+    driver asks the actor where it runs (``node``, on its own thread) after each file, so while
+    files queue the title reads "ray::AnalyzerActor" for all but a few ms of each analysis."""
     for proc in root.children(recursive=True):
-        try:
-            if proc.name().startswith("ray::AnalyzerActor.analyze"):
-                return proc
-        except psutil.NoSuchProcess:
-            continue
+        name = _name(proc)
+        if name.startswith("ray::AnalyzerActor") and "__init__" not in name:
+            return proc
     return None
 
 
@@ -75,6 +82,62 @@ def _task_workers(root: psutil.Process) -> list[psutil.Process]:
     return found
 
 
+class Timeline:
+    """What the test saw and did, with times: shown when an assertion fails."""
+
+    def __init__(self) -> None:
+        self.start, self.lines, self.last = time.monotonic(), list[str](), ""
+
+    def see(self, state: str) -> None:
+        if state != self.last:
+            self.note(state)
+            self.last = state
+
+    def note(self, line: str) -> None:
+        self.lines.append(f"{time.monotonic() - self.start:6.2f} {line}")
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _kill_analyzer_twice(run: subprocess.Popen[bytes], home: Path, timeline: Timeline) -> list[int]:
+    """SIGKILL the analyzer twice, each time while it analyses one file with others queued behind it.
+
+    The first kill waits for a record (the analyzer is loaded and working through its queue) and
+    for inspect to be over (every file left is queued on the analyzer, one running), with at least
+    4 files left. Ray retries the calls that were on the actor once, in order, so the first record
+    after the restart is normally the file that was running. The second kill waits for that record: the
+    file then running is another one, queued at the first kill, whose Ray retry is spent, so
+    this crash is the flow's to handle (the suspect alone, the rest requeued)."""
+    root = psutil.Process(run.pid)
+    kills: list[int] = []
+    rec_at_kill = 0
+    idle_since: float | None = None
+    deadline = time.monotonic() + 600
+    while run.poll() is None and time.monotonic() < deadline:  # watched to the end, for the timeline
+        rec, analyzer, workers = _records(home), _analyzer(root), _task_workers(root)
+        idle = bool(workers) and all(_name(p) == "ray::IDLE" for p in workers)
+        idle_since = (idle_since or time.monotonic()) if idle else None
+        timeline.see(f"records={rec} analyzer={analyzer.pid if analyzer else None} "
+                     f"workers={sorted(_name(p) for p in workers)}")
+        if not kills:
+            due = 1 <= rec <= KILL_CLIPS - 4 and idle_since is not None \
+                and time.monotonic() - idle_since >= SETTLED_S
+        else:
+            due = rec_at_kill + 1 <= rec <= KILL_CLIPS - 3
+        if due and len(kills) < 2 and analyzer is not None and analyzer.pid not in kills:
+            try:
+                analyzer.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                continue
+            kills.append(analyzer.pid)
+            rec_at_kill = rec
+            timeline.note(f"SIGKILL analyzer {analyzer.pid} at records={rec}")
+        time.sleep(POLL_S)
+    timeline.note(f"exit {run.poll()}")
+    return kills
+
+
 @pytest.mark.timeout(900)  # a model reload per kill, on 2 shared cores
 def test_sigkilled_analyzer_loses_no_file_of_its_queue(tmp_path: Path) -> None:
     folder = tmp_path / "clips"
@@ -84,34 +147,26 @@ def test_sigkilled_analyzer_loses_no_file_of_its_queue(tmp_path: Path) -> None:
     (home / "config.toml").write_text(LIGHT_MODELS)
     run = start_cli(["ingest", str(folder), "--home", str(home), "--skip", "proxy", "--skip", "embed",
                      "--json"], out=tmp_path / "run")
-    kills: list[int] = []
+    timeline = Timeline()
     try:
-        root = psutil.Process(run.pid)
-        deadline = time.monotonic() + 600
-        written_at_kill = -1
-        while run.poll() is None and len(kills) < KILLS and time.monotonic() < deadline:
-            # Kill while a file is being analysed, and only once the file re-run alone after the
-            # last kill got through (a record more): each kill then hits a different file.
-            victim = _analyzing(root) if _records(home) >= written_at_kill + 1 else None
-            if victim is not None:
-                try:
-                    victim.send_signal(signal.SIGKILL)
-                    kills.append(victim.pid)
-                    written_at_kill = _records(home)
-                except psutil.NoSuchProcess:
-                    pass
-            time.sleep(0.05)
+        kills = _kill_analyzer_twice(run, home, timeline)
         run.wait(timeout=600)
     finally:
         if run.poll() is None:
             run.kill()
+    (tmp_path / "timeline.txt").write_text(str(timeline))
     stderr = (tmp_path / "run.stderr").read_text(errors="replace")
-    assert len(kills) == KILLS, (kills, stderr[-2000:])
+    assert len(kills) == 2, f"{kills}\n{timeline}\n{stderr[-2000:]}"
     assert run.returncode == 0, stderr[-3000:]
     summary = RunSummary.model_validate(json.loads((tmp_path / "run.stdout").read_text()))
     failed = {Path(f.path).name: f.errors for f in summary.files if f.status != "ingested"}
     assert failed == {}, failed
     assert summary.counts["ingested"] == KILL_CLIPS
+    # The second kill reached the flow (Ray's one retry of those calls was spent on the first):
+    # one file was running and ran again alone, the others on the actor were requeued uncharged.
+    suspects = SUSPECT.findall(stderr)
+    on_it = [int(n) for n in ON_IT.findall(stderr)]
+    assert len(suspects) == 1 and on_it and on_it[0] >= 3, f"{suspects} {on_it}\n{timeline}\n{stderr[-3000:]}"
     report = verified_home(home)
     assert report.points == report.records == KILL_CLIPS
 
@@ -129,12 +184,13 @@ def test_killed_inspect_workers_holding_frames_fail_no_file(tmp_path: Path) -> N
     try:
         root = psutil.Process(run.pid)
         deadline = time.monotonic() + 400
-        # Once every inspect is done (all task workers idle) while files are being analysed, the
-        # files waiting on the analyzer have their frames owned by those idle workers: kill them.
+        # Once every inspect is done (all task workers idle) while the analyzer works through its
+        # queue (a record written, 3 files or more left), the files waiting on the analyzer have
+        # their frames owned by those idle workers: kill them.
         while run.poll() is None and not killed and time.monotonic() < deadline:
             workers = _task_workers(root)
-            if workers and all(_name(p) == "ray::IDLE" for p in workers) and _analyzing(root) is not None \
-                    and _records(home) < CLIPS - 2:
+            if workers and all(_name(p) == "ray::IDLE" for p in workers) and _analyzer(root) is not None \
+                    and 1 <= _records(home) < CLIPS - 2:
                 for proc in workers:
                     try:
                         proc.send_signal(signal.SIGKILL)
