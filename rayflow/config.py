@@ -119,7 +119,10 @@ class AnalysisSettings:
     cpu_fallback: bool = False
     """With an explicit GPU request on a cluster without GPUs, run on CPU instead of failing."""
     max_attempts: int = 2
-    """Tries per file when an analyzer actor dies (a native crash); then the file is failed."""
+    """Ray's runs of one analysis call when its actor dies (the retry runs on the restarted actor).
+    Past them the flow decides (``engine/analysis_queue.py``): the file that was running runs
+    again alone and fails if it crashes the actor once more; the files queued behind it are
+    sent again, uncharged."""
     speech: bool = True
     screen_text: bool = True
     shots: bool = True

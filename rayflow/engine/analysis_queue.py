@@ -190,8 +190,13 @@ class AnalysisQueue:
         self.dispatch()
 
     def dispatch(self) -> None:
-        """Send what may go now: a suspect alone once the pool is idle, else everything waiting."""
-        if self.alone is not None:
+        """Send what may go now: a suspect alone once the pool is idle, else everything waiting.
+
+        Nothing goes to an actor whose restart is not confirmed yet (an answered ping or call):
+        Ray fails a call sent to a restarting actor at once ("The actor is restarting") once its
+        retries are spent, which would charge a suspect, or requeue a bystander, for nothing.
+        While every actor is restarting, everything waits (for ``timeouts.actor_restart_s``)."""
+        if self.alone is not None or self._all_restarting():
             return
         if self.suspects:
             if not self.pending:
@@ -200,8 +205,13 @@ class AnalysisQueue:
         while self.waiting:
             self._send(self.waiting.pop(0))
 
+    def _all_restarting(self) -> bool:
+        actors = getattr(self.pool, "actors", None)
+        return actors is not None and len(self.restarting) >= len(actors)
+
     def _send(self, call: AnalysisCall) -> Any:
-        ref, index = self.pool.submit(call.key, call.record.clip_id, call.frames_ref, call.record)
+        ref, index = self.pool.submit(call.key, call.record.clip_id, call.frames_ref, call.record,
+                                      avoid=frozenset(self.restarting))
         call.index = index
         self.pending[ref] = call
         self.ledger.sent(index, ref)
@@ -286,8 +296,8 @@ class AnalysisQueue:
     def watch(self) -> list[AnalysisDone]:
         """Bounded waits: for a restarting actor, and for GPUs that left the cluster."""
         now = time.monotonic()
-        self.dispatch()
         failed = self._watch_restarts(now)
+        self.dispatch()  # after the watch: an actor confirmed back takes what waited for it
         if self.gpu_watch.need_gpus and self.pending and now - self.last_gpu_check >= WATCH_EVERY_S:
             self.last_gpu_check = now
             self.gpu_watch.update(ray.cluster_resources(), now)

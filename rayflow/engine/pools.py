@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,8 +262,11 @@ class AnalyzerPool:
         log.info("AnalyzerPool: %s%s", plan.reason, " (persistent across runs)" if persistent else "")
         return cls(actors, plan, {i: 0 for i in range(len(actors))}, persistent)
 
-    def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any) -> tuple[Any, int]:
-        index = min(self.in_flight, key=self.in_flight.__getitem__)
+    def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any, *,
+               avoid: Collection[int] = ()) -> tuple[Any, int]:
+        """Send one analysis to the least-loaded actor not in ``avoid`` (restarting ones)."""
+        candidates = [i for i in self.in_flight if i not in avoid] or list(self.in_flight)
+        index = min(candidates, key=self.in_flight.__getitem__)
         self.in_flight[index] += 1
         return self.actors[index].analyze.remote(path, clip_id, frames_ref, record), index
 

@@ -50,3 +50,24 @@ class HangyAnalyzer(CrashyAnalyzer):
             self.stuck = True
             return AnalyzeResult(Analysis(description=f"pid {os.getpid()}"), errors={"faces": str(exc)})
         raise AssertionError("a one-hour sleep returned")
+
+
+class NoComebackAnalyzer(CrashyAnalyzer):
+    """Like ``CrashyAnalyzer``, but once a ``crash*`` file killed it, its restart never ends
+    (``setup`` waits for an hour): an actor whose restart cannot complete (its node is gone,
+    its GPU never frees up)."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.marker = settings.output_dir / "crashed-once"
+
+    def setup(self, device: Any = None) -> None:
+        if self.marker.exists():
+            time.sleep(3600)
+        super().setup(device)
+
+    def process(self, item: ClipInput) -> AnalyzeResult:
+        if os.path.basename(item.path).startswith("crash"):
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.touch()
+        return super().process(item)
