@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -289,7 +290,8 @@ def main() -> int:
         "good_files": len(good), "good_ingested_in_faulted_run": good_ingested,
         "baseline": baseline, "faulted": faulted, "resume": resume, "recovered_by_resume": len(recovered),
         "verify": {"discrepancies": len(report.findings), "by_kind": report.counts(), "points": report.points,
-                   "records": report.records, "clip_dirs": report.clip_dirs, "temp_files": len(report.temp_files)},
+                   "records": report.records, "clip_dirs": report.clip_dirs, "temp_files": len(report.temp_files),
+                   "findings": [asdict(f) for f in report.findings]},
     }
     print(f"soak: {files} files ({hostile} hostile), {len(faulted['kills'])} worker kills "
           f"(mean every {args.kill_every:g} s), {os.cpu_count()} CPUs, steps: {result['steps']}")
@@ -314,6 +316,11 @@ def main() -> int:
     v = result["verify"]
     print(f"consistency: {v['discrepancies']} discrepancies {v['by_kind'] or ''}; {v['points']} points, "
           f"{v['records']} records, {v['clip_dirs']} clip folders, {v['temp_files']} temp files")
+    by_clip = {f.get("clip_id"): f for f in first.values()}
+    for finding in v["findings"]:
+        print(f"  {finding['kind']}: clip {finding['clip_id']}: {finding['detail']}")
+        if (seen := by_clip.get(finding["clip_id"])) is not None:  # what the faulted run said of it
+            print(f"    faulted run: {seen['status']} {json.dumps(seen['errors'])[:400]}")
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "soak.json").write_text(json.dumps(result, indent=2))
