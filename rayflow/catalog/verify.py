@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +56,10 @@ log = logging.getLogger(__name__)
 
 KNOWN_EXTRAS = frozenset({"proxy.json"})
 """Files a clip folder may hold that the record does not name (the proxy's reuse sidecar)."""
+PRUNABLE = re.compile(r"thumb_\d{2,}_\d+\.\d{3}s\.(jpg|webp)|best_\d+\.jpg|proxy\.mp4")
+"""Names of the outputs rayflow writes in a clip folder (thumbnails: ``stages/thumbnails.py``,
+best thumbnails: ``stages/select.py``, the proxy: ``stages/proxy.py``): what ``prune_outputs``
+may remove there when the record does not name it."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,35 @@ def _named_outputs(record: ClipRecord) -> list[tuple[str, int | None]]:
     if record.proxy is not None:
         named.append((record.proxy.path, record.proxy.size_bytes))
     return named
+
+
+def prune_outputs(record: ClipRecord, clip_dir: Path) -> list[Path]:
+    """Remove the outputs in ``clip_dir`` that ``record`` does not name; the paths removed.
+
+    A worker killed after it put an output in place and before its task returned leaves a
+    complete file the record never hears of: a proxy renamed into place, then the task lost
+    twice with its worker, gives a record "proxy failed" beside a ``proxy.mp4``. Called when
+    the record is written (by the catalog writer, after the point), so the folder holds what
+    the record says and nothing else (``stray_output``). Only rayflow's own output names
+    (``PRUNABLE``) are touched; ``proxy.json`` goes with an unnamed proxy."""
+    named = {Path(raw).name for raw, _ in _named_outputs(record)}
+    removed: list[Path] = []
+    try:
+        items = sorted(clip_dir.iterdir())
+    except OSError:  # no folder (nothing was written for this clip), or not readable
+        return removed
+    for item in items:
+        drop = PRUNABLE.fullmatch(item.name) is not None and item.name not in named
+        if item.name == "proxy.json" and "proxy.mp4" not in named:
+            drop = True
+        if drop:
+            try:
+                item.unlink()
+                removed.append(item)
+            except OSError as exc:
+                log.warning("could not remove %s, which the record of clip %s does not name: %s",
+                            item, record.clip_id, exc)
+    return removed
 
 
 def _check_outputs(record: ClipRecord, clip_dir: Path, report: Report, *, deep: bool) -> set[str]:

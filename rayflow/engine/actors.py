@@ -17,6 +17,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rayflow.catalog.store import Catalog, atomic_write_bytes, write_sidecar
+from rayflow.catalog.verify import prune_outputs
 from rayflow.media.tempfiles import sweep_temp_files
 from rayflow.record import ClipRecord
 
@@ -58,9 +59,8 @@ class CatalogWriter:
                 target = self.records_dir / f"{record.clip_id}.json"
                 previous.append((target, target.read_bytes() if target.is_file() else None))
                 write_sidecar(record, self.records_dir)
-            if vectors is None:
-                return self.catalog.upsert(records)
-            return self.catalog.upsert(records, vectors=vectors)
+            written = self.catalog.upsert(records) if vectors is None \
+                else self.catalog.upsert(records, vectors=vectors)
         except Exception:
             for target, old in previous:
                 try:
@@ -71,6 +71,16 @@ class CatalogWriter:
                 except OSError:
                     log.exception("could not roll back %s", target)
             raise
+        # The record is the truth of its clip folder: outputs it does not name (left by a
+        # worker killed after writing them) go. After the point: a write that failed and was
+        # rolled back keeps the older record's files. A writer killed before this is sent the
+        # same records again (``await_write``), so the pruning is not skipped.
+        clips = self.records_dir.parent / "clips"
+        for record in records:
+            if removed := prune_outputs(record, clips / record.clip_id):
+                log.warning("clip %s: removed %s, which its record does not name (left by an interrupted attempt)",
+                            record.clip_id, ", ".join(p.name for p in removed))
+        return written
 
     def check_model(self, text_model: str, text_dim: int) -> None:
         """Fail before the first file when the catalog was built with another text model."""
