@@ -17,6 +17,7 @@ writes benchmarks/results/soak.json and soak.png.
     .venv/bin/python benchmarks/soak.py                 # 500 files, 5 % hostile, a kill every ~8 s
     .venv/bin/python benchmarks/soak.py --quick         # 60 files, for a quick look
     .venv/bin/python benchmarks/soak.py --files 200 --hostile-pct 10 --kill-every 2
+    .venv/bin/python benchmarks/soak.py --files 16 --kill-every 30 --no-baseline  # baseline: another soak's
 
 Steps: every default step, ``analyze`` and ``embed`` included (their actors are what a kill
 hurts most: the queued files). ``--fast`` skips those two, for a look at the per-file tasks
@@ -219,7 +220,8 @@ def chart(result: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    runs = [("no faults", result["baseline"]), ("with kills", result["faulted"]), ("resume", result["resume"])]
+    runs = [(label, result[key]) for label, key in (("no faults", "baseline"), ("with kills", "faulted"),
+                                                    ("resume", "resume")) if result[key] is not None]
     ax = axes[0]
     for i, (_label, run) in enumerate(runs):
         bottom = 0
@@ -260,6 +262,8 @@ def main() -> int:
     ap.add_argument("--fast", action="store_true", help="skip analyze and embed (not the reported run)")
     ap.add_argument("--all-steps", action="store_true", help="every default step (the default; kept for old commands)")
     ap.add_argument("--no-save", action="store_true", help="print only; keep benchmarks/results as they are")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the run without faults (another soak of the same corpus and steps has it)")
     args = ap.parse_args()
     files = 60 if args.quick else args.files
     corpus = make_corpus(files, args.hostile_pct, args.seed)
@@ -267,8 +271,10 @@ def main() -> int:
     steps = ["--skip", "analyze", "--skip", "embed"] if args.fast and not args.all_steps else []
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         # The same corpus without faults, on a fresh home: what the kills cost.
-        baseline = run_ingest(corpus, Path(tmp) / "baseline", steps, kill_every=0, seed=args.seed)
-        baseline.pop("summary_files")
+        baseline = None
+        if not args.no_baseline:
+            baseline = run_ingest(corpus, Path(tmp) / "baseline", steps, kill_every=0, seed=args.seed)
+            baseline.pop("summary_files")
         home = Path(tmp) / "home"
         faulted = run_ingest(corpus, home, steps, kill_every=args.kill_every, seed=args.seed)
         resume = run_ingest(corpus, home, steps, kill_every=0, seed=args.seed)
@@ -300,6 +306,8 @@ def main() -> int:
     print(f"{'run':<12}{'wall s':>8}{'flow s':>8}{'files/s':>9}{'ingested':>10}{'duplicate':>10}{'failed':>8}"
           f"{'peak RSS MiB':>14}")
     for label, run in (("no faults", baseline), ("with kills", faulted), ("resume", resume)):
+        if run is None:
+            continue
         c = run["counts"]
         print(f"{label:<12}{run['wall_s']:>8}{run['flow_s']:>8}{run['files_per_s']:>9}{c['ingested']:>10}"
               f"{c['duplicate']:>10}{c['failed']:>8}{run['peak_rss_total_mb']:>14}")
