@@ -56,10 +56,12 @@ log = logging.getLogger(__name__)
 
 KNOWN_EXTRAS = frozenset({"proxy.json"})
 """Files a clip folder may hold that the record does not name (the proxy's reuse sidecar)."""
-PRUNABLE = re.compile(r"thumb_\d{2,}_\d+\.\d{3}s\.(jpg|webp)|best_\d+\.jpg|proxy\.mp4")
-"""Names of the outputs rayflow writes in a clip folder (thumbnails: ``stages/thumbnails.py``,
-best thumbnails: ``stages/select.py``, the proxy: ``stages/proxy.py``): what ``prune_outputs``
-may remove there when the record does not name it."""
+PRUNABLE = {"proxy": re.compile(r"proxy\.(mp4|json)"),
+            "thumbnails": re.compile(r"thumb_\d{2,}_\d+\.\d{3}s\.(jpg|webp)"),
+            "analyze": re.compile(r"best_\d+\.jpg")}
+"""Per stage (as keyed in ``ClipRecord.errors``), the names of the outputs it writes in a clip
+folder (``stages/proxy.py``, ``stages/thumbnails.py``, ``stages/select.py``): what
+``prune_outputs`` removes when that stage failed and the record does not name the file."""
 
 
 @dataclass(frozen=True)
@@ -138,31 +140,33 @@ def _named_outputs(record: ClipRecord) -> list[tuple[str, int | None]]:
 
 
 def prune_outputs(record: ClipRecord, clip_dir: Path) -> list[Path]:
-    """Remove the outputs in ``clip_dir`` that ``record`` does not name; the paths removed.
+    """Remove the outputs in ``clip_dir`` of the stages that failed in ``record`` and that
+    ``record`` does not name; the paths removed.
 
     A worker killed after it put an output in place and before its task returned leaves a
     complete file the record never hears of: a proxy renamed into place, then the task lost
-    twice with its worker, gives a record "proxy failed" beside a ``proxy.mp4``. Called when
-    the record is written (by the catalog writer, after the point), so the folder holds what
-    the record says and nothing else (``stray_output``). Only rayflow's own output names
-    (``PRUNABLE``) are touched; ``proxy.json`` goes with an unnamed proxy."""
+    twice with its worker, gives a record "proxy failed" beside a ``proxy.mp4`` (``stray_output``)
+    that no later run looks at (the file is ingested). Called when the record is written (by
+    the catalog writer, after the point). Only a failed stage's own output names (``PRUNABLE``)
+    are touched: a re-run that skipped a step keeps what that step made before."""
+    patterns = [pattern for stage, pattern in PRUNABLE.items() if stage in record.errors]
     named = {Path(raw).name for raw, _ in _named_outputs(record)}
     removed: list[Path] = []
+    if not patterns:
+        return removed
     try:
         items = sorted(clip_dir.iterdir())
     except OSError:  # no folder (nothing was written for this clip), or not readable
         return removed
     for item in items:
-        drop = PRUNABLE.fullmatch(item.name) is not None and item.name not in named
-        if item.name == "proxy.json" and "proxy.mp4" not in named:
-            drop = True
-        if drop:
-            try:
-                item.unlink()
-                removed.append(item)
-            except OSError as exc:
-                log.warning("could not remove %s, which the record of clip %s does not name: %s",
-                            item, record.clip_id, exc)
+        if item.name in named or not any(p.fullmatch(item.name) for p in patterns):
+            continue
+        try:
+            item.unlink()
+            removed.append(item)
+        except OSError as exc:
+            log.warning("could not remove %s, which the record of clip %s does not name: %s",
+                        item, record.clip_id, exc)
     return removed
 
 

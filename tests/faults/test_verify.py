@@ -115,26 +115,29 @@ def test_the_writer_sweeps_temp_files_of_a_killed_run(tmp_path: Path) -> None:
 def test_the_writer_removes_outputs_its_record_does_not_name(tmp_path: Path) -> None:
     """A proxy put in place by a worker killed before its task returned, the task then lost
     twice: the record says the proxy failed and must not leave a stray ``proxy.mp4`` (the
-    soak's one ``stray_output`` with kills every 3 s); the resume skips the ingested file."""
+    soak's ``stray_output`` with kills every 3 s); the resume skips the ingested file."""
     from rayflow.stages.proxy import PROXY_NAME, SIDECAR_NAME
     from rayflow.stages.thumbnails import thumbnail_name
 
     output = tmp_path / "output"
     rec = _record(1, output / "clips")
     folder = output / "clips" / rec.clip_id
-    left = [folder / PROXY_NAME, folder / SIDECAR_NAME, folder / "best_0.jpg",
-            folder / thumbnail_name(1, 0.9, "jpeg")]  # written names, from the writers' own code
-    for path in left:
+    # Names from the writers' own code; the stages that wrote them failed in this record.
+    left = [folder / PROXY_NAME, folder / SIDECAR_NAME, folder / thumbnail_name(1, 0.9, "jpeg")]
+    for path in [*left, folder / "best_0.jpg"]:
         path.write_bytes(b"complete, but never recorded")
     (folder / "notes.txt").write_text("not one of ours")
     rec.errors["proxy"] = "worker crashed or was lost (native crash in a tool or library, or killed)"
+    rec.errors["thumbnails"] = "OSError: [Errno 28] No space left on device"
     writer = CatalogWriter(str(tmp_path / "catalog"), None, None, str(output / "records"))
     try:
         writer.write([rec])
         assert [p.name for p in left if p.exists()] == []
-        assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "thumb_00_0.500s.jpg"]
+        # Kept: the named thumbnail, the output of a stage that did not fail here (a re-run that
+        # skipped analyze keeps what it made before), and what is not ours; verify still flags those two.
+        assert sorted(p.name for p in folder.iterdir()) == ["best_0.jpg", "notes.txt", "thumb_00_0.500s.jpg"]
         report = verify(writer.catalog, output, deep=True)
-        assert [f.detail for f in report.findings] == [str(folder / "notes.txt")]  # not ours: kept, flagged
+        assert sorted(f.detail for f in report.findings) == [str(folder / "best_0.jpg"), str(folder / "notes.txt")]
     finally:
         writer.close()
 
@@ -144,9 +147,10 @@ def test_a_failed_write_keeps_the_outputs_of_the_record_rolled_back_to(tmp_path:
     rec = _record(1, output / "clips")
     proxy = output / "clips" / rec.clip_id / "proxy.mp4"
     proxy.write_bytes(b"the proxy the stored record names")
+    rec.errors["proxy"] = "worker crashed or was lost"
     writer = CatalogWriter(str(tmp_path / "catalog"), None, None, str(output / "records"))
     try:
-        writer.write([rec])  # no proxy named: pruned...
+        writer.write([rec])  # the proxy failed and none is named: pruned...
         assert not proxy.exists()
         proxy.write_bytes(b"a new proxy")
         without = rec.model_copy(update={"run_id": "run-2"})
