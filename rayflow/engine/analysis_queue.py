@@ -84,6 +84,8 @@ class AnalysisCall:
     """Times it was sent back uncharged (a bystander of another file's crash)."""
     redecodes: int = 0
     """Times its frames were lost (with the worker owning them) and decoded again."""
+    sent_at: float = 0.0
+    """When it was last sent (``time.monotonic``)."""
 
 
 @dataclass
@@ -212,7 +214,7 @@ class AnalysisQueue:
     def _send(self, call: AnalysisCall) -> Any:
         ref, index = self.pool.submit(call.key, call.record.clip_id, call.frames_ref, call.record,
                                       avoid=frozenset(self.restarting))
-        call.index = index
+        call.index, call.sent_at = index, time.monotonic()
         self.pending[ref] = call
         self.ledger.sent(index, ref)
         return ref
@@ -240,7 +242,7 @@ class AnalysisQueue:
                 else AnalysisDone(call.key, None, f"analysis failed: {describe(exc)}")
         else:
             self.ledger.finished(call.index, ref)
-            self._restarted(call.index)
+            self._restarted(call.index, sent_at=call.sent_at)
             done = AnalysisDone(call.key, result, None, self._where(call.index))
         if ref == self.alone:
             self.alone = None
@@ -284,8 +286,14 @@ class AnalysisQueue:
         self.decoding[decode_again.options(**REDECODE_OPTIONS).remote(call.key, self.settings)] = call
         return None
 
-    def _restarted(self, index: int) -> None:
-        if self.restarting.pop(index, None) is not None and not self.restarting:
+    def _restarted(self, index: int, *, sent_at: float | None = None) -> None:
+        """Actor ``index`` answered: its restart is over. An answer to a call sent before it
+        died (collected after its crash was seen) proves nothing and is ignored."""
+        restart = self.restarting.get(index)
+        if restart is None or (sent_at is not None and sent_at < restart.since):
+            return
+        del self.restarting[index]
+        if not self.restarting:
             self.progress.set_note(RESTART_NOTE, None)
 
     def _where(self, index: int) -> Any | None:
