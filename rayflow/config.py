@@ -173,6 +173,13 @@ class Timeouts:
     actor_restart_s: float = 300.0
     """How long analyses queued on a crashed model actor wait for its restart (a model load:
     seconds on CPU, longer for big GPU models) before they are failed with that reason."""
+    gpu_wait_s: float = 600.0
+    """On a cluster: how long an analyzer may wait to be placed (GPUs held by other work, or a
+    GPU node the autoscaler is launching) before the analyses queued on it are failed with
+    the cluster's free and total GPUs, or moved to analyzers that are running."""
+    analyzer_idle_s: float = 120.0
+    """Analyzers added while work waited (the pool grows as GPU nodes join) are released after
+    this long without work; the pool never shrinks below its size at the start."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,11 @@ culprit and fails with the reason (signal, or memory as Ray reports it).
 A restarting actor is waited for with a bound (``timeouts.actor_restart_s``; the
 live display says "analyzer restarting"), then what waits on it fails with that
 reason. The GPU watch fails analyses queued to GPU actors whose GPUs left the
-cluster. ``CrashLedger`` holds the who-was-running bookkeeping and needs no Ray.
+cluster; the placement watch those queued on an analyzer Ray has not placed within
+``timeouts.gpu_wait_s`` (no GPU free: held by other work), naming the free and total GPUs
+and who holds them, or moves them to analyzers that are running. Every ``WATCH_EVERY_S``
+the pool is resized to the backlog (``AnalyzerPool.adjust``). ``CrashLedger`` holds the
+who-was-running bookkeeping and needs no Ray.
 
 Lost frames are not the file's fault either: the inspect task ``ray.put`` the decoded
 frames, so the inspect worker owns them, and when that worker dies (killed, OOM) every
@@ -34,6 +38,7 @@ from typing import Any
 import ray
 
 from rayflow.config import Settings
+from rayflow.engine.fleet_rules import PlacementWatch
 from rayflow.engine.outcomes import describe
 from rayflow.engine.pools import GpuWatch
 from rayflow.engine.progress import Progress
@@ -173,6 +178,7 @@ class AnalysisQueue:
         """Calls whose lost frames are being decoded again, by the decode's result ref."""
         plan = getattr(pool, "plan", None)
         self.gpu_watch = GpuWatch(plan.num_gpus if plan is not None else 0.0)
+        self.placement = PlacementWatch(settings.timeouts.gpu_wait_s)
         self.last_gpu_check = time.monotonic()
 
     def busy(self) -> bool:
@@ -243,6 +249,8 @@ class AnalysisQueue:
         else:
             self.ledger.finished(call.index, ref)
             self._restarted(call.index, sent_at=call.sent_at)
+            if hasattr(self.pool, "answered"):
+                self.pool.answered.add(call.index)  # placed: it served a file
             done = AnalysisDone(call.key, result, None, self._where(call.index))
         if ref == self.alone:
             self.alone = None
@@ -306,14 +314,61 @@ class AnalysisQueue:
         now = time.monotonic()
         failed = self._watch_restarts(now)
         self.dispatch()  # after the watch: an actor confirmed back takes what waited for it
-        if self.gpu_watch.need_gpus and self.pending and now - self.last_gpu_check >= WATCH_EVERY_S:
-            self.last_gpu_check = now
+        if now - self.last_gpu_check < WATCH_EVERY_S:
+            return failed + self._watch_placement(now)
+        self.last_gpu_check = now
+        if hasattr(self.pool, "adjust"):
+            self.pool.adjust(len(self.pending) + len(self.waiting) + len(self.suspects), now)
+        if self.gpu_watch.need_gpus and self.pending:
             self.gpu_watch.update(ray.cluster_resources(), now)
             if self.gpu_watch.stranded(now, self.settings.timeouts.lost_resource_s):
                 failed += self._fail_all(
                     f"no GPU left in the cluster for {self.settings.timeouts.lost_resource_s:g} s (the analyzers "
                     f"need {self.gpu_watch.need_gpus:g} GPU each; was their node lost?)")
-        return failed
+        return failed + self._watch_placement(now)
+
+    def _watch_placement(self, now: float) -> list[AnalysisDone]:
+        """Analyses queued on an analyzer Ray has not placed for ``timeouts.gpu_wait_s``: moved
+        to the analyzers that run, or, when none runs, failed with what holds the GPUs."""
+        unplaced = self.pool.unplaced() if hasattr(self.pool, "unplaced") else []
+        self.placement.update([i for i in unplaced if self.pool.in_flight.get(i)], now)
+        stuck = self.placement.stuck(now)
+        if not stuck:
+            return []
+        reason = self._stuck_reason(len(stuck))
+        if set(stuck) >= set(self.pool.live()):
+            self.placement.since.clear()
+            log.error("%s", reason)
+            return self._fail_all(reason)
+        for index in stuck:  # others run: their queue takes these analyses (never run: uncharged)
+            for ref, call in list(self.pending.items()):
+                if call.index == index:
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref)
+                    del self.pending[ref]
+                    self.ledger.finished(index, ref)
+                    self.alone = None if ref == self.alone else self.alone
+                    self.waiting.append(call)
+            self.pool.release(index, why=reason)
+            self.placement.since.pop(index, None)
+        log.warning("%s; their analyses moved to the analyzers that run", reason)
+        self.dispatch()
+        return []
+
+    def _stuck_reason(self, count: int) -> str:
+        plan = self.pool.plan
+        bound = self.settings.timeouts.gpu_wait_s
+        total = float(ray.cluster_resources().get("GPU", 0))
+        free = float(ray.available_resources().get("GPU", 0))
+        need = f"{plan.num_gpus:g} GPU" if plan.num_gpus else f"{plan.num_cpus:g} CPU"
+        reason = (f"{count} analyzer(s) not placed by Ray after waiting {bound:g} s: each needs {need}, and the "
+                  f"cluster has {free:g} of {total:g} GPU(s) free")
+        held = self.pool.in_use_elsewhere() if hasattr(self.pool, "in_use_elsewhere") else {}
+        if held:
+            runs = sorted({run for runs in held.values() for run in runs})
+            reason += (f"; {len(held)} persistent rayflow analyzer(s) built with other settings hold GPUs, in "
+                       f"use by {', '.join(runs)} (retired once that run ends)")
+        return reason + "; or lower --gpus-per-worker / --ai-workers"
 
     def _watch_restarts(self, now: float) -> list[AnalysisDone]:
         """Ping each restarting actor (its ``node`` method answers on its own thread); past

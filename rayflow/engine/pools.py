@@ -20,6 +20,14 @@ import ray
 
 from rayflow import __version__
 from rayflow.config import AnalysisSettings, EmbedSettings, Timeouts
+from rayflow.engine.fleet_rules import (
+    NAMESPACE,
+    analyzer_name,
+    autoscale_bundles,
+    backlog,
+    grow_by,
+    idle_to_release,
+)
 from rayflow.stages.base import ClipInput, Resources
 
 ANALYZE_STAGE = "rayflow.stages.analyze:AnalyzeStage"
@@ -115,11 +123,13 @@ class AnalyzerActor:
     On a cluster it reads and writes through this node's view of the shared paths
     (``Settings.shared_prefix``) and hands back the driver's paths."""
 
-    def __init__(self, settings: Any, holder: str = ANALYZE_STAGE) -> None:
+    def __init__(self, settings: Any, holder: str = ANALYZE_STAGE, board: Any = None, name: str = "") -> None:
         import importlib
 
         from rayflow.engine.placement import PathMap
 
+        if board is not None:  # a persistent analyzer: its process started (placed), models load next
+            board.mark_placed.remote(name)
         self.paths = PathMap(tuple(getattr(settings, "shared_prefix", ())))
         module, _, name = holder.partition(":")
         self.settings = self.paths.settings_on_node(settings)
@@ -223,18 +233,43 @@ _REMOTE_ANALYZER = ray.remote(concurrency_groups={"info": 1})(AnalyzerActor)  # 
 
 @dataclass
 class AnalyzerPool:
-    """Round-robin dispatch over warm analyzer actors, least-loaded first."""
+    """Least-loaded dispatch over warm analyzer actors, sized to the cluster as it changes.
+
+    While analyses wait behind busy analyzers, the pool adds analyzers as GPUs become free
+    (nodes joined) up to what the plan allows there, and asks the autoscaler for the GPU
+    bundles the backlog needs; analyzers it added are released after
+    ``timeouts.analyzer_idle_s`` without work (never below the size it started with).
+    Actor indexes are stable: a released or retired actor leaves ``in_flight``, the live set."""
 
     actors: list[Any]
     plan: PoolPlan
     in_flight: dict[int, int] = field(default_factory=dict)
     persistent: bool = False
     """Detached actors on a long-lived cluster: kept warm across runs, not killed at the end."""
+    settings: Any = None
+    holder: str = ANALYZE_STAGE
+    options: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    """The persistent actors' settings key (their names: ``fleet_rules.analyzer_name``)."""
+    leases: Any = None
+    """``analyzer_leases.Leases`` of a persistent pool (None otherwise)."""
+    keep: int = 0
+    """The size at the start: the pool never shrinks below it."""
+    idle_since: dict[int, float | None] = field(default_factory=dict)
+    answered: set[int] = field(default_factory=set)
+    """Actors known to be placed: they answered a call."""
+    requested: int = 0
+    """GPU bundles asked of the autoscaler now (0 = no request standing)."""
+    events: list[str] = field(default_factory=list)
+    """What changed the pool during the run (grew, released, retired), for the summary."""
 
     @classmethod
     def start(cls, settings: Any, *, holder: str = ANALYZE_STAGE) -> AnalyzerPool:
         """Start the actors; ``holder`` ("module:Class") is the warm stage they host, and its
-        ``resources`` (as built from ``settings``) are what each actor asks Ray for."""
+        ``resources`` (as built from ``settings``) are what each actor asks Ray for. On a
+        long-lived cluster (``--address``) they are detached and named after what they were
+        built with (reused by the next run with the same settings); persistent analyzers built
+        with other settings, and not in use by another run, are killed first."""
         plan = plan_analyzers(settings.analysis, ray.cluster_resources(), _declared(settings, holder),
                               reserve_gpu=_embed_share(settings))
         options: dict[str, Any] = {
@@ -246,21 +281,48 @@ class AnalyzerPool:
         }
         if plan.num_gpus:
             options["num_gpus"] = plan.num_gpus
-        persistent = bool(settings.address)
-        actors = []
-        for i in range(plan.workers):
-            opts = dict(options)
-            if persistent:
-                # On a long-lived cluster the actors outlive the run, so the next ingest finds
-                # its models already loaded. The name carries what the actor was built with
-                # (analysis settings, output dir, shared prefixes, version): a change gets fresh actors.
-                built_with = (settings.analysis, str(settings.output_dir), settings.shared_prefix, holder, __version__)
-                key = hashlib.blake2s(repr(built_with).encode(), digest_size=4).hexdigest()
-                opts.update(name=f"rayflow-analyzer-{key}-{i}", namespace="rayflow", lifetime="detached",
-                            get_if_exists=True)
-            actors.append(_REMOTE_ANALYZER.options(**opts).remote(settings, holder))
-        log.info("AnalyzerPool: %s%s", plan.reason, " (persistent across runs)" if persistent else "")
-        return cls(actors, plan, {i: 0 for i in range(len(actors))}, persistent)
+        pool = cls([], plan, persistent=bool(settings.address), settings=settings, holder=holder,
+                   options=options, keep=plan.workers)
+        retired = ""
+        if pool.persistent:
+            from rayflow.engine.analyzer_leases import Leases
+
+            # The name carries what the actor was built with (analysis settings, output dir,
+            # shared prefixes, version): a change gets fresh actors, and the old ones go.
+            built_with = (settings.analysis, str(settings.output_dir), settings.shared_prefix, holder, __version__)
+            pool.key = hashlib.blake2s(repr(built_with).encode(), digest_size=4).hexdigest()
+            pool.leases = Leases()
+            pool.leases.take([analyzer_name(pool.key, i) for i in range(plan.workers)])
+            gone = pool.leases.retire_unused(pool.key, plan.workers)
+            if gone.kill:
+                retired = f"; retired {len(gone.kill)} idle persistent analyzer(s) built with other settings"
+            if gone.in_use:
+                retired += (f"; {len(gone.in_use)} analyzer(s) with other settings left running, in use by "
+                            + ", ".join(sorted({h for hs in gone.in_use.values() for h in hs})))
+        for _ in range(plan.workers):
+            pool._add()
+        if retired:
+            pool.events.append(retired[2:])
+        log.info("AnalyzerPool: %s%s%s", plan.reason, " (persistent across runs)" if pool.persistent else "", retired)
+        return pool
+
+    def _add(self) -> int:
+        index = len(self.actors)
+        opts = dict(self.options)
+        args: tuple[Any, ...] = (self.settings, self.holder)
+        if self.persistent:
+            name = analyzer_name(self.key, index)
+            if index >= self.keep:
+                self.leases.take([name])
+            opts.update(name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True)
+            args = (*args, self.leases.board, name)
+        self.actors.append(_REMOTE_ANALYZER.options(**opts).remote(*args))
+        self.in_flight[index] = 0
+        self.idle_since[index] = time.monotonic()
+        return index
+
+    def live(self) -> list[int]:
+        return sorted(self.in_flight)
 
     def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any, *,
                avoid: Collection[int] = ()) -> tuple[Any, int]:
@@ -268,15 +330,106 @@ class AnalyzerPool:
         candidates = [i for i in self.in_flight if i not in avoid] or list(self.in_flight)
         index = min(candidates, key=self.in_flight.__getitem__)
         self.in_flight[index] += 1
+        self.idle_since[index] = None
         return self.actors[index].analyze.remote(path, clip_id, frames_ref, record), index
 
-    def done(self, index: int) -> None:
+    def done(self, index: int, *, answered: bool = False) -> None:
+        if index not in self.in_flight:
+            return  # released or retired meanwhile
         self.in_flight[index] = max(0, self.in_flight[index] - 1)
+        if answered:
+            self.answered.add(index)
+        if not self.in_flight[index]:
+            self.idle_since[index] = time.monotonic()
+
+    def unplaced(self) -> list[int]:
+        """Live actors whose process has not started (Ray has not placed them: e.g. no GPU free).
+        Known only for persistent pools (their start is reported to the lease board)."""
+        if self.leases is None:
+            return []
+        waiting = [i for i in self.live() if i not in self.answered]
+        if not waiting:
+            return []
+        placed = self.leases.placed([analyzer_name(self.key, i) for i in waiting])
+        self.answered |= {i for i in waiting if analyzer_name(self.key, i) in placed}
+        return [i for i in waiting if i not in self.answered]
+
+    def in_use_elsewhere(self) -> dict[str, list[str]]:
+        """Persistent analyzers built with other settings that another run holds (name -> runs)."""
+        if self.leases is None:
+            return {}
+        try:
+            return self.leases.others_in_use(self.key)
+        except ray.exceptions.RayError:
+            return {}
+
+    def adjust(self, queued: int, now: float) -> None:
+        """Grow while ``queued`` analyses (sent and not finished, plus waiting) outnumber the
+        live actors, ask the autoscaler for the GPU bundles that backlog needs (withdrawn when
+        it is gone), and release added actors idle for ``timeouts.analyzer_idle_s``."""
+        live = self.live()
+        waiting = backlog(queued, len(live))
+        auto = self.settings is not None and not self.settings.analysis.workers and self.plan.num_gpus > 0
+        if waiting and auto:
+            added = grow_by(current=len(live), fit=self._fit(), waiting=waiting,
+                            free_gpus=float(ray.available_resources().get("GPU", 0)), per_gpu=self.plan.num_gpus)
+            for _ in range(added):
+                self._add()
+            if added:
+                self.events.append(f"grew to {len(self.live())} analyzer(s) as GPUs joined")
+                log.info("AnalyzerPool: %s", self.events[-1])
+        if auto:
+            self._ask_autoscaler(autoscale_bundles(current=len(self.live()), waiting=backlog(queued, len(self.live())),
+                                                   per_gpu=self.plan.num_gpus, cpus=self.plan.num_cpus))
+        idle_s = self.settings.timeouts.analyzer_idle_s if self.settings is not None else 120.0
+        for index in idle_to_release(self.idle_since, keep=self.keep, now=now, idle_s=idle_s):
+            if self.release(index, why=f"idle {idle_s:g} s"):
+                self.events.append(f"released analyzer {index} (idle {idle_s:g} s)")
+
+    def _fit(self) -> int:
+        """Analyzers the plan allows on the cluster as it is now (0 when it allows none)."""
+        try:
+            now = plan_analyzers(self.settings.analysis, ray.cluster_resources(),
+                                 _declared(self.settings, self.holder), reserve_gpu=_embed_share(self.settings))
+        except (NoGpuError, ValueError):
+            return 0
+        return now.workers if now.num_gpus == self.plan.num_gpus else 0
+
+    def _ask_autoscaler(self, bundles: list[dict[str, float]]) -> None:
+        if len(bundles) == self.requested:
+            return
+        from ray.autoscaler.sdk import request_resources
+
+        try:
+            request_resources(bundles=bundles)
+        except Exception as exc:  # noqa: BLE001 - a hint to the autoscaler; the run goes on without it
+            log.warning("could not ask the autoscaler for %d GPU bundle(s): %s", len(bundles), exc)
+            return
+        self.requested = len(bundles)
+        if bundles:
+            log.info("AnalyzerPool: asked the autoscaler for %d bundle(s) of %s", len(bundles), bundles[0])
+
+    def release(self, index: int, *, why: str) -> bool:
+        """Kill live actor ``index`` (idle, or never placed); False when another run holds it."""
+        if index not in self.in_flight:
+            return False
+        if self.persistent:
+            name = analyzer_name(self.key, index)
+            if self.leases.holders([name]).get(name):
+                return False  # a same-settings run beside this one uses it
+            self.leases.release([name])
+            self.leases.kill([name])
+        else:
+            ray.kill(self.actors[index], no_restart=True)
+        del self.in_flight[index]
+        self.idle_since.pop(index, None)
+        log.info("AnalyzerPool: released analyzer %d (%s)", index, why)
+        return True
 
     def stats(self, timeout_s: float = 30.0) -> list[dict[str, Any]]:
-        """Each reachable actor's counters; an actor that does not answer in ``timeout_s`` (its
-        node was lost and its restart waits for a GPU) is left out rather than waited for."""
-        refs = [a.stats.remote() for a in self.actors]
+        """Each reachable live actor's counters; an actor that does not answer in ``timeout_s``
+        (its node was lost and its restart waits for a GPU) is left out rather than waited for."""
+        refs = [self.actors[i].stats.remote() for i in self.live()]
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         answers = []
         for ref in ready:
@@ -294,10 +447,19 @@ class AnalyzerPool:
             return None
 
     def stop(self) -> None:
-        if self.persistent:
-            return  # warm for the next run; `ray stop` or ray.kill by name ends them
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+        """End of the run: withdraw the autoscaler request; a persistent pool keeps its first
+        ``keep`` actors warm for the next run (``ray stop``, or a run with other settings, ends
+        them), releases the ones it added and drops its leases; otherwise all are killed."""
+        if self.requested:
+            self._ask_autoscaler([])
+        if not self.persistent:
+            for index in self.live():
+                ray.kill(self.actors[index], no_restart=True)
+            return
+        for index in self.live():
+            if index >= self.keep:
+                self.release(index, why="added for this run's backlog")
+        self.leases.release()
 
 
 def _declared(settings: Any, holder: str) -> Resources | None:

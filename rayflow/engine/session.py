@@ -305,11 +305,12 @@ def _note_analyzers(summary: RunSummary, analyzers: Any, timings: RunTimings) ->
     if analyzers is None:
         return
     stats = analyzers.stats()
-    gone = len(analyzers.actors) - len(stats)
+    gone = len(analyzers.live()) - len(stats)
     summary.notes.append(
         f"analysis: {analyzers.plan.reason}; model loads {sum(x['loads'] for x in stats)} "
         f"for {sum(x['files'] for x in stats)} file(s)"
-        + (f"; {gone} analyzer(s) unreachable (node lost?)" if gone else ""))
+        + (f"; {gone} analyzer(s) unreachable (node lost?)" if gone else "")
+        + "".join(f"; {event}" for event in getattr(analyzers, "events", ())))  # grew, released, retired
     by_device: dict[str, set[str]] = {}
     for x in stats:  # what each role OBSERVED (after any fallback), never what was asked for
         for role, run in x.get("roles", {}).items():
