@@ -51,6 +51,9 @@ WATCH_EVERY_S = 2.0
 MAX_REQUEUES = 6
 """A bystander requeued this many times (other files kept crashing its actor) fails."""
 RESTART_NOTE = "analyze"
+QUEUE_DEPTH = 2
+"""Analyses sent to one analyzer at a time (one running, one ready); the rest wait here, so
+analyzers added while they wait (the pool grows as GPUs join) take them."""
 MAX_REDECODES = 3
 """A file whose frames were lost this many times (with the workers holding them) fails."""
 LOST_TEXT = re.compile(r"OwnerDiedError|ObjectLostError|ObjectReconstructionFailed|ObjectFetchTimedOut")
@@ -179,6 +182,8 @@ class AnalysisQueue:
         plan = getattr(pool, "plan", None)
         self.gpu_watch = GpuWatch(plan.num_gpus if plan is not None else 0.0)
         self.placement = PlacementWatch(settings.timeouts.gpu_wait_s)
+        self.gave_up: str | None = None
+        """Why no analyzer will run in this run (each was never placed); later files fail with it."""
         self.last_gpu_check = time.monotonic()
 
     def busy(self) -> bool:
@@ -198,7 +203,8 @@ class AnalysisQueue:
         self.dispatch()
 
     def dispatch(self) -> None:
-        """Send what may go now: a suspect alone once the pool is idle, else everything waiting.
+        """Send what may go now: a suspect alone once the pool is idle, else what waits, up to
+        ``QUEUE_DEPTH`` per analyzer.
 
         Nothing goes to an actor whose restart is not confirmed yet (an answered ping or call):
         Ray fails a call sent to a restarting actor at once ("The actor is restarting") once its
@@ -210,7 +216,7 @@ class AnalysisQueue:
             if not self.pending:
                 self.alone = self._send(self.suspects.pop(0))
             return
-        while self.waiting:
+        while self.waiting and self.pool.has_room(QUEUE_DEPTH, avoid=frozenset(self.restarting)):
             self._send(self.waiting.pop(0))
 
     def _all_restarting(self) -> bool:
@@ -312,6 +318,8 @@ class AnalysisQueue:
     def watch(self) -> list[AnalysisDone]:
         """Bounded waits: for a restarting actor, and for GPUs that left the cluster."""
         now = time.monotonic()
+        if self.gave_up is not None:
+            return self._fail_all(self.gave_up) if self.waiting else []
         failed = self._watch_restarts(now)
         self.dispatch()  # after the watch: an actor confirmed back takes what waited for it
         if now - self.last_gpu_check < WATCH_EVERY_S:
@@ -337,9 +345,15 @@ class AnalysisQueue:
             return []
         reason = self._stuck_reason(len(stuck))
         if set(stuck) >= set(self.pool.live()):
+            # None will run: release them (a pending actor would take the GPUs later and hold
+            # them), and fail what waits now and what comes later in this run, with the reason.
             self.placement.since.clear()
             log.error("%s", reason)
-            return self._fail_all(reason)
+            self.gave_up = reason
+            failed = self._fail_all(reason)
+            for index in stuck:
+                self.pool.release(index, why="never placed")
+            return failed
         for index in stuck:  # others run: their queue takes these analyses (never run: uncharged)
             for ref, call in list(self.pending.items()):
                 if call.index == index:

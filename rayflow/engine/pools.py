@@ -324,6 +324,11 @@ class AnalyzerPool:
     def live(self) -> list[int]:
         return sorted(self.in_flight)
 
+    def has_room(self, depth: int, *, avoid: Collection[int] = ()) -> bool:
+        """Whether some live actor not in ``avoid`` has fewer than ``depth`` analyses sent to it."""
+        loads = [n for i, n in self.in_flight.items() if i not in avoid] or list(self.in_flight.values())
+        return bool(loads) and min(loads) < depth
+
     def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any, *,
                avoid: Collection[int] = ()) -> tuple[Any, int]:
         """Send one analysis to the least-loaded actor not in ``avoid`` (restarting ones)."""

@@ -116,11 +116,12 @@ class Cluster:
         self.nodes.append(node)
         return node
 
-    def start_head(self, resources: dict[str, float]) -> Node:
+    def start_head(self, resources: dict[str, float], *, num_gpus: int = 0) -> Node:
         flags, (port, dashboard, client) = self._ports(extra=3)
         node = self._start("head", ["--head", f"--port={port}", "--include-dashboard=false",
                                     f"--dashboard-port={dashboard}",
-                                    f"--ray-client-server-port={client}"], resources, port_flags=flags)
+                                    f"--ray-client-server-port={client}"], resources, port_flags=flags,
+                           num_gpus=num_gpus)
         marker = node.temp_dir / "ray_current_cluster"
         deadline = time.monotonic() + 120
         while not marker.is_file() or not marker.read_text().strip():
@@ -184,9 +185,9 @@ class Cluster:
             node.stop()
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    """Head (1 CPU, no encode slot) + ``worker`` (1 CPU, the only ``rayflow_encode`` slot)."""
+@contextlib.contextmanager
+def new_cluster() -> Iterator[Cluster]:
+    """An empty ``Cluster`` (start its head) with its environment; every node stopped at the end."""
     root = Path(tempfile.mkdtemp(prefix="rfc-", dir="/tmp"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_"))}
     env.update({
@@ -198,9 +199,24 @@ def cluster() -> Iterator[Cluster]:
     })
     c = Cluster(root, env)
     try:
-        c.start_head({"test_node_head": 1})
-        c.add_worker("worker", {"rayflow_encode": 1})
         yield c
     finally:
         c.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Head (1 CPU, no encode slot) + ``worker`` (1 CPU, the only ``rayflow_encode`` slot)."""
+    with new_cluster() as c:
+        c.start_head({"test_node_head": 1})
+        c.add_worker("worker", {"rayflow_encode": 1})
+        yield c
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster() -> Iterator[Cluster]:
+    """One node: a head with 1 CPU and 1 stand-in GPU (Ray takes the count as given)."""
+    with new_cluster() as c:
+        c.start_head({"test_node_head": 1}, num_gpus=1)
+        yield c
