@@ -93,7 +93,8 @@ def ingest(
     retries: Annotated[int | None, typer.Option(help="Retries for transient failures (default 2).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: embedded).")] = None,
     qdrant_url: QdrantOpt = None,
-    ai_workers: Annotated[int | None, typer.Option(help="Analyzer actors (default: 1 per GPU, else 1).")] = None,
+    ai_workers: Annotated[int | None, typer.Option(
+        help="Analyzer actors (default: 1 per GPU, more as GPUs join; else 1).")] = None,
     gpus_per_worker: Annotated[float | None, typer.Option(help="GPUs per analyzer when the cluster has GPUs.")] = None,
     require_gpu: Annotated[bool, typer.Option("--require-gpu", help="Fail fast if the cluster has no GPU.")] = False,
     cpu_fallback: Annotated[bool, typer.Option(

@@ -147,7 +147,10 @@ class Leases:
                 continue
             log.info("retired analyzer %s", name)
         if names:
-            ray.get(self.board.forget.remote(names), timeout=30)
+            try:
+                ray.get(self.board.forget.remote(names), timeout=30)
+            except ray.exceptions.RayError as exc:  # its marks only make a new actor of that name look placed
+                log.warning("could not clear the leases of retired analyzers: %s", exc)
 
 
 def _analyzers() -> list[str]:

@@ -355,7 +355,11 @@ class AnalyzerPool:
         waiting = [i for i in self.live() if i not in self.answered]
         if not waiting:
             return []
-        placed = self.leases.placed([analyzer_name(self.key, i) for i in waiting])
+        try:
+            placed = self.leases.placed([analyzer_name(self.key, i) for i in waiting])
+        except ray.exceptions.RayError as exc:  # the board is unreachable now: nothing known, ask later
+            log.warning("could not ask which analyzers are placed: %s", exc)
+            return []
         self.answered |= {i for i in waiting if analyzer_name(self.key, i) in placed}
         return [i for i in waiting if i not in self.answered]
 
@@ -420,8 +424,11 @@ class AnalyzerPool:
             return False
         if self.persistent:
             name = analyzer_name(self.key, index)
-            if self.leases.holders([name]).get(name):
-                return False  # a same-settings run beside this one uses it
+            try:
+                if self.leases.holders([name]).get(name):
+                    return False  # a same-settings run beside this one uses it
+            except ray.exceptions.RayError:
+                return False  # who uses it is unknown now: keep it
             self.leases.release([name])
             self.leases.kill([name])
         else:
