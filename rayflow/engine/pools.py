@@ -385,9 +385,9 @@ class AnalyzerPool:
             for _ in range(added):
                 self._add()
             if added:
-                self.events.append(f"grew to {len(self.live())} analyzer(s) as GPUs joined")
+                self.events.append(f"grew to {len(self.live())} analyzer(s): GPUs free while files waited")
                 log.info("AnalyzerPool: %s", self.events[-1])
-        if auto:
+        if auto and self.persistent:  # an autoscaler exists only on a long-lived cluster (`ray up`)
             self._ask_autoscaler(autoscale_bundles(current=len(self.live()), waiting=backlog(queued, len(self.live())),
                                                    per_gpu=self.plan.num_gpus, cpus=self.plan.num_cpus))
         idle_s = self.settings.timeouts.analyzer_idle_s if self.settings is not None else 120.0

@@ -310,7 +310,7 @@ def _note_analyzers(summary: RunSummary, analyzers: Any, timings: RunTimings) ->
         f"analysis: {analyzers.plan.reason}; model loads {sum(x['loads'] for x in stats)} "
         f"for {sum(x['files'] for x in stats)} file(s)"
         + (f"; {gone} analyzer(s) unreachable (node lost?)" if gone else "")
-        + "".join(f"; {event}" for event in getattr(analyzers, "events", ())))  # grew, released, retired
+        + _pool_events(list(getattr(analyzers, "events", ()))))
     by_device: dict[str, set[str]] = {}
     for x in stats:  # what each role OBSERVED (after any fallback), never what was asked for
         for role, run in x.get("roles", {}).items():
@@ -323,6 +323,12 @@ def _note_analyzers(summary: RunSummary, analyzers: Any, timings: RunTimings) ->
         summary.notes.append(f"GPU fallback: {role} ran on the CPU ({reason})")
     if stats:
         timings.extra["analyzer_load_s"] = max(x["load_s"] for x in stats)
+
+
+def _pool_events(events: list[str], most: int = 4) -> str:
+    """What changed the analyzer pool (retired, grew, released), the first ``most`` of them."""
+    more = f"; and {len(events) - most} more pool change(s)" if len(events) > most else ""
+    return "".join(f"; {event}" for event in events[:most]) + more
 
 
 def _stop_actors(actors: RunActors) -> None:
