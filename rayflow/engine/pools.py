@@ -22,6 +22,7 @@ from rayflow import __version__
 from rayflow.config import AnalysisSettings, EmbedSettings, Timeouts
 from rayflow.engine.fleet_rules import (
     NAMESPACE,
+    Retire,
     analyzer_name,
     autoscale_bundles,
     backlog,
@@ -293,7 +294,11 @@ class AnalyzerPool:
             pool.key = hashlib.blake2s(repr(built_with).encode(), digest_size=4).hexdigest()
             pool.leases = Leases()
             pool.leases.take([analyzer_name(pool.key, i) for i in range(plan.workers)])
-            gone = pool.leases.retire_unused(pool.key, plan.workers)
+            try:
+                gone = pool.leases.retire_unused(pool.key, plan.workers)
+            except ray.exceptions.RayError as exc:  # the run can go on; old analyzers may hold GPUs
+                log.warning("could not retire persistent analyzers built with other settings: %s", exc)
+                gone = Retire()
             if gone.kill:
                 retired = f"; retired {len(gone.kill)} idle persistent analyzer(s) built with other settings"
             if gone.in_use:
