@@ -42,7 +42,6 @@ from rayflow.engine.fleet_rules import PlacementWatch
 from rayflow.engine.outcomes import describe
 from rayflow.engine.pools import GpuWatch
 from rayflow.engine.progress import Progress
-from rayflow.engine.tasks import REDECODE_OPTIONS, decode_again
 from rayflow.record import ClipRecord
 
 log = logging.getLogger(__name__)
@@ -297,6 +296,8 @@ class AnalysisQueue:
                 f"worker holding them: {describe(exc)}"))
         log.warning("the frames of %s were lost with the worker holding them; decoding them again", call.key)
         call.frames_ref = None
+        from rayflow.engine.tasks import REDECODE_OPTIONS, decode_again  # here: importing tasks imports prefect
+
         self.decoding[decode_again.options(**REDECODE_OPTIONS).remote(call.key, self.settings)] = call
         return None
 
