@@ -25,7 +25,7 @@ import ray
 
 from rayflow.config import load_settings
 from rayflow.engine.analysis_queue import AnalysisQueue
-from rayflow.engine.fleet_rules import NAMESPACE, PREFIX
+from rayflow.engine.fleet_rules import NAMESPACE, PREFIX, analyzer_name
 from rayflow.engine.pools import AnalyzerPool
 from rayflow.engine.progress import Progress
 from rayflow.record import ClipRecord, FileInfo
@@ -108,6 +108,11 @@ def main() -> None:
     while time.monotonic() < deadline and not any("released" in e for e in pool.events):
         tick()
     pool.stop()
+    # ray.kill returns before the GCS frees the name: wait (bounded) for the released ones to go.
+    released = {analyzer_name(pool.key, i) for i in range(len(pool.actors)) if i not in pool.in_flight}
+    deadline = time.monotonic() + 20
+    while released & set(persistent_analyzers()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     say("end", results=results, events=pool.events, live=len(pool.live()), requested=most_requested,
         after_stop=autoscaler_request(), analyzers=persistent_analyzers())
 
