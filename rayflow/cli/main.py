@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-server_app = typer.Typer(help="A long-lived local Prefect server under the home (optional).",
+server_app = typer.Typer(help="A long-lived local service (Prefect server + Ray head) that keeps ingests warm.",
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")
 
@@ -451,38 +451,55 @@ def models_pull(
 
 @server_app.command("start")
 def server_start(home: HomeOpt = None) -> None:
-    """Start a Prefect server under the home that ingests reuse until `rayflow server stop`."""
-    from rayflow.engine import runtime
+    """Start the home's long-lived service: a Prefect server and a Ray head (loopback) that every
+    `ingest` on the home attaches to until `rayflow server stop`, so its models stay loaded."""
+    from rayflow.engine import runtime, service
 
     settings = _settings(home=home)
     running = runtime.running_server(settings.home)
-    if running:
-        out.print(f"already running: PREFECT_API_URL={running.url}", markup=False)
-        return
-    server = runtime.start_prefect_server(settings.home, detach=True)
-    out.print(f"started: PREFECT_API_URL={server.url}", markup=False)
+    prefect = running or runtime.start_prefect_server(settings.home, detach=True, wait=False)
+    ray_svc = service.running(settings.home)
+    if ray_svc is None:
+        service.stop(settings.home)  # a stale record's leftovers, if any
+        ray_svc = service.start(settings.home, resources=_encode_node_resources(settings))
+    prefect.wait_ready()
+    out.print(f"{'already running' if running else 'started'}: PREFECT_API_URL={prefect.url}", markup=False)
+    out.print(f"ray: {ray_svc.address} (session {ray_svc.session_dir})", markup=False)
+
+
+def _encode_node_resources(settings: Settings) -> dict[str, float]:
+    """The proxy-encode slots this machine advertises, as an ingest's own Ray would."""
+    from rayflow.engine.resources import encode_resources
+    from rayflow.media.encoders import detect_encoders
+
+    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    return encode_resources(plan, settings.proxy, os.cpu_count() or 1).node_resources
 
 
 @server_app.command("stop")
 def server_stop(home: HomeOpt = None) -> None:
-    """Stop the long-lived Prefect server."""
-    from rayflow.engine import runtime
+    """Stop the service: its Ray head (and the warm actors on it) and the Prefect server."""
+    from rayflow.engine import runtime, service
 
     settings = _settings(home=home)
-    out.print("stopped" if runtime.stop_detached_server(settings.home) else "no server was running")
+    ray_stopped = service.stop(settings.home)
+    prefect_stopped = runtime.stop_detached_server(settings.home)
+    out.print("stopped" if ray_stopped or prefect_stopped else "no server was running")
 
 
 @server_app.command("status")
 def server_status(home: HomeOpt = None) -> None:
-    """Print the long-lived server's URL, if one is running."""
-    from rayflow.engine import runtime
+    """Print the service's Prefect URL and Ray address; exit 1 when neither runs."""
+    from rayflow.engine import runtime, service
 
     settings = _settings(home=home)
-    running = runtime.running_server(settings.home)
-    if running is None:
-        out.print("not running (ingest starts one per run)")
+    prefect = runtime.running_server(settings.home)
+    ray_svc = service.running(settings.home)
+    out.print(f"PREFECT_API_URL={prefect.url}" if prefect else "prefect: not running (ingest starts one per run)",
+              markup=False)
+    out.print(f"ray: {ray_svc.address}" if ray_svc else "ray: not running (ingest starts its own)", markup=False)
+    if prefect is None and ray_svc is None:
         raise typer.Exit(EXIT_FAILED)
-    out.print(f"PREFECT_API_URL={running.url}", markup=False)
 
 
 from rayflow.cli.search_cmds import register as _register_search  # noqa: E402

@@ -12,7 +12,8 @@ What counts as a leftover of *this* home, and nothing else:
 * a ``prefect server start`` whose ``PREFECT_HOME`` is ``<home>/prefect``, unless it
   is the long-lived server ``rayflow server start`` recorded (that one is meant to run);
 * a Ray process whose command line names this home's Ray temp dir (gcs_server,
-  raylet, log monitor, dashboard agent...), and the workers under it.
+  raylet, log monitor, dashboard agent...), and the workers under it, unless it belongs
+  to the Ray session of the running service (``rayflow server start``, ``engine.service``).
 
 Processes of the caller (and its children) are never touched. Each leftover gets
 SIGTERM, then SIGKILL after ``grace_s``.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from rayflow.engine import runtime
+from rayflow.engine import runtime, service
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def leftover_processes(home: Path, *, ray: bool = True) -> list[psutil.Process]:
     me = psutil.Process()
     ours = {me.pid, *(c.pid for c in me.children(recursive=True))}
     keep = _long_lived_server_pid(home)
+    svc = service.running(home) if ray else None
+    service_session = svc.session_dir if svc is not None else None
     ray_dir = str(runtime.ray_temp_dir(home))
     prefect_dir = str(runtime.prefect_home(home))
     found: dict[int, psutil.Process] = {}
@@ -53,6 +56,8 @@ def leftover_processes(home: Path, *, ray: bool = True) -> list[psutil.Process]:
         cmdline = proc.info.get("cmdline") or []
         text = " ".join(cmdline)
         try:
+            if service_session and service_session in text:
+                continue
             if ray and (f"{ray_dir}/" in text or text.endswith(ray_dir)):
                 found[proc.pid] = proc
                 for child in proc.children(recursive=True):

@@ -517,8 +517,15 @@ def _embed_share(settings: Any) -> float:
 
 
 def start_embedder(settings: EmbedSettings, timeouts: Timeouts | None = None,
-                   model_dirs: tuple[Any, ...] | None = None) -> Any:
-    """The embedder actor (``model_dirs``: ``Settings.model_dirs()``; None = the default folders)."""
+                   model_dirs: tuple[Any, ...] | None = None, *, persistent: bool = False) -> Any:
+    """The embedder actor (``model_dirs``: ``Settings.model_dirs()``; None = the default folders).
+    ``persistent``: a detached actor named after what it is built with, kept warm across runs on a
+    long-lived cluster (as the analyzers are); the caller then leaves it running."""
     timeout_s = (timeouts or Timeouts()).model_call_s
     options = embedder_options(ray.cluster_resources())
+    if persistent:
+        key = hashlib.blake2s(repr((settings, timeout_s, model_dirs, __version__)).encode(),
+                              digest_size=4).hexdigest()
+        options.update(name=f"rayflow-embedder-{key}", namespace="rayflow", lifetime="detached",
+                       get_if_exists=True)
     return ray.remote(EmbedderActor).options(**options).remote(settings, timeout_s, model_dirs)

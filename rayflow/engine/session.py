@@ -115,6 +115,8 @@ class RunActors:
     analyzers: Any = None
     embedder: Any = None
     warm_refs: list[Any] = field(default_factory=list)
+    persistent: bool = False
+    """The model actors are detached (a long-lived cluster): left running after the run."""
 
 
 def _ingest(
@@ -182,9 +184,9 @@ def _run_on_ray(
         plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
         encode = encode_resources(plan, settings.proxy, os.cpu_count() or 1)
     t = time.monotonic()
+    attached = None
     if owns_ray:
-        runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
-                          resources=encode.node_resources if encode and not settings.address else None)
+        settings, attached = _start_ray(settings, api_url, encode)
     timings.ray_s = time.monotonic() - t
     if settings.preflight and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
         t = time.monotonic()
@@ -207,6 +209,9 @@ def _run_on_ray(
             summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
         if not gpu_use.unavailable:
             summary.notes.append(gpu_use.summary().line())
+        if attached:
+            summary.notes.append(f"attached to the rayflow service's Ray at {attached} "
+                                 "(`rayflow server start`): models stay loaded for the next run")
         _note_analyzers(summary, actors.analyzers, timings)
         timings.flow_s = time.monotonic() - t
     finally:
@@ -214,6 +219,30 @@ def _run_on_ray(
         _stop_actors(actors)
         timings.extra["writer_stop_s"] = time.monotonic() - t
     return summary
+
+
+def _start_ray(settings: Settings, api_url: str, encode: Any) -> tuple[Settings, str | None]:
+    """Join the home's running service (``rayflow server start``) when no ``--address`` was
+    given: the run then uses its Ray as a cluster (``settings.address`` set to it), so the
+    analyzers are its persistent, warm actors. Returns the settings the run goes on with and the
+    address attached to (None when this run started its own Ray). A service that does not answer
+    (stale record) only logs a warning: the run starts a private Ray as without one."""
+    from dataclasses import replace
+
+    from rayflow.engine import service
+
+    svc = None if settings.address else service.running(settings.home)
+    if svc is not None:
+        try:
+            runtime.start_ray(settings.home, address=svc.address, prefect_api_url=api_url)
+        except runtime.ClusterUnreachable as exc:
+            log.warning("the rayflow service's Ray did not answer (%s); this run starts its own", exc)
+        else:
+            log.info("attached to the rayflow service's Ray at %s", svc.address)
+            return replace(settings, address=svc.address), svc.address
+    runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
+                      resources=encode.node_resources if encode and not settings.address else None)
+    return settings, None
 
 
 def _cluster_encode(encode: Any, settings: Settings) -> Any:
@@ -250,7 +279,9 @@ def _start_actors(settings: Settings, steps: frozenset[str], timings: RunTimings
     timings.writer_s = time.monotonic() - t
     actors = RunActors(writer, writer_ready)
     actors.analyzers = AnalyzerPool.start(settings) if "analyze" in steps else None
-    actors.embedder = start_embedder(settings.embed, settings.timeouts) if "embed" in steps else None
+    actors.persistent = bool(settings.address)
+    actors.embedder = (start_embedder(settings.embed, settings.timeouts, persistent=actors.persistent)
+                       if "embed" in steps else None)
     cpus = max(1, int(_cluster_resources().get("CPU", 1)))
     actors.warm_refs = [ray.remote(warm_worker).options(num_cpus=1).remote() for _ in range(cpus)]
     return actors
@@ -338,7 +369,7 @@ def _stop_actors(actors: RunActors) -> None:
 
     if actors.analyzers is not None:
         actors.analyzers.stop()
-    if actors.embedder is not None:
+    if actors.embedder is not None and not actors.persistent:  # detached: warm for the next run
         ray.kill(actors.embedder, no_restart=True)
     stop_catalog_writer(actors.writer)
 
