@@ -419,6 +419,8 @@ def start_ray(
         ray.shutdown()
     if address:
         _enable_ray_token_auth()
+        if is_loopback(address.rsplit(":", 1)[0]):  # this machine's service (engine/service.py)
+            _single_machine_ray()
         try:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
                      logging_level=logging.WARNING)
@@ -431,13 +433,7 @@ def start_ray(
     else:
         temp = ray_temp_dir(home)
         temp.mkdir(parents=True, exist_ok=True)
-        # Ray replaces a loopback node address with the host's LAN IP (and its gRPC servers
-        # then listen on every interface) unless its single-machine switch is off. The switch
-        # (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, in QUIET_ENV) is read when ray is imported,
-        # which may have happened before apply_quiet_env: set the constant it became as well.
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
+        _single_machine_ray()
         ray.init(
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
@@ -459,6 +455,16 @@ def start_ray(
         nodes=len([n for n in ray.nodes() if n.get("Alive")]),
         startup_s=time.monotonic() - started,
     )
+
+
+def _single_machine_ray() -> None:
+    """Ray replaces a loopback node (or GCS) address with the host's LAN IP (and its gRPC servers
+    then listen on every interface) unless its single-machine switch is off. The switch
+    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, in QUIET_ENV) is read when ray is imported, which may
+    have happened before apply_quiet_env: set the constant it became as well."""
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def stop_ray() -> None:

@@ -1,0 +1,122 @@
+"""The long-lived service: `rayflow server start` keeps a Ray head (and Prefect) under the home,
+ingests attach to it and find their models loaded, `server stop` leaves nothing behind, and a
+stale record never fails an ingest."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rayflow.config import load_settings
+from rayflow.engine import orphans, runtime, service, session
+from tests.media import h264_aac
+
+RAYFLOW = [sys.executable, "-m", "rayflow.cli.main"]
+
+
+def _run(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
+    env["RAYFLOW_HOME"] = str(home)
+    return subprocess.run([*RAYFLOW, *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, stdin=subprocess.DEVNULL, check=False)
+
+
+def _stale_record(home: Path) -> None:
+    """A record of a service that is gone: nothing listens at its address, no process names it."""
+    home.mkdir(parents=True, exist_ok=True)
+    service.state_path(home).write_text(json.dumps(
+        {"address": f"127.0.0.1:{runtime.free_port()}", "session_dir": str(home / "ray" / "session_gone")}))
+
+
+def _loads(summary: dict[str, Any]) -> tuple[int, int]:
+    """(model loads, files) the analyzers reported, from the summary's analysis note."""
+    note = next(n for n in summary["notes"] if n.startswith("analysis:"))
+    match = re.search(r"model loads (\d+) for (\d+) file", note)
+    assert match, note
+    return int(match[1]), int(match[2])
+
+
+@pytest.mark.slow
+def test_ingests_attach_to_the_service_and_stop_leaves_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    clips = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    h264_aac(clips[0])
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clips[0]), "-vf", "hflip",
+                    "-c:a", "copy", str(clips[1])], check=True, timeout=60)
+    _stale_record(home)  # left by a killed service: start replaces it
+    started = _run(["server", "start"], home)
+    assert started.returncode == 0, started.stderr[-2000:]
+    svc = service.running(home)
+    assert svc is not None and svc.address.startswith("127.0.0.1:")
+    assert f"ray: {svc.address}" in started.stdout
+    status = _run(["server", "status"], home, timeout=60)
+    assert status.returncode == 0 and f"ray: {svc.address}" in status.stdout
+    assert "PREFECT_API_URL=http://127.0.0.1:" in status.stdout
+    try:
+        summaries = []
+        for clip in clips:
+            proc = _run(["ingest", str(clip), "--only", "analyze", "--json"], home)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            summaries.append(json.loads(proc.stdout))
+        for summary in summaries:
+            assert f"attached to the rayflow service's Ray at {svc.address}" in " ".join(summary["notes"])
+        first, second = _loads(summaries[0]), _loads(summaries[1])
+        assert first[1] == 1 and first[0] >= 1
+        # The same actor served the second run (its file count went on) and loaded nothing new.
+        assert second == (first[0], 2), (first, second)
+    finally:
+        stopped = _run(["server", "stop"], home, timeout=120)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+    assert service.session_processes(svc.session_dir) == []
+    assert orphans.leftover_processes(home) == []  # no Ray or Prefect process of the home
+    assert runtime.running_server(home) is None and not service.state_path(home).exists()
+    gone = _run(["server", "status"], home, timeout=60)
+    assert gone.returncode == 1 and "ray: not running" in gone.stdout
+
+
+def test_a_stale_record_is_not_running(tmp_path: Path) -> None:
+    _stale_record(tmp_path)
+    assert service.recorded(tmp_path) is not None
+    assert service.running(tmp_path) is None
+    assert service.stop(tmp_path) is False and not service.state_path(tmp_path).exists()
+
+
+@dataclass
+class _Encode:
+    node_resources: dict[str, float]
+
+
+def test_ingest_falls_back_to_a_private_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No service, a stale one, or one that does not let us join: the run starts its own Ray
+    (with the encode slots) and is not marked attached; a live one is joined as a cluster."""
+    calls: list[str | None] = []
+    unreachable = {"yes": False}
+
+    def fake_start_ray(home: Path, *, address: str | None, prefect_api_url: str, **kw: Any) -> None:
+        calls.append(address)
+        if address and unreachable["yes"]:
+            raise runtime.ClusterUnreachable(f"cannot join {address}")
+
+    monkeypatch.setattr(runtime, "start_ray", fake_start_ray)
+    settings = load_settings(env={}, home=tmp_path)
+    encode = _Encode({"rayflow_encode": 1.0})
+    assert session._start_ray(settings, "http://x", encode) == (settings, None)
+    _stale_record(tmp_path)
+    assert session._start_ray(settings, "http://x", encode) == (settings, None)
+    assert calls == [None, None]
+
+    live = service.RayService(address="127.0.0.1:6390", session_dir="s")
+    monkeypatch.setattr(service, "running", lambda home: live)
+    joined, attached = session._start_ray(settings, "http://x", encode)
+    assert attached == live.address and joined.address == live.address and calls[-1] == live.address
+    unreachable["yes"] = True
+    assert session._start_ray(settings, "http://x", encode) == (settings, None)
+    assert calls[-2:] == [live.address, None]
