@@ -41,6 +41,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -76,7 +77,7 @@ def watch_first(progress, started: float, marks: dict[str, float]) -> threading.
 
 
 def one_run(clip: Path, skip: list[str], home: Path | None = None,
-            since_process_start: bool = False) -> dict[str, float]:
+            since_process_start: bool = False) -> dict[str, Any]:
     """One ingest of ``clip`` in this process (into a temporary home unless ``home``). With
     ``since_process_start`` times count from this process's creation and encoders are not
     detected separately first (what a `rayflow ingest` command waits for)."""
@@ -108,7 +109,7 @@ def one_run(clip: Path, skip: list[str], home: Path | None = None,
     assert summary.counts.get("ingested") == 1, summary.model_dump_json(indent=2)
     attached = any(n.startswith("attached to the rayflow service") for n in summary.notes)
     loads = [n for n in summary.notes if n.startswith("analysis:")]
-    return {"attached": float(attached), "note": loads[0] if loads else "",  # type: ignore[dict-item]
+    return {"attached": float(attached), "note": loads[0] if loads else "",
             "import_s": import_s, "encoders_s": encoders_s, "ray_s": timings.ray_s,
             "writer_s": timings.writer_s, "prefect_wait_s": timings.prefect_s,
             "warm_s": timings.extra.get("warm_s", 0.0),
@@ -128,7 +129,7 @@ def rayflow_cli(args: list[str], home: Path) -> float:
     return time.monotonic() - t
 
 
-def fresh_process_run(clip: Path, skip: list[str], home: Path) -> dict[str, float]:
+def fresh_process_run(clip: Path, skip: list[str], home: Path) -> dict[str, Any]:
     """:func:`one_run` in a new Python process (nothing imported yet, as a CLI command)."""
     argv = [sys.executable, str(Path(__file__)), "--one", str(clip), "--home", str(home)]
     argv += [f"--skip={step}" for step in skip]
@@ -140,7 +141,7 @@ def fresh_process_run(clip: Path, skip: list[str], home: Path) -> dict[str, floa
 
 def compare_service(skip: list[str]) -> dict[str, object]:
     """Cold vs attached to a running service, each in a fresh process (see module doc)."""
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="rfsvc-") as tmp:
         root = Path(tmp)
         clips = [make_clip(root, name) for name in ("a.mp4", "b.mp4", "c.mp4")]
@@ -154,7 +155,7 @@ def compare_service(skip: list[str]) -> dict[str, object]:
     return {"rows": rows, "service_start_s": service_start_s, "service_stop_s": service_stop_s}
 
 
-def print_table(rows: dict[str, dict[str, float]]) -> None:
+def print_table(rows: dict[str, dict[str, Any]]) -> None:
     keys = [k for k, v in next(iter(rows.values())).items() if isinstance(v, float) and k != "attached"]
     print(f"{'':<16}" + "".join(f"{name:>14}" for name in rows))
     for key in ["attached", *keys]:
@@ -178,13 +179,13 @@ def main() -> int:
         return 0
     if args.service:
         load = os.getloadavg()[0]
-        result = compare_service(args.skip)
+        compared = compare_service(args.skip)
         doc = {"when": datetime.now(UTC).isoformat(), "skip": args.skip, "cpus": os.cpu_count(),
-               "load_avg_1m_before": load, "load_avg_1m_after": os.getloadavg()[0], **result}
+               "load_avg_1m_before": load, "load_avg_1m_after": os.getloadavg()[0], **compared}
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "startup_service.json").write_text(json.dumps(doc, indent=2))
-        print_table(result["rows"])  # type: ignore[arg-type]
-        print(f"service_start_s {result['service_start_s']:.2f}  service_stop_s {result['service_stop_s']:.2f}  "
+        print_table(compared["rows"])  # type: ignore[arg-type]
+        print(f"service_start_s {compared['service_start_s']:.2f}  service_stop_s {compared['service_stop_s']:.2f}  "
               f"load avg 1m {load:.1f} -> {doc['load_avg_1m_after']:.1f} on {os.cpu_count()} CPUs")
         return 0
     if args.no_preload:
@@ -198,7 +199,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "startup.json").write_text(json.dumps(doc, indent=2))
     for key, value in result.items():
-        print(f"{key:<16} {value:6.2f}")
+        print(f"{key:<16} {value:6.2f}" if isinstance(value, float) else f"{key:<16} {value}")
     return 0
 
 
