@@ -461,19 +461,10 @@ def server_start(home: HomeOpt = None) -> None:
     ray_svc = service.running(settings.home)
     if ray_svc is None:
         service.stop(settings.home)  # a stale record's leftovers, if any
-        ray_svc = service.start(settings.home, resources=_encode_node_resources(settings))
+        ray_svc = service.start(settings.home, resources=service.encode_slots(settings))
     prefect.wait_ready()
     out.print(f"{'already running' if running else 'started'}: PREFECT_API_URL={prefect.url}", markup=False)
     out.print(f"ray: {ray_svc.address} (session {ray_svc.session_dir})", markup=False)
-
-
-def _encode_node_resources(settings: Settings) -> dict[str, float]:
-    """The proxy-encode slots this machine advertises, as an ingest's own Ray would."""
-    from rayflow.engine.resources import encode_resources
-    from rayflow.media.encoders import detect_encoders
-
-    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
-    return encode_resources(plan, settings.proxy, os.cpu_count() or 1).node_resources
 
 
 @server_app.command("stop")

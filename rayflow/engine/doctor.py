@@ -169,8 +169,12 @@ def check_services(settings: Settings) -> list[Check]:
         checks.append(Check("services", "ray", True, True,
                             f"cluster at {settings.address} (joined at ingest; not probed here)"))
     else:
+        from rayflow.engine import service
+
+        svc = service.running(settings.home)
         checks.append(Check("services", "ray", True, True,
-                            f"embedded on 127.0.0.1, temp dir {runtime.ray_temp_dir(settings.home)}"))
+                            f"the home's service at {svc.address} (rayflow server start; ingest attaches)"
+                            if svc else f"embedded on 127.0.0.1, temp dir {runtime.ray_temp_dir(settings.home)}"))
     if settings.qdrant_url:
         try:
             from qdrant_client import QdrantClient

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from rayflow.config import Settings
 from rayflow.engine import runtime
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,15 @@ def session_processes(session_dir: str) -> list[psutil.Process]:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
     return list(found.values())
+
+
+def encode_slots(settings: Settings) -> dict[str, float]:
+    """The proxy-encode resources this machine advertises, as an ingest's own Ray would."""
+    from rayflow.engine.resources import encode_resources
+    from rayflow.media.encoders import detect_encoders
+
+    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    return encode_resources(plan, settings.proxy, os.cpu_count() or 1).node_resources
 
 
 def start(home: Path, *, num_cpus: int | None = None, resources: dict[str, float] | None = None,
