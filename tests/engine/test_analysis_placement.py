@@ -5,6 +5,7 @@ Ray's cluster queries are replaced by fixed answers."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,13 @@ class StandInPool:
     def live(self) -> list[int]:
         return sorted(self.in_flight)
 
-    def has_room(self, depth: int) -> bool:
-        return bool(self.in_flight) and min(self.in_flight.values()) < depth
+    def has_room(self, depth: int, *, avoid: Collection[int] = ()) -> bool:
+        loads = [n for i, n in self.in_flight.items() if i not in avoid]
+        return bool(loads) and min(loads) < depth
 
-    def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any) -> tuple[Any, int]:
-        index = min(self.in_flight, key=self.in_flight.__getitem__)
+    def submit(self, path: str, clip_id: str, frames_ref: Any, record: Any, *,
+               avoid: Collection[int] = ()) -> tuple[Any, int]:
+        index = min((i for i in self.in_flight if i not in avoid), key=self.in_flight.__getitem__)
         self.in_flight[index] += 1
         self.sent.append((index, path))
         return object(), index
