@@ -3,6 +3,8 @@ restart that never ends is waited for with a bound, shown as "analyzer restartin
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 import ray
 
 from rayflow.config import Settings, load_settings
+from rayflow.engine.actors import stop_catalog_writer
 from rayflow.engine.analysis_queue import AnalysisDone, AnalysisQueue
 from rayflow.engine.pools import AnalyzerPool
 from rayflow.engine.progress import Progress
@@ -92,3 +95,18 @@ def test_a_restart_that_never_ends_fails_what_waits_for_it_after_the_bound(engin
     assert "analyzer restarting" in notes
     assert queue.progress.snapshot().notes == []
     assert time.monotonic() - started < 60
+
+
+class _DiesOnClose:
+    """A catalog writer whose process dies while it closes (a kill at the end of a run)."""
+
+    def close(self) -> None:
+        os._exit(1)
+
+
+def test_a_writer_that_dies_while_closing_does_not_end_the_run(engine, caplog) -> None:  # type: ignore[no-untyped-def]
+    # The soak's faulted run crashed here before (ActorDiedError out of the CLI, no summary).
+    writer = ray.remote(_DiesOnClose).options(num_cpus=0, max_restarts=0).remote()
+    with caplog.at_level(logging.WARNING, logger="rayflow.engine.actors"):
+        stop_catalog_writer(writer)
+    assert "did not close cleanly (ActorDiedError)" in caplog.text

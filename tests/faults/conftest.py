@@ -16,6 +16,8 @@ from rayflow.catalog.verify import Report, verify
 from tests.hostile import clip
 
 RAYFLOW = str(Path(sys.executable).with_name("rayflow"))
+BATCH = 30
+"""Clips in the kill/resume batches: enough for kills mid-batch, few enough for a lean suite."""
 FAST = ["--skip", "analyze", "--skip", "embed"]
 """The models have their own tests; here they would only multiply the runtime."""
 
@@ -56,9 +58,9 @@ def make_clips(folder: Path, count: int, *, start_hue: int = 0) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def clips60(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("clips60")
-    make_clips(folder, 60)
+def clips30(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("clips30")
+    make_clips(folder, BATCH)
     return folder
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from rayflow.engine.orphans import leftover_processes
 from rayflow.record import RunSummary
-from tests.faults.conftest import FAST, cli_env, run_cli, start_cli, verified_home
+from tests.faults.conftest import BATCH, FAST, cli_env, run_cli, start_cli, verified_home
 
 pytestmark = pytest.mark.slow
 
@@ -63,10 +63,10 @@ def _check_home(home: Path, expected_points: int) -> None:
     assert report.points == report.records == report.clip_dirs == expected_points
 
 
-def test_kill_9_of_the_cli_then_rerun_finishes_only_what_is_missing(clips60: Path, tmp_path: Path) -> None:
+def test_kill_9_of_the_cli_then_rerun_finishes_only_what_is_missing(clips30: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = cli_env(RAYFLOW_QDRANT_API_KEY=CANARY)
-    args = ["ingest", str(clips60), "--home", str(home), *FAST, "--json"]
+    args = ["ingest", str(clips30), "--home", str(home), *FAST, "--json"]
     first = start_cli(args, env=env, out=tmp_path / "first")
     try:
         # Mid-batch: some records written, most not.
@@ -81,7 +81,7 @@ def test_kill_9_of_the_cli_then_rerun_finishes_only_what_is_missing(clips60: Pat
         if first.poll() is None:
             first.kill()
     done_before = len(_records(home))
-    assert 1 <= done_before < 60, done_before
+    assert 1 <= done_before < BATCH, done_before
     assert second.returncode == 3, second.stderr[-2000:]
     assert "another rayflow ingest is running" in second.stderr
 
@@ -98,15 +98,15 @@ def test_kill_9_of_the_cli_then_rerun_finishes_only_what_is_missing(clips60: Pat
     rerun = run_cli(args, env=env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     summary = RunSummary.model_validate(json.loads(rerun.stdout))
-    assert len(summary.files) == 60
+    assert len(summary.files) == BATCH
     assert summary.counts["failed"] == 0
     # Resumed: what the killed run had catalogued is skipped, only the rest is processed.
     assert summary.counts["duplicate"] >= 1 and summary.counts["ingested"] >= 1
-    assert summary.counts["duplicate"] + summary.counts["ingested"] == 60
+    assert summary.counts["duplicate"] + summary.counts["ingested"] == BATCH
     assert summary.counts["duplicate"] <= done_before  # a sidecar without its point is redone
     assert not [pid for pid in leftovers if psutil.pid_exists(pid)
                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    _check_home(home, 60)
+    _check_home(home, BATCH)
 
     # The API key never reaches records, run summaries, Prefect's database, Ray's logs or output.
     outputs = [rerun.stdout, rerun.stderr, second.stdout, second.stderr,
@@ -116,9 +116,9 @@ def test_kill_9_of_the_cli_then_rerun_finishes_only_what_is_missing(clips60: Pat
     assert leaks == []
 
 
-def test_kill_9_of_ray_workers_mid_batch_loses_nothing(clips60: Path, tmp_path: Path) -> None:
+def test_kill_9_of_ray_workers_mid_batch_loses_nothing(clips30: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    args = ["ingest", str(clips60), "--home", str(home), *FAST, "--json"]
+    args = ["ingest", str(clips30), "--home", str(home), *FAST, "--json"]
     run = start_cli(args, out=tmp_path / "run")
     killed: list[str] = []
     rng = random.Random(7)
@@ -146,7 +146,7 @@ def test_kill_9_of_ray_workers_mid_batch_loses_nothing(clips60: Path, tmp_path: 
     assert len(killed) >= 3, killed
     assert run.returncode in (0, 1), (tmp_path / "run.stderr").read_text()[-3000:]
     first = RunSummary.model_validate(json.loads((tmp_path / "run.stdout").read_text()))
-    assert len(first.files) == 60  # the run finished and reported every file
+    assert len(first.files) == BATCH  # the run finished and reported every file
     for res in first.files:
         if res.status == "failed":  # a file whose worker was killed twice says so
             reasons = " ".join(res.errors.values()).lower()
@@ -155,5 +155,5 @@ def test_kill_9_of_ray_workers_mid_batch_loses_nothing(clips60: Path, tmp_path: 
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     summary = RunSummary.model_validate(json.loads(rerun.stdout))
     assert summary.counts["failed"] == 0
-    assert summary.counts["duplicate"] + summary.counts["ingested"] == 60
-    _check_home(home, 60)
+    assert summary.counts["duplicate"] + summary.counts["ingested"] == BATCH
+    _check_home(home, BATCH)
