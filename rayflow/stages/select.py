@@ -292,11 +292,14 @@ def extract_frame(path: str | Path, stream: VideoStream, timestamp_s: float, tar
         filters += f",scale={width}:{height}:flags=lanczos,setsar=1"
     if stream.hdr and can_tonemap():
         filters = ",".join([filters, *hdr_tonemap_filters(stream.transfer), "format=rgb24"])
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".best_", suffix=".jpg")
+    # The house temp name (hidden, ``.tmp``: media/tempfiles.py), so a worker killed before the
+    # rename leaves a temp file the next run sweeps, not a stray output; the codec is named, as
+    # ffmpeg can no longer guess it from the extension.
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".best_", suffix=".tmp")
     os.close(fd)
     try:
         argv += ["-i", "file:" + str(Path(path).resolve()), "-map", "0:V:0", "-an", "-sn", "-dn",
-                 "-vf", filters, "-frames:v", "1", "-q:v", str(qscale), "-f", "image2", "-update", "1",
+                 "-vf", filters, "-frames:v", "1", "-c:v", "mjpeg", "-q:v", str(qscale), "-f", "image2", "-update", "1",
                  "-y", tmp_name]
         run_tool(argv, timeout_s=timeout_s, path=path)
         if os.path.getsize(tmp_name) == 0:

@@ -3,6 +3,7 @@ frame extracted at full size for each chosen timestamp."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -158,3 +159,29 @@ def test_hdr_best_frame_is_tone_mapped(shared_media: Path, tmp_path: Path) -> No
         small = np.asarray(still.convert("RGB").resize((frames.width, frames.height), Image.Resampling.BOX))
     index = [round(float(t), 6) for t in frames.timestamps_s].index(best[0].timestamp_s)
     assert np.abs(small.astype(int) - frames.images[index]).mean() < 3
+
+
+def test_a_best_frame_killed_before_its_rename_leaves_only_a_swept_temp_file(
+        fade_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed between writing a best frame and renaming it leaves the house temp name
+    (hidden, ``.tmp``), which verify lists as a temp file and the next run sweeps: never a stray
+    output (the soak's kill-every-3-s run left a ``.best_*.jpg`` verify had to call stray)."""
+    from rayflow.media.tempfiles import sweep_temp_files, temp_files
+    from rayflow.stages import select
+
+    frames = decode_frames(fade_clip, timestamps_s=None, count=4, max_side=160, rotation=0, timeout_s=60)
+    left: list[Path] = []
+
+    def copy_and_keep(src: str, dst: Path) -> None:  # as if killed right after the rename's copy
+        left.append(Path(src))
+        shutil.copyfile(src, dst)
+
+    monkeypatch.setattr(select.os, "replace", copy_and_keep)
+    ThumbnailSelector(SelectSettings(count=1)).select(fade_clip, frames, shots=None, faces=None,
+                                                      out_dir=tmp_path, timeout_s=60)
+    monkeypatch.undo()
+    assert left and temp_files(tmp_path) == left
+    with Image.open(left[0]) as still:  # the temp file holds a whole JPEG (the codec is named)
+        assert still.format == "JPEG"
+    assert sweep_temp_files(tmp_path) == left
+    assert [p.name for p in tmp_path.iterdir()] == ["best_0.jpg"]
