@@ -52,10 +52,12 @@ def make_clip(folder: Path, name: str = "startup_clip.mp4") -> Path:
     """A 2 s 320x240 clip; each ``name`` gets different pixels (so another clip_id)."""
     out = folder / name
     seed = 0 if name == "startup_clip.mp4" else sum(map(ord, name)) % 7 + 1
+    seconds = 2 + seed / 10  # the audio as long as the video: -shortest cut every clip to 2 s (one content)
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-         f"testsrc2=size=320x240:rate=25:duration={2 + seed / 10:g}",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libx264", "-preset", "ultrafast",
+         f"testsrc2=size=320x240:rate=25:duration={seconds:g}",
+         "-f", "lavfi", "-i", f"sine=frequency={440 + 20 * seed}:duration={seconds:g}",
+         "-c:v", "libx264", "-preset", "ultrafast",
          "-c:a", "aac", "-shortest", str(out)], check=True, timeout=120)
     return out
 
