@@ -323,8 +323,8 @@ class AnalysisQueue:
             return self._fail_all(self.gave_up) if self.waiting else []
         failed = self._watch_restarts(now)
         self.dispatch()  # after the watch: an actor confirmed back takes what waited for it
-        if now - self.last_gpu_check < WATCH_EVERY_S:
-            return failed + self._watch_placement(now)
+        if now - self.last_gpu_check < WATCH_EVERY_S:  # the checks below ask Ray (remote calls)
+            return failed
         self.last_gpu_check = now
         if hasattr(self.pool, "adjust"):
             self.pool.adjust(len(self.pending) + len(self.waiting) + len(self.suspects), now)
