@@ -83,17 +83,6 @@ def stop_leftovers(home: Path, *, ray: bool = True, grace_s: float = 5.0) -> lis
     pids = sorted(p.pid for p in procs)
     log.warning("stopping %d process(es) left by an interrupted run on %s: %s", len(pids), home,
                 ", ".join(map(str, pids)))
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(alive, timeout=grace_s)
+    service.end_processes(procs, grace_s=grace_s)
     return pids
 

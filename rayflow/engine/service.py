@@ -141,15 +141,8 @@ def start(home: Path, *, num_cpus: int | None = None, resources: dict[str, float
     return svc
 
 
-def stop(home: Path, *, grace_s: float = 10.0) -> bool:
-    """Stop every process of the recorded Ray session (the detached actors with it) and drop
-    the record; False when there was nothing to stop. Only this home's session is touched
-    (never ``ray stop``, which stops every Ray of the user on the machine)."""
-    svc = recorded(home)
-    state_path(home).unlink(missing_ok=True)
-    if svc is None:
-        return False
-    procs = session_processes(svc.session_dir)
+def end_processes(procs: list[psutil.Process], *, grace_s: float) -> None:
+    """SIGTERM ``procs``, SIGKILL those still alive after ``grace_s``, wait for them (bounded)."""
     for proc in procs:
         try:
             proc.terminate()
@@ -162,4 +155,16 @@ def stop(home: Path, *, grace_s: float = 10.0) -> bool:
         except psutil.NoSuchProcess:
             continue
     psutil.wait_procs(alive, timeout=grace_s)
+
+
+def stop(home: Path, *, grace_s: float = 10.0) -> bool:
+    """Stop every process of the recorded Ray session (the detached actors with it) and drop
+    the record; False when there was nothing to stop. Only this home's session is touched
+    (never ``ray stop``, which stops every Ray of the user on the machine)."""
+    svc = recorded(home)
+    state_path(home).unlink(missing_ok=True)
+    if svc is None:
+        return False
+    procs = session_processes(svc.session_dir)
+    end_processes(procs, grace_s=grace_s)
     return bool(procs)
