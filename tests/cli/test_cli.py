@@ -10,16 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.clirun import RAYFLOW, run_in_home
 from tests.media import make_corpus
 
-RAYFLOW = [sys.executable, "-m", "rayflow.cli.main"]
-
-
-def _run(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
-    env["RAYFLOW_HOME"] = str(home)
-    return subprocess.run([*RAYFLOW, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL, check=False)
+_run = run_in_home
 
 
 @pytest.mark.slow

@@ -5,10 +5,8 @@ stale record never fails an ingest."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,16 +15,10 @@ import pytest
 
 from rayflow.config import load_settings
 from rayflow.engine import orphans, runtime, service, session
+from tests.clirun import run_in_home
 from tests.media import h264_aac
 
-RAYFLOW = [sys.executable, "-m", "rayflow.cli.main"]
-
-
-def _run(args: list[str], home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}
-    env["RAYFLOW_HOME"] = str(home)
-    return subprocess.run([*RAYFLOW, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL, check=False)
+_run = run_in_home
 
 
 def _stale_record(home: Path) -> None:
