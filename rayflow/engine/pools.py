@@ -343,12 +343,10 @@ class AnalyzerPool:
         self.idle_since[index] = None
         return self.actors[index].analyze.remote(path, clip_id, frames_ref, record), index
 
-    def done(self, index: int, *, answered: bool = False) -> None:
+    def done(self, index: int) -> None:
         if index not in self.in_flight:
             return  # released or retired meanwhile
         self.in_flight[index] = max(0, self.in_flight[index] - 1)
-        if answered:
-            self.answered.add(index)
         if not self.in_flight[index]:
             self.idle_since[index] = time.monotonic()
 

@@ -45,7 +45,7 @@ class StandInPool:
         self.sent.append((index, path))
         return object(), index
 
-    def done(self, index: int, *, answered: bool = False) -> None:
+    def done(self, index: int) -> None:
         if index in self.in_flight:
             self.in_flight[index] -= 1
 
