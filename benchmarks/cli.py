@@ -7,6 +7,11 @@ The catalog: the 16 labelled clips of ``tests/catalog/corpus.py`` plus
 ``--records`` synthetic ones (``benchmarks/search.py``'s generator), embedded once into
 a temporary home (or ``--home`` to time an existing one, e.g. with the service up).
 
+Then the service's searcher (``rayflow.engine.searcher``, what ``rayflow server start`` runs) is
+started on the same home and the commands it answers (``search``, keyword search, ``list
+--where``) are timed again, side by side: rows "... (service)". Their CPU column is the
+command's own process only (the searcher's share is not in it): judge them by wall time.
+
 Run: ``.venv/bin/python benchmarks/cli.py [--runs 5]``; writes ``benchmarks/results/cli.json``.
 Wall times on a shared, loaded box are noisy: the load average is printed with them.
 """
@@ -72,6 +77,29 @@ def commands(home: Path, clip_id: str) -> dict[str, list[str]]:
     }
 
 
+SERVICE_ANSWERS = ("search", "search-keyword", "list-where")
+"""The commands the service's searcher answers."""
+
+
+def _row(name: str, argv: list[str], runs: int) -> dict[str, Any]:
+    row = {"command": name, "argv": " ".join(argv[:3]), **time_command(argv, runs),
+           "target_s": TARGETS_S.get(name.split(" ")[0]), "load_avg_1m": round(os.getloadavg()[0], 1)}
+    target = row["target_s"]
+    row["meets_cpu"] = None if target is None else row["cpu_s"] <= target
+    row["meets_wall"] = None if target is None else row["wall_s"] <= target
+    print(f"{name:30} wall {row['wall_s']:>6.2f} s  cpu {row['cpu_s']:>6.2f} s  exit {row['exit_codes']}  "
+          f"(load {row['load_avg_1m']})", flush=True)
+    return row
+
+
+def answered_by(argv: list[str]) -> str:
+    """Who ran a search: "service" or "here" (its --json says)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([*RAYFLOW, *argv, "--json"], capture_output=True, text=True, timeout=300, env=env,
+                          stdin=subprocess.DEVNULL, check=False)
+    return str(json.loads(proc.stdout).get("answered_by"))
+
+
 def time_command(argv: list[str], runs: int) -> dict[str, Any]:
     walls, cpus, codes = [], [], set()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -94,6 +122,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200, help="synthetic records beside the 16 labelled ones")
     parser.add_argument("--home", type=Path, help="time against this home instead of building one")
     parser.add_argument("--only", nargs="*", help="command names to time (default all)")
+    parser.add_argument("--no-service", action="store_true", help="leave out the rows with the service's searcher")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"
@@ -105,17 +134,24 @@ def main() -> None:
             clip_id = next(catalog.iter_clip_ids())
             catalog.close()
         rows = []
-        for name, argv in commands(home, clip_id).items():
+        cmds = commands(home, clip_id)
+        for name, argv in cmds.items():
             if args.only and name not in args.only:
                 continue
-            row = {"command": name, "argv": " ".join(argv[:3]), **time_command(argv, args.runs),
-                   "target_s": TARGETS_S.get(name), "load_avg_1m": round(os.getloadavg()[0], 1)}
-            target = row["target_s"]
-            row["meets_cpu"] = None if target is None else row["cpu_s"] <= target
-            row["meets_wall"] = None if target is None else row["wall_s"] <= target
-            rows.append(row)
-            print(f"{name:20} wall {row['wall_s']:>6.2f} s  cpu {row['cpu_s']:>6.2f} s  exit {row['exit_codes']}  "
-                  f"(load {row['load_avg_1m']})", flush=True)
+            rows.append(_row(name, argv, args.runs))
+        if not args.no_service:
+            from rayflow.config import load_settings
+            from rayflow.engine import searcher
+
+            settings = load_settings(home=home)
+            assert searcher.start(home, settings) is not None, f"the searcher did not start: {home / 'searcher.log'}"
+            try:
+                assert answered_by(cmds["search"]) == "service"
+                for name in SERVICE_ANSWERS:
+                    if not args.only or name in args.only:
+                        rows.append(_row(f"{name} (service)", cmds[name], args.runs))
+            finally:
+                searcher.stop(home)
     doc = {"benchmark": "cli", "created": datetime.now().isoformat(timespec="seconds"), "runs": args.runs,
            "cpus": os.cpu_count(), "records": args.records + 16 if args.home is None else None, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -24,17 +24,11 @@ ALLOWED: set[tuple[str, str, str]] = {
     ("front", "rayflow.cli.main", "rayflow.ml.registry"),
     ("front", "rayflow.cli.main", "rayflow.stages.fingerprint"),
     ("front", "rayflow.cli.main", "rayflow.stages.steps"),
-    ("front", "rayflow.cli.search_cmds", "rayflow.ml.bert_numpy"),
-    ("front", "rayflow.cli.search_cmds", "rayflow.ml.device"),
     ("front", "rayflow.cli.search_cmds", "rayflow.ml.text_encoder"),
     ("front", "rayflow.cli.search_cmds", "rayflow.stages.embed"),
     ("front", "rayflow.cli.search_cmds", "rayflow.stages.fingerprint"),
     # `rayflow serve` starts the web app from cli/ (engine could host the server instead):
     ("front", "rayflow.cli.serve_cmd", "rayflow.web.app"),
-    # web/ loads the search encoders itself (engine should offer them, as for cli/):
-    ("front", "rayflow.web.api", "rayflow.ml.bert_numpy"),
-    ("front", "rayflow.web.api", "rayflow.ml.device"),
-    ("front", "rayflow.web.api", "rayflow.ml.text_encoder"),
 }
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +35,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from rayflow.catalog import relevance as rel
 from rayflow.catalog import schema
+from rayflow.catalog.hits import Hit
 from rayflow.catalog.moments import name_words
 from rayflow.catalog.relevance import (
     BROWSE_QUERIES,
@@ -62,38 +63,6 @@ CANDIDATES = 50
 
 class SearchError(RuntimeError):
     """A search that cannot run as asked (no vectors yet, no image model, unknown clip)."""
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One result: a clip, where in it the query landed, how relevant and why."""
-
-    clip_id: str
-    score: float | None
-    """Relevance 0-1 (calibrated; see ``relevance``), cosine for ``similar``; None when browsing by filters."""
-    path: str
-    name: str
-    start_s: float | None = None
-    end_s: float | None = None
-    text: str = ""
-    """The text that matched (the sentence spoken, the words on screen, the description...)."""
-    thumbnail: str | None = None
-    moment_index: int | None = None
-    moment_kind: str | None = None
-    why: str = ""
-    """What matched: speech, on-screen text, description, technical, file name, shot tags, image,
-    filters (browsing) or similar."""
-    matched: tuple[str, ...] = ()
-    """The query's words found in ``text``'s field."""
-    cosine: float | None = None
-    """Query-text cosine behind ``score`` (None for keyword search)."""
-    coverage: float | None = None
-    """Share of the query's content words found (None for semantic search)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["matched"] = list(self.matched)
-        return out
 
 
 MOMENT_FIELDS = ["clip_id", "index", "kind", "start_s", "end_s", "text", "speech", "screen_text", "tags",

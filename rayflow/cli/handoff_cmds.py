@@ -221,6 +221,7 @@ def _events_for_query(catalog: Catalog, settings: Settings, query: str, mode: st
     from rayflow.catalog import schema
     from rayflow.catalog.search import SearchError, search
     from rayflow.cli import search_cmds as sc
+    from rayflow.engine.searcher import load_query_encoder
     from rayflow.handoff.export import events_for_hits
 
     if not _is_mode(mode) or not _is_target(target):
@@ -231,7 +232,7 @@ def _events_for_query(catalog: Catalog, settings: Settings, query: str, mode: st
     except schema.WhereError as exc:
         err.print(f"error: --where: {exc}", markup=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    encoder = sc._load_text_encoder(sc._text_model(settings)) if mode != "keyword" else None
+    encoder = sc._loaded(lambda: load_query_encoder(sc._text_model(settings))) if mode != "keyword" else None
     try:
         hits = search(catalog, query, encoder=encoder, mode=mode, target=target,
                       where=flt, limit=limit)

@@ -27,7 +27,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-server_app = typer.Typer(help="A long-lived local service (Prefect server + Ray head) that keeps ingests warm.",
+server_app = typer.Typer(help="A long-lived local service (Prefect server, Ray head, searcher) that keeps ingests "
+                                "and searches warm.",
                          no_args_is_help=True)
 app.add_typer(server_app, name="server")
 
@@ -239,21 +240,17 @@ def list_clips(
 
 
 def _browse_records(where: str, home: Path | None, qdrant_url: str | None, limit: int) -> list[Any]:
-    """``list --where``: the clips passing the filters, through Qdrant."""
-    from rayflow.catalog import schema as where_language
-    from rayflow.catalog.search import browse
+    """``list --where``: the clips passing the filters, through Qdrant (the service's warm
+    searcher when it runs, see ``engine.searcher``)."""
+    from rayflow.engine.searcher import SearchFailed, SearchRequest, browsed_records
 
+    settings = _settings(home=home, qdrant_url=qdrant_url)
     try:
-        flt = where_language.parse_where(where)
-    except where_language.WhereError as exc:
-        err.print(f"error: --where: {exc}", markup=False)
-        raise typer.Exit(EXIT_USAGE) from exc
-    catalog = _open_catalog(home, qdrant_url)
-    try:
-        found = (catalog.get(hit.clip_id) for hit in browse(catalog, where=flt, limit=limit))
-        return [r for r in found if r is not None]
-    finally:
-        catalog.close()
+        records, _ = browsed_records(settings.home, SearchRequest.of(settings, where=where, limit=limit))
+    except SearchFailed as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(exc.code) from exc
+    return records
 
 
 @app.command()
@@ -452,8 +449,9 @@ def models_pull(
 @server_app.command("start")
 def server_start(home: HomeOpt = None) -> None:
     """Start the home's long-lived service: a Prefect server and a Ray head (loopback) that every
-    `ingest` on the home attaches to until `rayflow server stop`, so its models stay loaded."""
-    from rayflow.engine import runtime, service
+    `ingest` on the home attaches to until `rayflow server stop`, so its models stay loaded, and a
+    searcher that answers `search` and `list --where` with its imports and query encoder warm."""
+    from rayflow.engine import runtime, searcher, service
 
     settings = _settings(home=home)
     running = runtime.running_server(settings.home)
@@ -463,32 +461,40 @@ def server_start(home: HomeOpt = None) -> None:
         service.stop(settings.home)  # a stale record's leftovers, if any
         ray_svc = service.start(settings.home, resources=service.encode_slots(settings))
     prefect.wait_ready()
+    search_pid = searcher.start(settings.home, settings)
     out.print(f"{'already running' if running else 'started'}: PREFECT_API_URL={prefect.url}", markup=False)
     out.print(f"ray: {ray_svc.address} (session {ray_svc.session_dir})", markup=False)
+    out.print(f"search: {searcher.socket_path(settings.home)} (pid {search_pid})" if search_pid
+              else f"search: not started, searches run in their own process (see {settings.home / searcher.LOG_NAME})",
+              markup=False)
 
 
 @server_app.command("stop")
 def server_stop(home: HomeOpt = None) -> None:
-    """Stop the service: its Ray head (and the warm actors on it) and the Prefect server."""
-    from rayflow.engine import runtime, service
+    """Stop the service: its Ray head (and the warm actors on it), the searcher and the Prefect server."""
+    from rayflow.engine import runtime, searcher, service
 
     settings = _settings(home=home)
+    search_stopped = searcher.stop(settings.home)
     ray_stopped = service.stop(settings.home)
     prefect_stopped = runtime.stop_detached_server(settings.home)
-    out.print("stopped" if ray_stopped or prefect_stopped else "no server was running")
+    out.print("stopped" if ray_stopped or prefect_stopped or search_stopped else "no server was running")
 
 
 @server_app.command("status")
 def server_status(home: HomeOpt = None) -> None:
-    """Print the service's Prefect URL and Ray address; exit 1 when neither runs."""
-    from rayflow.engine import runtime, service
+    """Print the service's Prefect URL, Ray address and searcher; exit 1 when neither Prefect nor Ray runs."""
+    from rayflow.engine import runtime, searcher, service
 
     settings = _settings(home=home)
     prefect = runtime.running_server(settings.home)
     ray_svc = service.running(settings.home)
+    search_pid = searcher.running(settings.home)
     out.print(f"PREFECT_API_URL={prefect.url}" if prefect else "prefect: not running (ingest starts one per run)",
               markup=False)
     out.print(f"ray: {ray_svc.address}" if ray_svc else "ray: not running (ingest starts its own)", markup=False)
+    out.print(f"search: pid {search_pid}" if search_pid else "search: not running (searches run in their own process)",
+              markup=False)
     if prefect is None and ray_svc is None:
         raise typer.Exit(EXIT_FAILED)
 

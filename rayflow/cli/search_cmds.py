@@ -18,6 +18,7 @@ import logging
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -28,16 +29,13 @@ from rich.text import Text
 
 from rayflow.catalog.relevance import SIMILAR_THRESHOLD
 from rayflow.config import Settings, load_settings
-from rayflow.ml.device import torch_device
 
 if TYPE_CHECKING:
-    from rayflow.catalog.search import Hit
+    from rayflow.catalog.hits import Hit
     from rayflow.catalog.store import Catalog
-    from rayflow.ml.bert_numpy import NumpyBertEncoder
-    from rayflow.ml.text_encoder import ImageTextEncoder, TextEncoder
 
 log = logging.getLogger(__name__)
-_E = TypeVar("_E", "TextEncoder", "ImageTextEncoder", "NumpyBertEncoder")
+_E = TypeVar("_E")
 
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
@@ -81,39 +79,14 @@ def _text_model(settings: Settings) -> str | None:
     return getattr(embed, "text_model", None)
 
 
-def _load_text_encoder(model: str | None) -> TextEncoder:
-    from rayflow.ml.text_encoder import TextEncoder
-
-    return _loaded(TextEncoder(model_path=model))
-
-
-def _load_query_encoder(model: str | None) -> Any:
-    """The query encoder (NumPy MiniLM where it applies: no torch import), set up; missing weights exit 3."""
-    from rayflow.ml.text_encoder import ModelNotFound, query_encoder
+def _loaded(load: Callable[[], _E]) -> _E:
+    """An encoder from :mod:`rayflow.engine.searcher`'s loaders; missing weights exit 3 with the fix."""
+    from rayflow.engine.searcher import SearchFailed
 
     try:
-        encoder = query_encoder(model)
-    except ModelNotFound as exc:
-        raise _fail(str(exc), EXIT_ENV) from exc
-    return _loaded(encoder)
-
-
-def _load_image_encoder(model: str) -> ImageTextEncoder:
-    from rayflow.ml.text_encoder import ImageTextEncoder
-
-    return _loaded(ImageTextEncoder(model=model))
-
-
-def _loaded(encoder: _E) -> _E:
-    """``encoder`` set up on this machine's device; missing weights exit 3 with the fix."""
-    from rayflow.ml.bert_numpy import NumpyBertEncoder
-    from rayflow.ml.text_encoder import ModelNotFound
-
-    try:  # the NumPy encoder runs on the CPU: asking torch for a GPU would import it for nothing
-        encoder.setup("cpu" if isinstance(encoder, NumpyBertEncoder) else torch_device())
-    except ModelNotFound as exc:
-        raise _fail(str(exc), EXIT_ENV) from exc
-    return encoder
+        return load()
+    except SearchFailed as exc:
+        raise _fail(str(exc), exc.code) from exc
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -188,48 +161,18 @@ def search_command(
     matched (speech, on-screen text, description, technical, ...) with the text, and a frame.
     Only hits above the relevance threshold are shown: a query about nothing in the catalog
     answers "no good match" (exit 1). ``rayflow search "*" --where hdr=true`` browses by filters."""
-    from rayflow.catalog import schema
-    from rayflow.catalog.search import BROWSE_QUERIES, STOPWORDS, SearchError, query_terms, search
-    from rayflow.catalog.store import ModelMismatch
+    from rayflow.catalog.relevance import BROWSE_QUERIES, STOPWORDS, query_terms
+    from rayflow.engine.searcher import SearchFailed, SearchRequest, search_hits
 
-    if mode not in ("semantic", "keyword", "hybrid"):
-        raise _fail(f"--mode must be semantic, keyword or hybrid, not {mode!r}", EXIT_USAGE)
-    if target not in ("clips", "moments"):
-        raise _fail(f"--in must be clips or moments, not {target!r}", EXIT_USAGE)
-    try:
-        flt = schema.parse_where(where)
-    except schema.WhereError as exc:
-        raise _fail(f"--where: {exc}", EXIT_USAGE) from exc
     settings = _settings(home=home, qdrant_url=qdrant_url)
-    catalog = _open(settings)
+    request = SearchRequest.of(settings, query=query, mode=mode, target=target, where=where, limit=limit)
     try:
-        encoder = image_encoder = None
-        browsing = query.strip() in BROWSE_QUERIES
-        if mode != "keyword" and not browsing:
-            from rayflow.ml.text_encoder import model_id_for
-
-            model = _text_model(settings)
-            try:  # before loading anything: a different model cannot search these vectors
-                catalog.check_model(text_model=model_id_for(model) if model else _default_model_id())
-            except ModelMismatch as exc:
-                raise _fail(str(exc), EXIT_ENV) from exc
-            encoder = _load_query_encoder(model)
-            meta = catalog.meta
-            image_model = settings.embed.image_model
-            if meta is not None and meta.image_model and image_model:
-                image_encoder = _load_image_encoder(image_model)
-        hits = search(catalog, query, encoder=encoder, image_encoder=image_encoder,
-                      mode=mode,  # type: ignore[arg-type]
-                      target=target,  # type: ignore[arg-type]
-                      where=flt, limit=limit)
-    except ModelMismatch as exc:
-        raise _fail(str(exc), EXIT_ENV) from exc
-    except SearchError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from exc
-    finally:
-        catalog.close()
+        hits, answered_by = search_hits(settings.home, request)
+    except SearchFailed as exc:
+        raise _fail(str(exc), exc.code) from exc
+    browsing = query.strip() in BROWSE_QUERIES
     if as_json:
-        _emit_json({"query": query, "mode": mode, "in": target, "where": where,
+        _emit_json({"query": query, "mode": mode, "in": target, "where": where, "answered_by": answered_by,
                     "results": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]})
     else:
         terms = [t for t in query_terms(query) if t not in STOPWORDS]
@@ -243,12 +186,6 @@ def search_command(
             out.print(Text(f"no good match for {_safe(query, 80)!r}" + (" with these --where filters" if where else "")
                            + " (every clip scored under the relevance threshold)"))
     raise typer.Exit(EXIT_OK if hits else EXIT_FAILED)
-
-
-def _default_model_id() -> str:
-    from rayflow.ml.text_encoder import TextEncoder
-
-    return TextEncoder().model_id
 
 
 def similar_command(
@@ -383,6 +320,7 @@ def reindex_command(
     """Re-embed every catalogued clip from its stored record (no video is decoded), e.g. after
     changing the text model. Searches see an empty catalog until it finishes."""
     from rayflow.catalog.schema import CatalogMeta
+    from rayflow.engine.searcher import load_image_encoder, load_text_encoder
     from rayflow.ml.text_encoder import TextEncoder, model_id_for
     from rayflow.stages.embed import embed_records
 
@@ -399,8 +337,8 @@ def reindex_command(
                 and current.text_model == wanted_text and current.image_model == wanted_image):
             n, skipped, meta = catalog.count(), True, current  # same model ids: nothing to load or do
         else:
-            encoder = _load_text_encoder(text_model)
-            image_encoder = _load_image_encoder(image_name) if image_name else None
+            encoder = _loaded(lambda: load_text_encoder(text_model))
+            image_encoder = _loaded(lambda: load_image_encoder(image_name)) if image_name else None
             meta = CatalogMeta(text_model=encoder.model_id, text_dim=encoder.dim,
                                image_model=image_encoder.model_id if image_encoder else None,
                                image_dim=image_encoder.dim if image_encoder else None)

@@ -40,6 +40,7 @@ from rayflow.catalog.search import (
 from rayflow.catalog.store import ModelMismatch
 from rayflow.config import Settings
 from rayflow.engine.progress import read_live
+from rayflow.engine.searcher import SearchFailed
 from rayflow.engine.session import last_summaries
 from rayflow.record import ClipRecord
 from rayflow.web.access import CatalogAccess, CatalogUnavailable, SidecarRecords, ingest_pid
@@ -227,14 +228,11 @@ class Api:
     def text_encoder(self) -> Encoder:
         with self._encoder_lock:
             if "text" not in self._encoders:
-                from rayflow.ml.bert_numpy import NumpyBertEncoder
-                from rayflow.ml.device import torch_device
-                from rayflow.ml.text_encoder import query_encoder
+                from rayflow.engine.searcher import load_query_encoder
 
                 embed = getattr(self.settings, "embed", None)
-                encoder = query_encoder(getattr(embed, "text_model", None))  # NumPy MiniLM: no torch
-                encoder.setup("cpu" if isinstance(encoder, NumpyBertEncoder) else torch_device())
-                self._encoders["text"] = encoder
+                # NumPy MiniLM: no torch
+                self._encoders["text"] = load_query_encoder(getattr(embed, "text_model", None))
             return self._encoders["text"]
 
     def image_encoder(self, catalog: Any) -> Encoder | None:
@@ -244,12 +242,9 @@ class Api:
             return None
         with self._encoder_lock:
             if "image" not in self._encoders:
-                from rayflow.ml.device import torch_device
-                from rayflow.ml.text_encoder import ImageTextEncoder
+                from rayflow.engine.searcher import load_image_encoder
 
-                encoder = ImageTextEncoder(model=name)
-                encoder.setup(torch_device())
-                self._encoders["image"] = encoder
+                self._encoders["image"] = load_image_encoder(name)
             return self._encoders["image"]
 
     def warm(self) -> None:
@@ -390,6 +385,8 @@ class Api:
             return _error(str(exc), 503, busy=True)
         except ModelMismatch as exc:
             return _error(str(exc), 409)
+        except SearchFailed as exc:  # the model's files are missing here
+            return _error(str(exc), 503)
         except SearchError as exc:
             return _error(str(exc), 400)
         return (query, mode, target, clauses), used

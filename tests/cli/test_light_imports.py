@@ -1,7 +1,8 @@
 """Commands that only read records answer at once: on an embedded catalog, ``list``, ``show``
 and ``runs`` must not import qdrant_client, ray, prefect or torch (issue #15; together
-~1-8 s of CPU), nor ``doctor`` to report their versions. Checked on the modules a real run
-leaves loaded, not on a timing."""
+~1-8 s of CPU), nor ``doctor`` to report their versions; with the service's searcher up,
+neither do ``search`` and ``list --where``. Checked on the modules a real run leaves loaded,
+not on a timing."""
 
 from __future__ import annotations
 
@@ -83,3 +84,18 @@ def test_the_harness_sees_a_heavy_import(home: Path) -> None:
     result, out = _run(["list", "--where", "hdr=false", "--json"], home)
     assert result["code"] == 0 and "qdrant_client" in result["heavy"]  # type: ignore[operator]
     assert json.loads(out)
+
+
+def test_searches_the_service_answers_import_no_heavy_package(home: Path) -> None:
+    from rayflow.config import load_settings
+    from rayflow.engine import searcher
+
+    assert searcher.start(home, load_settings(home=home)) is not None, (home / searcher.LOG_NAME).read_text()
+    try:
+        for args in (["search", "bridge", "--json"], ["search", "bridge", "--mode", "keyword", "--json"],
+                     ["list", "--where", "hdr=false", "--json"]):
+            result, out = _run(args, home)
+            assert result["code"] in (0, 1) and result["heavy"] == [], (args, result)
+            assert json.loads(out) is not None
+    finally:
+        searcher.stop(home)

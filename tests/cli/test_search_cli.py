@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,46 @@ def test_similar_says_when_nothing_is_similar(home: Path, records: list[ClipReco
     assert proc.returncode == 1 and "no similar clips" in proc.stdout, proc.stdout
     proc = _run(["similar", lonely.clip_id, "--threshold", "0", "--json"], home)
     assert proc.returncode == 0 and json.loads(proc.stdout)["threshold"] == 0
+
+
+def test_the_services_searcher_answers_as_this_process_would(home: Path, records: list[ClipRecord]) -> None:
+    from rayflow.config import load_settings
+    from rayflow.engine import searcher
+
+    asks = [["search", "why is the harbor bridge closed", "--json", "--limit", "3"],
+            ["search", "ferry commuters", "--mode", "keyword", "--in", "moments", "--json"],
+            ["search", "*", "--where", "hdr=true", "--json"],
+            ["list", "--where", "hdr=true", "--json"]]
+    here = [json.loads(_run(args, home).stdout) for args in asks]
+    pid = searcher.start(home, load_settings(home=home))
+    assert pid is not None, (home / searcher.LOG_NAME).read_text()
+    try:
+        there = [json.loads(_run(args, home).stdout) for args in asks]
+        for mine, served in zip(here[:3], there[:3], strict=True):
+            assert (mine.pop("answered_by"), served.pop("answered_by")) == ("here", "service")
+            assert served == mine and served["results"]
+        assert there[3] == here[3] and len(there[3]) == sum(1 for r in records if r.video and r.video.hdr.is_hdr)
+        proc = _run(["search", "bridge", "--where", "hdr=maybe"], home)  # its errors are this process's errors
+        assert proc.returncode == 2 and "--where" in proc.stderr
+        word = ["search", "zanzibarquokka", "--mode", "keyword", "--json"]
+        assert _run(word, home).returncode == 1
+        new = records[1].model_copy(deep=True)
+        new.clip_id, new.file.name = str(uuid.uuid4()), "zanzibarquokka.mp4"
+        new.file.path, new.file.checksum = f"/footage/{new.file.name}", "f" * 64
+        writer = Catalog.open(path=home / "catalog", url=None)  # the searcher keeps no lock
+        try:
+            writer.upsert([new])
+        finally:
+            writer.close()
+        proc = _run(word, home)  # and it sees what others wrote
+        assert proc.returncode == 0 and json.loads(proc.stdout)["results"][0]["clip_id"] == new.clip_id
+        writer = Catalog.open(path=home / "catalog", url=None)
+        try:
+            writer.delete(new.clip_id)
+        finally:
+            writer.close()
+        assert _run(word, home).returncode == 1
+    finally:
+        assert searcher.stop(home)
+    assert searcher.running(home) is None and not searcher.socket_path(home).exists()
+    assert _run(["search", "bridge", "--mode", "keyword", "--json"], home).returncode == 0  # back to searching here

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from rayflow.config import load_settings
-from rayflow.engine import orphans, runtime, service, session
+from rayflow.engine import orphans, runtime, searcher, service, session
 from tests.clirun import run_in_home
 from tests.media import h264_aac
 
@@ -52,6 +53,8 @@ def test_ingests_attach_to_the_service_and_stop_leaves_nothing(tmp_path: Path) -
     status = _run(["server", "status"], home, timeout=60)
     assert status.returncode == 0 and f"ray: {svc.address}" in status.stdout
     assert "PREFECT_API_URL=http://127.0.0.1:" in status.stdout
+    search_pid = searcher.running(home)  # the searcher answers too
+    assert search_pid is not None and f"search: pid {search_pid}" in status.stdout
     try:
         summaries = []
         for clip in clips:
@@ -70,6 +73,7 @@ def test_ingests_attach_to_the_service_and_stop_leaves_nothing(tmp_path: Path) -
     assert service.session_processes(svc.session_dir) == []
     assert orphans.leftover_processes(home) == []  # no Ray or Prefect process of the home
     assert runtime.running_server(home) is None and not service.state_path(home).exists()
+    assert searcher.running(home) is None and not psutil.pid_exists(search_pid)
     gone = _run(["server", "status"], home, timeout=60)
     assert gone.returncode == 1 and "ray: not running" in gone.stdout
 
