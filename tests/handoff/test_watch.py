@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -89,7 +90,8 @@ def test_watch_really_ingests_a_file_copied_into_the_folder(tmp_path: Path) -> N
     folder.mkdir()
     argv = [sys.executable, "-m", "rayflow.cli.main", "watch", str(folder), "--home", str(home),
             "--interval", "0.5", "--settle", "2", "--once", "--only", "probe"]
-    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "RAY_ADDRESS")}  # its own, as a user's
+    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         time.sleep(1.0)  # the watch is polling an empty folder
         shutil.copyfile(CLIP, folder / "C0003.webm")
