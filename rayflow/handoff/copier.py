@@ -1,7 +1,8 @@
 """One read of a card file, written to every destination and read back from each drive as it lands.
 
-The card is read once, in ``chunk_bytes`` blocks; each block feeds the card's xxHash and is
-written to a hidden ``.<name>.rayflow-part`` in every destination. Each destination has two
+The card is read once, in ``chunk_bytes`` blocks; each block feeds the card's xxHash (on a
+hash thread, while the next block is read and this one written) and is written to a hidden
+``.<name>.rayflow-part`` in every destination. Each destination has two
 threads of its own, so drives never wait for each other and the card read waits for a
 drive only when more than ``window_bytes`` there are still unchecked. Every
 ``segment_bytes`` of a part (and its last piece), the *fsync thread* waits until that range
@@ -47,6 +48,8 @@ WINDOW_BYTES = 96 * 1024 * 1024
 PART_SUFFIX = ".rayflow-part"
 
 _WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # SYNC_FILE_RANGE_* from <fcntl.h>
+_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offload-card-hash")
+"""Hashes the card's blocks in order (one thread: xxhash updates must not interleave)."""
 
 Status = Literal["copied", "present", "failed"]
 Progress = Callable[[str, int], None]
@@ -332,23 +335,36 @@ def copy_file(card: Path, rel: str, size: int, dests: list[Destination], fmt: Ha
     parts = {id(d): d.open_part(rel) for d in dests if not (d.root / rel).exists()}
     chunk_bytes = max(d.chunk_bytes for d in dests)
     hasher = new_hasher(fmt)
-    buf = bytearray(chunk_bytes)
-    view = memoryview(buf)
+    # Two blocks in turn: the card's hash of one (xxhash lets go of the GIL) runs on the hash
+    # thread while the other is read and written, so hashing adds no time to the card read.
+    views = [memoryview(bytearray(chunk_bytes)) for _ in range(2)]
+    hashed: list[Future[None] | None] = [None, None]
     card_error = None
     try:
         with (card / rel).open("rb", buffering=0) as fh:
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            while n := fh.readinto(buf):
-                hasher.update(view[:n])
+            turn = 0
+            while True:
+                pending = hashed[turn]
+                if pending is not None:
+                    pending.result()  # that block is hashed: it may be read into again
+                view = views[turn]
+                if not (n := fh.readinto(view)):
+                    break
+                hashed[turn] = _HASHING.submit(hasher.update, view[:n])
                 for d in dests:
                     if id(d) in parts:
                         d.write(parts[id(d)], view[:n])
                 if on_bytes:
                     on_bytes(rel, n)
+                turn = 1 - turn
             drop_cache(fh.fileno())  # the card's pages are not needed again
         mtime = (card / rel).stat().st_mtime
     except OSError as exc:  # the card itself failed to read: nothing will be renamed into place
         card_error, mtime = f"card read failed: {exc.strerror or exc}", 0.0
+    for pending in hashed:
+        if pending is not None:
+            pending.result()
     digest = None if card_error else hasher.hexdigest()
     return [d.finish(rel, size, parts.get(id(d)), digest, card_error, mtime) for d in dests]
