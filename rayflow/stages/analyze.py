@@ -70,6 +70,9 @@ class Role:
     """Skipped (not failed) for a file without pictures."""
     keep: Callable[[ClipInput, Any], None]
     """Puts the role's output where the record and the later roles read it."""
+    applies: Callable[[ClipInput], bool] = lambda item: True
+    """False for a file the role has nothing to look at (no audio for speech, a still for shots):
+    the role is skipped, so the record does not list it among the roles that ran."""
 
 
 def _set(attribute: str, empty: Any = None) -> Callable[[ClipInput, Any], None]:
@@ -90,10 +93,10 @@ def _keep_description(item: ClipInput, output: tuple[str, list[str]] | None) -> 
 ROLES: tuple[Role, ...] = (
     Role("shots", ShotStage, lambda s: s.analysis.shots,
          lambda s: ShotStage(ShotSettings(detector=s.analysis.shot_detector, threads=s.analysis.threads)),
-         needs_frames=True, keep=_set("shots")),
+         needs_frames=True, keep=_set("shots"), applies=lambda item: not item.still),
     Role("speech", SpeechStage, lambda s: s.analysis.speech,
          lambda s: SpeechStage(s.analysis.speech_model, threads=s.analysis.threads),
-         needs_frames=False, keep=_set("speech")),
+         needs_frames=False, keep=_set("speech"), applies=lambda item: item.audio_track is not None),
     Role("screen_text", ScreenTextStage, lambda s: s.analysis.screen_text,
          lambda s: ScreenTextStage(threads=s.analysis.threads), needs_frames=True, keep=_set("screen_text", [])),
     Role("faces", FaceStage, lambda s: s.analysis.faces, lambda s: FaceStage(FaceSettings(threads=1)),
@@ -200,7 +203,7 @@ class AnalyzeStage(Stage[ClipInput, AnalyzeResult]):
         result.errors.update(self.unavailable)
         for role in self.table:
             stage = self.stages.get(role.name)
-            if stage is None or (role.needs_frames and item.frames is None):
+            if stage is None or (role.needs_frames and item.frames is None) or not role.applies(item):
                 continue
             output = self._run(role.name, stage, item, result)
             role.keep(item, output)

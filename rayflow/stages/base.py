@@ -136,6 +136,8 @@ class ClipInput:
     duration_s: float | None = None
     audio_track: int | None = None
     """Stream index of the default audio track (else the first); None when there is no audio."""
+    still: bool = False
+    """A still image (one picture: no cuts, no motion)."""
     camera: CameraInfo = field(default_factory=CameraInfo)
     exposure: ExposureInfo | None = None
     analysis: Analysis = field(default_factory=Analysis)
@@ -155,7 +157,7 @@ class ClipInput:
             record.container.duration_s if record.container else None)
         return cls(path=path, clip_id=clip_id, frames=frames, out_dir=out_dir, timeout_s=timeout_s,
                    video=video, duration_s=duration_s, audio_track=default_audio(record),
-                   camera=record.camera, exposure=record.exposure)
+                   still=record.kind == "image", camera=record.camera, exposure=record.exposure)
 
 
 @dataclass

@@ -114,7 +114,7 @@ class DescribeStage(Stage[ClipInput, tuple[str, list[str]]]):
         found = item.analysis
         return describe(duration_s=item.duration_s, video=item.video, shots=found.shots, faces=found.faces,
                         speech=found.speech, screen_text=found.screen_text, exposure=item.exposure,
-                        focal=found.focal)
+                        focal=found.focal, still=item.still)
 
 
 def describe(
@@ -127,6 +127,7 @@ def describe(
     screen_text: Sequence[ScreenText] = (),
     exposure: ExposureInfo | None = None,
     focal: FocalEstimate | None = None,
+    still: bool = False,
 ) -> tuple[str, list[str]]:
     """One paragraph and a tag list from whichever signals are given (None = unknown,
     and then not mentioned). Tags are lower-case, hyphenated, in a fixed order."""
@@ -136,7 +137,7 @@ def describe(
 
     # What kind of footage.
     picture: list[str] = []
-    if duration_s is not None:
+    if duration_s is not None and not still:  # a still has no running time
         picture.append(f"{_duration(duration_s)}")
     if video is not None:
         sources.append("probe")
@@ -152,7 +153,8 @@ def describe(
             tags.append("hdr")
             if video.hdr.format:
                 tags.append(_tag(video.hdr.format))
-    opening = "A " + " ".join(picture) + " clip" if picture else "A clip"
+    noun = "still image" if still else "clip"
+    opening = f"A {' '.join(picture)} {noun}" if picture else f"A {noun}"
     if shots is not None and shots.shots:
         sources.append("shots")
         count = len(shots.shots)

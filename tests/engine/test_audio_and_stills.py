@@ -60,5 +60,10 @@ def test_audio_and_stills_are_catalogued_and_sidecars_reported(engine, tmp_path:
         assert still.capture.gps is not None and abs(still.capture.gps.lat - 26.12157) < 1e-3
         assert still.thumbnails and Path(still.thumbnails[0].path).is_file()
         assert still.analysis is not None and still.analysis.faces is not None  # run on its one frame
+        # Only what applies ran, and the record lists only that: a still has no audio and no cuts.
+        assert "faces" in still.analysis.roles and not {"speech", "shots"} & set(still.analysis.roles)
+        assert still.analysis.speech is None and still.analysis.shots is None
+        assert not {"single-shot", "multi-shot"} & set(still.analysis.tags), still.analysis.tags
+        assert "speech" in audio.analysis.roles and "faces" not in audio.analysis.roles
     finally:
         catalog.close()

@@ -81,3 +81,10 @@ def test_topic_words_skip_stop_words_and_keep_first_on_ties() -> None:
         "horse", "mouse", "past", "sang"]  # 'ran' and 'cat' are too short
     assert topic_words("alpha beta gamma delta epsilon zeta", count=2) == ["alpha", "beta"]
     assert topic_words("") == []
+
+
+def test_a_still_is_called_a_still_and_given_no_running_time() -> None:
+    text, tags = describe(duration_s=0.04, video=VideoInfo(width=4128, height=2322),
+                          faces=Faces(method="haar", shot_scale="no people"), still=True)
+    assert text.startswith("A 4K still image. No faces were seen."), text
+    assert "second" not in text and "shot" not in " ".join(tags)
