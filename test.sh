@@ -6,4 +6,7 @@ cd "$(dirname "$0")"
 # Lint and type-check the package first (seconds; mypy's cache lives in .mypy_cache).
 .venv/bin/ruff check rayflow tests benchmarks
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# Two workers, each taking whole files (module fixtures stay shared): most of the suite waits on
+# real Ray/Prefect/model start-ups, so two overlap well even on 2 cores. `./test.sh -n 0` runs
+# it in one process; RAYFLOW_TEST_WORKERS sets the count.
+exec .venv/bin/python -m pytest -n "${RAYFLOW_TEST_WORKERS:-2}" --dist loadfile "$@"
