@@ -36,7 +36,8 @@ def _frames_of_still(still: np.ndarray, path: Path) -> Frames:
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    skimage_data = pytest.importorskip("skimage.data")
+    from skimage import data as skimage_data  # a dev dependency: missing is a failure, not a skip
+
     return skimage_data.astronaut()
 
 
