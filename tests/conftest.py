@@ -27,7 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """GPU tests skip without CUDA, but fail loudly when FAIL_WITHOUT_CUDA=1."""
+    """Files with slow tests run first (so ./test.sh's workers, which take whole files, end
+    together instead of one finishing the heavy files alone); GPU tests skip without CUDA, but
+    fail loudly when FAIL_WITHOUT_CUDA=1."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: each file keeps its order
     try:
         import pynvml
 
