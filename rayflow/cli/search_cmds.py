@@ -1,9 +1,10 @@
 """``rayflow search | similar | rm | reindex``: the catalog's search side.
 
-These commands open the catalog directly (like ``rayflow list``). Embedded Qdrant
-allows one process, so while an ingest holds it they exit 3 and say to wait or run
-a Qdrant server (``--qdrant-url``), which any number of readers can share with a
-running ingest. Keyword search loads no model; semantic and hybrid embed the query
+``search`` is answered by the service's warm searcher when ``rayflow server start`` runs
+(``rayflow.engine.searcher``; ``--json`` says ``answered_by``), else it opens the catalog
+itself, as the other commands do. Embedded Qdrant allows one process, so while an ingest
+holds it they exit 3 and say to wait or run a Qdrant server (``--qdrant-url``), which any
+number of readers can share with a running ingest. Keyword search loads no model; semantic and hybrid embed the query
 with the NumPy copy of the packaged MiniLM (``rayflow.ml.bert_numpy``: ~0.2 s of CPU,
 no torch import), or the torch encoder for other models. Results carry a relevance
 (0-100 %) and why they matched; none above the threshold is "no good match". Exit
