@@ -224,7 +224,7 @@ class Catalogs:
         keep = False
         try:
             yield catalog
-            if self._keep and not req.qdrant_url and catalog.local:
+            if self._keep and catalog.local:
                 stamp = _stamp(folder)  # under the lock: nobody else can have written since the open
                 keep = _let_go_of_lock(catalog)
                 if keep:
@@ -310,7 +310,7 @@ def ask(home: Path, op: str, req: SearchRequest, *, timeout_s: float = 120.0) ->
             sock.connect(str(path))
             sock.sendall(json.dumps({"op": op, "request": asdict(req)}).encode() + b"\n")
             sock.shutdown(socket.SHUT_WR)
-            answer = _read_all(sock)
+            answer = _recv(sock, 64 * MAX_MESSAGE)
     except OSError as exc:
         log.debug("no answer from the searcher at %s: %s", path, exc)
         return None
@@ -343,15 +343,16 @@ def browsed_records(home: Path, req: SearchRequest) -> tuple[list[ClipRecord], s
     return browse_records(req), "here"
 
 
-def _read_all(sock: socket.socket) -> bytes:
+def _recv(sock: socket.socket, limit: int, *, line: bool = False) -> bytes:
+    """What ``sock`` sends until it closes (or, with ``line``, ends a line), at most ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     while chunk := sock.recv(65536):
         chunks.append(chunk)
         size += len(chunk)
-        if size > 64 * MAX_MESSAGE:
-            raise OSError("answer too large")
-    return b"".join(chunks)
+        if (line and b"\n" in chunk) or size > limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 # ----------------------------------------------------------------------------- the searcher process
@@ -401,17 +402,6 @@ def _still_mine(path: Path, inode: int) -> bool:
         return False
 
 
-def _receive(conn: socket.socket) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := conn.recv(65536):
-        chunks.append(chunk)
-        size += len(chunk)
-        if b"\n" in chunk or size > MAX_MESSAGE:
-            break
-    return b"".join(chunks)[:MAX_MESSAGE]
-
-
 def serve(home: Path, *, preload_model: str | None = None) -> None:
     """Run the searcher of ``home`` until SIGTERM or until its socket is no longer its own."""
     import rayflow.catalog.search  # noqa: F401  # the ~1 s of imports, paid once
@@ -440,7 +430,7 @@ def serve(home: Path, *, preload_model: str | None = None) -> None:
             with conn:
                 conn.settimeout(30)
                 try:
-                    reply = answer(_receive(conn), encoders, catalogs)
+                    reply = answer(_recv(conn, MAX_MESSAGE, line=True), encoders, catalogs)
                     conn.sendall(json.dumps(reply, ensure_ascii=False).encode())
                 except OSError as exc:  # the client went away
                     log.info("client lost: %s", exc)
@@ -504,6 +494,8 @@ def stop(home: Path, *, grace_s: float = 5.0) -> bool:
     """Stop the home's searcher; False when none was running."""
     import psutil
 
+    from rayflow.engine.service import end_processes
+
     pid = recorded_pid(home)
     socket_path(home).unlink(missing_ok=True)  # a searcher that misses SIGTERM exits on its own
     (home / STATE_NAME).unlink(missing_ok=True)
@@ -515,12 +507,7 @@ def stop(home: Path, *, grace_s: float = 5.0) -> bool:
             return False  # the pid was reused: not ours
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    proc.terminate()
-    try:
-        proc.wait(grace_s)
-    except psutil.TimeoutExpired:
-        proc.kill()
-        proc.wait(grace_s)
+    end_processes([proc], grace_s=grace_s)
     return True
 
 
