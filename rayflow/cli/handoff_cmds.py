@@ -218,27 +218,18 @@ def _is_target(value: str) -> TypeGuard[Target]:
 
 def _events_for_query(catalog: Catalog, settings: Settings, query: str, mode: str, target: str,
                       where: str | None, limit: int) -> list[Event]:
-    from rayflow.catalog import schema
-    from rayflow.catalog.search import SearchError, search
-    from rayflow.cli import search_cmds as sc
-    from rayflow.engine.searcher import load_query_encoder
+    from rayflow.engine.searcher import SearchFailed, SearchRequest, search_in
     from rayflow.handoff.export import events_for_hits
 
     if not _is_mode(mode) or not _is_target(target):
         err.print("error: --mode is semantic|keyword|hybrid and --in is clips|moments")
         raise typer.Exit(EXIT_USAGE)
+    request = SearchRequest.of(settings, query=query, mode=mode, target=target, where=where, limit=limit)
     try:
-        flt = schema.parse_where(where)
-    except schema.WhereError as exc:
-        err.print(f"error: --where: {exc}", markup=False)
-        raise typer.Exit(EXIT_USAGE) from exc
-    encoder = sc._loaded(lambda: load_query_encoder(sc._text_model(settings))) if mode != "keyword" else None
-    try:
-        hits = search(catalog, query, encoder=encoder, mode=mode, target=target,
-                      where=flt, limit=limit)
-    except SearchError as exc:
+        hits = search_in(catalog, request)
+    except SearchFailed as exc:
         err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(exc.code) from exc
     return events_for_hits(catalog, hits, query)
 
 

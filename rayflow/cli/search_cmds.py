@@ -75,11 +75,6 @@ def _open(settings: Settings) -> Catalog:
         raise _fail(str(exc), EXIT_ENV) from exc
 
 
-def _text_model(settings: Settings) -> str | None:
-    embed = getattr(settings, "embed", None)
-    return getattr(embed, "text_model", None)
-
-
 def _loaded(load: Callable[[], _E]) -> _E:
     """An encoder from :mod:`rayflow.engine.searcher`'s loaders; missing weights exit 3 with the fix."""
     from rayflow.engine.searcher import SearchFailed
@@ -326,7 +321,7 @@ def reindex_command(
     from rayflow.stages.embed import embed_records
 
     settings = _settings(home=home, qdrant_url=qdrant_url)
-    text_model = model or _text_model(settings)
+    text_model = model or settings.embed.text_model
     image_name = image_model or settings.embed.image_model
     backup = settings.home / REINDEX_BACKUP
     catalog = _open(settings)

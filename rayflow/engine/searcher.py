@@ -245,14 +245,18 @@ class Catalogs:
 
 def run_search(req: SearchRequest, encoders: Encoders | None = None, catalogs: Catalogs | None = None) -> list[Hit]:
     """The hits of ``req`` (``rayflow search``): relevance-ranked, above the threshold."""
+    with (catalogs or Catalogs(keep=False)).reading(req) as catalog:
+        return search_in(catalog, req, encoders)
+
+
+def search_in(catalog: Catalog, req: SearchRequest, encoders: Encoders | None = None) -> list[Hit]:
+    """:func:`run_search` on a catalog the caller has open (``rayflow export`` builds its events
+    from the same catalog): the request checked, the model checked, the encoders loaded."""
     if req.mode not in ("semantic", "keyword", "hybrid"):
         raise SearchFailed(f"--mode must be semantic, keyword or hybrid, not {req.mode!r}", EXIT_USAGE)
     if req.target not in ("clips", "moments"):
         raise SearchFailed(f"--in must be clips or moments, not {req.target!r}", EXIT_USAGE)
-    flt = _parse_where(req.where)
-    encoders = encoders or Encoders()
-    with (catalogs or Catalogs(keep=False)).reading(req) as catalog:
-        return _search(catalog, req, flt, encoders)
+    return _search(catalog, req, _parse_where(req.where), encoders or Encoders())
 
 
 def _search(catalog: Catalog, req: SearchRequest, flt: Any, encoders: Encoders) -> list[Hit]:
