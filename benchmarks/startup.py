@@ -10,7 +10,8 @@ steps unless --skip), and reports:
   ray_s           ray.init of the embedded cluster
   writer_s        starting the catalog writer actor (call only; it opens in the background)
   prefect_wait_s  waiting for the Prefect server after everything above (0 = it was ready)
-  warm_s          writer ready + warm workers + embedder model answered
+  catalog_wait_s  the catalog open and the text model checked against it (asked by the flow
+                  after the first fingerprints: the writer opens it meanwhile), 0 if not reached
   first_stage_s   command start -> first stage running (what the user waits for)
   first_file_s    command start -> first file finished
   total_s         the whole ingest, shutdown included
@@ -114,7 +115,7 @@ def one_run(clip: Path, skip: list[str], home: Path | None = None,
     return {"attached": float(attached), "note": loads[0] if loads else "",
             "import_s": import_s, "encoders_s": encoders_s, "ray_s": timings.ray_s,
             "writer_s": timings.writer_s, "prefect_wait_s": timings.prefect_s,
-            "warm_s": timings.extra.get("warm_s", 0.0),
+            "catalog_wait_s": timings.extra.get("catalog_wait_s", 0.0),
             "analyzer_load_s": timings.extra.get("analyzer_load_s", 0.0),
             "first_stage_s": marks.get("first_stage_s", float("nan")),
             "first_file_s": marks.get("first_file_s", float("nan")),

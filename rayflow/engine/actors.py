@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from rayflow.catalog.store import Catalog, atomic_write_bytes, write_sidecar
-from rayflow.catalog.verify import prune_outputs
 from rayflow.media.tempfiles import sweep_temp_files
 from rayflow.record import ClipRecord
+
+if TYPE_CHECKING:
+    from rayflow.catalog.store import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,11 @@ class CatalogWriter:
 
     def __init__(self, catalog_dir: str | None, qdrant_url: str | None, api_key: str | None,
                  records_dir: str) -> None:
-        self.catalog = Catalog.open(
+        # Imported here, not at the top: the driver defines this actor the moment Ray is up,
+        # before it has paid for qdrant_client (~0.5 s); only the actor's process needs it.
+        from rayflow.catalog.store import Catalog
+
+        self.catalog: Catalog = Catalog.open(
             path=Path(catalog_dir) if catalog_dir else None, url=qdrant_url, api_key=api_key
         )
         self.records_dir = Path(records_dir)
@@ -53,6 +58,9 @@ class CatalogWriter:
         When the point cannot be written (disk full, read-only catalog, server error) the
         sidecars written here are rolled back to what they were, so records and catalog
         never disagree; the error propagates and the file is reported failed."""
+        from rayflow.catalog.store import atomic_write_bytes, write_sidecar
+        from rayflow.catalog.verify import prune_outputs
+
         previous: list[tuple[Path, bytes | None]] = []
         try:
             for record in records:

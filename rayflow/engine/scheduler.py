@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,10 @@ class RunHandles:
     embedder: Any = None
     """EmbedderActor handle, or None when the embed step is off."""
     encoder_note: str | None = None
+    catalog_ready: Callable[[], Exception | None] | None = None
+    """Asked before the run's first look at the catalog (the session starts the writer
+    meanwhile): the problem (the catalog could not be opened, or was built with another text
+    model), or None. On a problem the run stops at once; the session raises it after the flow."""
 
 
 @dataclass
@@ -293,6 +298,9 @@ class Scheduler:
             self.seen_checksums[checksum] = o.path
             fresh.append(o)
         if not fresh:
+            return
+        if self.handles.catalog_ready is not None and self.handles.catalog_ready() is not None:
+            self.pending_fp.clear()  # nothing goes on: the session reports the problem
             return
         stored = ray.get(self.handles.writer.statuses.remote([o.fingerprint.clip_id for o in fresh
                                                               if o.fingerprint]))

@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,37 +176,46 @@ def _run_on_ray(
     from rayflow.stages.steps import plan_steps
 
     steps = plan_steps(skip=settings.skip, only=settings.only).enabled
-    encode = plan = None
-    if "proxy" in steps:
-        from rayflow.engine.resources import encode_resources
-        from rayflow.media.encoders import detect_encoders
-
-        plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
-        encode = encode_resources(plan, settings.proxy, os.cpu_count() or 1)
     t = time.monotonic()
-    attached = None
-    if owns_ray:
-        settings, attached = _start_ray(settings, api_url, encode)
+    attached = _attach_to_service(settings, api_url) if owns_ray else None
+    actors: RunActors | None = None
+    if attached:
+        settings = replace(settings, address=attached)
+        actors = _start_first(settings, timings)  # first: their start overlaps with all that follows
     timings.ray_s = time.monotonic() - t
-    if settings.preflight and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
-        t = time.monotonic()
-        _preflight(paths, settings)
-        timings.extra["preflight_s"] = time.monotonic() - t
-    encode = _cluster_encode(encode, settings)
-    actors = _start_actors(settings, steps, timings)
     try:
-        _wait_ready(actors, settings, server, timings)
+        plan, encode = _plan_encodes(steps, settings)
+        if actors is None:
+            t = time.monotonic()
+            if owns_ray:
+                runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
+                                  resources=encode.node_resources if encode and not settings.address else None)
+            timings.ray_s += time.monotonic() - t
+            actors = _start_first(settings, timings)
+        if settings.preflight and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
+            t = time.monotonic()
+            _preflight(paths, settings)
+            timings.extra["preflight_s"] = time.monotonic() - t
+        encode = _cluster_encode(encode, settings)
+        _start_model_actors(actors, settings, steps)
+        if server is not None:
+            t = time.monotonic()
+            server.wait_ready()
+            timings.prefect_s = time.monotonic() - t
+        catalog_ready = _catalog_check(actors, settings, timings)
         t = time.monotonic()
         from rayflow.engine.flow import new_run_id, run_ingest_flow
         from rayflow.engine.scheduler import RunHandles
 
         handles = RunHandles(writer=actors.writer, progress=progress, encode=encode,
                              encoder_note=_encoder_note(plan), analyzers=actors.analyzers,
-                             embedder=actors.embedder)
+                             embedder=actors.embedder, catalog_ready=catalog_ready)
         from rayflow.ml.gpu_monitor import GpuMonitor
 
         with GpuMonitor() as gpu_use:  # NVML busy share and memory of this machine's GPUs
             summary = run_ingest_flow(paths, settings, handles, run_id=run_id or new_run_id())
+        if problem := catalog_ready():  # asked by the flow, or now for a run with no file to look up
+            raise problem
         if not gpu_use.unavailable:
             summary.notes.append(gpu_use.summary().line())
         if attached:
@@ -216,33 +225,63 @@ def _run_on_ray(
         timings.flow_s = time.monotonic() - t
     finally:
         t = time.monotonic()
-        _stop_actors(actors)
+        if actors is not None:
+            _stop_actors(actors)
         timings.extra["writer_stop_s"] = time.monotonic() - t
     return summary
 
 
-def _start_ray(settings: Settings, api_url: str, encode: Any) -> tuple[Settings, str | None]:
-    """Join the home's running service (``rayflow server start``) when no ``--address`` was
-    given: the run then uses its Ray as a cluster (``settings.address`` set to it), so the
-    analyzers are its persistent, warm actors. Returns the settings the run goes on with and the
-    address attached to (None when this run started its own Ray). A service that does not answer
-    (stale record) only logs a warning: the run starts a private Ray as without one."""
-    from dataclasses import replace
+def _plan_encodes(steps: frozenset[str], settings: Settings) -> tuple[Any, Any]:
+    """The proxy encoders this machine has (``detect_encoders``) and the encode slots they give
+    (``encode_resources``); (None, None) when proxies are not made."""
+    if "proxy" not in steps:
+        return None, None
+    from rayflow.engine.resources import encode_resources
+    from rayflow.media.encoders import detect_encoders
 
+    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    return plan, encode_resources(plan, settings.proxy, os.cpu_count() or 1)
+
+
+def _attach_to_service(settings: Settings, api_url: str) -> str | None:
+    """Join the home's running service (``rayflow server start``) when no ``--address`` was
+    given: the run then uses its Ray as a cluster, so the analyzers are its persistent, warm
+    actors. Returns the address attached to, or None (no service: the caller starts a private
+    Ray). A service that does not answer (stale record) only logs a warning."""
     from rayflow.engine import service
 
     svc = None if settings.address else service.running(settings.home)
-    if svc is not None:
-        try:
-            runtime.start_ray(settings.home, address=svc.address, prefect_api_url=api_url)
-        except runtime.ClusterUnreachable as exc:
-            log.warning("the rayflow service's Ray did not answer (%s); this run starts its own", exc)
-        else:
-            log.info("attached to the rayflow service's Ray at %s", svc.address)
-            return replace(settings, address=svc.address), svc.address
-    runtime.start_ray(settings.home, address=settings.address, prefect_api_url=api_url,
-                      resources=encode.node_resources if encode and not settings.address else None)
-    return settings, None
+    if svc is None:
+        return None
+    try:
+        runtime.start_ray(settings.home, address=svc.address, prefect_api_url=api_url)
+    except runtime.ClusterUnreachable as exc:
+        log.warning("the rayflow service's Ray did not answer (%s); this run starts its own", exc)
+        return None
+    log.info("attached to the rayflow service's Ray at %s", svc.address)
+    return svc.address
+
+
+def _start_first(settings: Settings, timings: RunTimings) -> RunActors:
+    """What takes a new process, sent the moment Ray is up, so that it starts while this
+    process detects encoders and imports the flow: the catalog writer (it opens the catalog)
+    and one warm-up task per CPU (each new Ray worker imports prefect, stages, decord: ~2 s).
+    The warm-ups are not waited for: the first task queues behind them and reuses their workers."""
+    import ray
+
+    from rayflow.engine.actors import start_catalog_writer
+    from rayflow.engine.warmup import warm_worker
+
+    t = time.monotonic()
+    writer, writer_ready = start_catalog_writer(
+        catalog_dir=None if settings.qdrant_url else settings.catalog_dir,
+        qdrant_url=settings.qdrant_url, api_key=settings.qdrant_api_key,
+        records_dir=settings.records_dir,
+    )
+    timings.writer_s = time.monotonic() - t
+    cpus = max(1, int(_cluster_resources().get("CPU", 1)))
+    warm = [ray.remote(warm_worker).options(num_cpus=1).remote() for _ in range(cpus)]
+    return RunActors(writer, writer_ready, warm_refs=warm, persistent=bool(settings.address))
 
 
 def _cluster_encode(encode: Any, settings: Settings) -> Any:
@@ -260,67 +299,66 @@ def _cluster_encode(encode: Any, settings: Settings) -> Any:
     return encode
 
 
-def _start_actors(settings: Settings, steps: frozenset[str], timings: RunTimings) -> RunActors:
-    """The catalog writer, the model actors (loading their weights while the Prefect server
-    finishes starting) and one warm-up task per CPU (imports of prefect, stages, decord: ~2 s
-    each; tasks then reuse these workers)."""
-    import ray
-
-    from rayflow.engine.actors import start_catalog_writer
+def _start_model_actors(actors: RunActors, settings: Settings, steps: frozenset[str]) -> None:
+    """The model actors (they load their weights while the Prefect server finishes starting);
+    on a long-lived cluster (the service's) they are its persistent, already warm ones."""
     from rayflow.engine.pools import AnalyzerPool, start_embedder
-    from rayflow.engine.tasks import warm_worker
 
-    t = time.monotonic()
-    writer, writer_ready = start_catalog_writer(
-        catalog_dir=None if settings.qdrant_url else settings.catalog_dir,
-        qdrant_url=settings.qdrant_url, api_key=settings.qdrant_api_key,
-        records_dir=settings.records_dir,
-    )
-    timings.writer_s = time.monotonic() - t
-    actors = RunActors(writer, writer_ready)
     actors.analyzers = AnalyzerPool.start(settings) if "analyze" in steps else None
-    actors.persistent = bool(settings.address)
     actors.embedder = (start_embedder(settings.embed, settings.timeouts, persistent=actors.persistent)
                        if "embed" in steps else None)
-    cpus = max(1, int(_cluster_resources().get("CPU", 1)))
-    actors.warm_refs = [ray.remote(warm_worker).options(num_cpus=1).remote() for _ in range(cpus)]
-    return actors
 
 
-def _wait_ready(actors: RunActors, settings: Settings, server: runtime.PrefectServer | None,
-                timings: RunTimings) -> None:
-    """The Prefect server, the catalog (CatalogBusy when open elsewhere), the warm workers,
-    and the embedder's model against the catalog's (ModelMismatch)."""
+def _catalog_check(actors: RunActors, settings: Settings,
+                   timings: RunTimings) -> Callable[[], Exception | None]:
+    """The check the flow makes before its first look at the catalog (after the first
+    fingerprints: the writer opens the catalog meanwhile). Returns the problem, or None: the
+    catalog could not be opened (CatalogBusy when it is open elsewhere) or was built with
+    another text model (ModelMismatch). Nothing is loaded for it: the model is known by name
+    (the catalog checks every write's vectors as well). The answer is kept: the run asks again
+    after the flow, for a run that had no file to look up, and raises the problem."""
+    answer: list[Exception | None] = []
+
+    def check() -> Exception | None:
+        if not answer:
+            t = time.monotonic()
+            answer.append(_catalog_problem(actors, settings))
+            timings.extra["catalog_wait_s"] = time.monotonic() - t
+        return answer[0]
+
+    return check
+
+
+def _catalog_problem(actors: RunActors, settings: Settings) -> Exception | None:
     import ray
 
-    if server is not None:
-        t = time.monotonic()
-        server.wait_ready()
-        timings.prefect_s = time.monotonic() - t
-    t = time.monotonic()
     try:
         ray.get(actors.writer_ready)
     except ray.exceptions.RayError as exc:
         ray.kill(actors.writer, no_restart=True)
         if "already accessed" in str(exc):
-            raise CatalogBusy(
-                f"the catalog at {settings.catalog_dir} is open in another process "
-                "(embedded Qdrant allows one at a time); close it, or use --qdrant-url"
-            ) from None
-        raise RuntimeError(f"cannot open the catalog: {exc}") from None
-    ray.get(actors.warm_refs)
-    if actors.embedder is not None:
-        model = ray.get(actors.embedder.model.remote())
-        try:
-            ray.get(actors.writer.check_model.remote(model["model_id"], model["dim"]))
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
-            from rayflow.catalog.store import ModelMismatch
+            return CatalogBusy(f"the catalog at {settings.catalog_dir} is open in another process "
+                               "(embedded Qdrant allows one at a time); close it, or use --qdrant-url")
+        return RuntimeError(f"cannot open the catalog: {exc}")
+    if actors.embedder is None:
+        return None
+    from rayflow.ml.text_encoder import TextEncoder
 
-            if isinstance(cause, ModelMismatch):
-                raise ModelMismatch(str(cause).splitlines()[-1]) from None
-            raise
-    timings.extra["warm_s"] = time.monotonic() - t
+    configured = TextEncoder(settings.embed.text_model)  # names the model: nothing loads
+    try:
+        dim: int | None = configured.dim  # the packaged default's; others are known once loaded
+    except RuntimeError:
+        dim = None
+    try:
+        ray.get(actors.writer.check_model.remote(configured.model_id, dim))
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.as_instanceof_cause()
+        from rayflow.catalog.store import ModelMismatch
+
+        if isinstance(cause, ModelMismatch):
+            return ModelMismatch(str(cause).splitlines()[-1])
+        raise
+    return None
 
 
 def _encoder_note(plan: Any) -> str | None:

@@ -329,17 +329,3 @@ def editor_proxy_for(path: Path, settings: Settings, threads: int) -> tuple[Edit
     return EditorProxyInfo(path=str(made.path), codec=made.codec, width=made.width, height=made.height,
                            frame_rate=made.frame_rate, timecode=made.timecode,
                            audio_channels=list(made.audio_channels), reused=made.reused), None
-
-
-def warm_worker() -> float:
-    """Import what tasks need (prefect, stages, decord) in a Ray worker; seconds taken."""
-    started = time.perf_counter()
-    import prefect.task_engine  # noqa: F401
-
-    import rayflow.media.encoders  # noqa: F401
-    import rayflow.stages.exposure  # noqa: F401
-    import rayflow.stages.frames  # noqa: F401
-    import rayflow.stages.probe  # noqa: F401
-    import rayflow.stages.thumbnails  # noqa: F401
-
-    return time.perf_counter() - started

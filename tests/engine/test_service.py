@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +85,10 @@ def test_a_stale_record_is_not_running(tmp_path: Path) -> None:
     assert service.stop(tmp_path) is False and not service.state_path(tmp_path).exists()
 
 
-@dataclass
-class _Encode:
-    node_resources: dict[str, float]
-
-
-def test_ingest_falls_back_to_a_private_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No service, a stale one, or one that does not let us join: the run starts its own Ray
-    (with the encode slots) and is not marked attached; a live one is joined as a cluster."""
+def test_ingest_joins_a_live_service_and_otherwise_starts_its_own_ray(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No service, a stale one, or one that does not let us join: nothing is joined (the run
+    then starts its own Ray); a live one is joined as a cluster."""
     calls: list[str | None] = []
     unreachable = {"yes": False}
 
@@ -103,16 +99,14 @@ def test_ingest_falls_back_to_a_private_ray(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(runtime, "start_ray", fake_start_ray)
     settings = load_settings(env={}, home=tmp_path)
-    encode = _Encode({"rayflow_encode": 1.0})
-    assert session._start_ray(settings, "http://x", encode) == (settings, None)
+    assert session._attach_to_service(settings, "http://x") is None
     _stale_record(tmp_path)
-    assert session._start_ray(settings, "http://x", encode) == (settings, None)
-    assert calls == [None, None]
+    assert session._attach_to_service(settings, "http://x") is None
+    assert calls == []
 
     live = service.RayService(address="127.0.0.1:6390", session_dir="s")
     monkeypatch.setattr(service, "running", lambda home: live)
-    joined, attached = session._start_ray(settings, "http://x", encode)
-    assert attached == live.address and joined.address == live.address and calls[-1] == live.address
+    assert session._attach_to_service(settings, "http://x") == live.address and calls == [live.address]
     unreachable["yes"] = True
-    assert session._start_ray(settings, "http://x", encode) == (settings, None)
-    assert calls[-2:] == [live.address, None]
+    assert session._attach_to_service(settings, "http://x") is None and calls == [live.address] * 2
+    assert session._attach_to_service(replace(settings, address="10.0.0.1:6379"), "http://x") is None  # --address
