@@ -50,6 +50,9 @@ EDITOR_CODECS: tuple[EditorCodec, ...] = ("h264", "prores_proxy", "dnxhr_lb")
 class SampleSettings:
     count: int = 12
     """Frames decoded per file, evenly spaced over the duration (decoded once, exact frames)."""
+    min_interval_s: float = 0.5
+    """Fewer frames for a short file: at most one per this many seconds (a 2 s clip gets 4,
+    a 0.3 s one 1; 6 s and longer get ``count``). 0 = always ``count``."""
     max_side: int = 512
     """Longest side of sampled frames in pixels; keeps the object store small (12 x 512x288x3 = 5 MB)."""
 

@@ -1,22 +1,20 @@
 """Decode a few exact frames of a video, once, small, in display orientation.
 
-Primary decoder: decord (one thread, frames picked by index with ``get_batch`` —
-exact frames, not the nearest keyframes), run in a forked child so that a native
-crash, a hang or a runaway allocation on a hostile file is contained and reported. Fallback: one ffmpeg
-subprocess that picks the frame at each target time (AV1, which decord 0.6.0 cannot
-open, and anything else decord fails on). Containers without a trustworthy index
-(MPEG-TS/PS, elementary streams, images) skip decord: its index there maps to the
-wrong frames, so ffmpeg decodes them in order. A file's stream facts come from one
-ffprobe call first.
+Primary decoder: decord (one thread, exact frames picked by index with ``get_batch``, not the
+nearest keyframes), run in a forked child so that a native crash, a hang or a runaway
+allocation on a hostile file is contained and reported. Fallback: one ffmpeg subprocess
+that picks the frame at each target time (AV1, which decord 0.6.0 cannot open, and anything
+else decord fails on). Containers without a trustworthy index (MPEG-TS/PS, elementary
+streams, images) skip decord: its index there maps to the wrong frames, so ffmpeg decodes
+them in order. A file's stream facts come from one ffprobe call first.
 
 Both decoders resize inside the decoder to at most ``max_side`` pixels, correct
 non-square pixels, and apply the container's display matrix (decord 0.6.0 does too,
 contrary to its reputation; ``tests/stages/test_frames.py`` pins that), so frames
 come out as a player shows them.
 
-Without ffprobe or ffmpeg on the machine (a bare GPU box), OpenCV decodes instead
-(``rayflow.media.decode_opencv``: in order, timestamps from the frame rate) and
-``Frames.note`` says so.
+Without ffprobe or ffmpeg (a bare GPU box), OpenCV decodes instead (``decode_opencv``: in
+order, timestamps from the frame rate) and ``Frames.note`` says so.
 
 Timestamps are seconds from the **first frame of the video stream**, not from the
 container's ``start_time``: ``bbb_2500ms.ts`` starts at 1.514 s (its video at
@@ -33,11 +31,9 @@ chunks), so memory stays bounded: 3.9 KB a frame, 70 MB at the cap.
 Example::
 
     frames = decode_frames("clip.mp4", timestamps_s=None, count=12, max_side=512,
-                           rotation=0, timeout_s=120)
-    frames          # Frames(images=uint8[12, 288, 512, 3], timestamps_s=float64[12], ...)
-    frames = decode_frames("clip.mp4", timestamps_s=None, count=12, max_side=512,
                            rotation=0, timeout_s=120, strip=True)
-    frames.strip    # FrameStrip(images=uint8[240, 27, 48, 3], ...)
+    frames          # Frames(images=uint8[12, 288, 512, 3], timestamps_s=float64[12], ...)
+    frames.strip    # FrameStrip(images=uint8[240, 27, 48, 3], ...): every frame, for shots
 """
 
 from __future__ import annotations
@@ -200,6 +196,15 @@ def even_indices(total: int, count: int) -> np.ndarray:
     return np.unique(np.clip(picks, 0, total - 1))
 
 
+def frames_for(stream: VideoStream, count: int, min_interval_s: float) -> int:
+    """``count``, or at most one frame per ``min_interval_s`` of a short stream (at least one; a
+    stream of unknown length keeps ``count``): closer frames show nearly the same picture."""
+    if min_interval_s <= 0 or not stream.fps or not stream.frame_count:
+        return count
+    running_s = stream.frame_count / stream.fps
+    return max(1, min(count, math.floor(running_s / min_interval_s + 1e-6)))
+
+
 def decode_frames(
     path: str | Path,
     *,
@@ -209,26 +214,25 @@ def decode_frames(
     rotation: int,
     timeout_s: float,
     strip: bool = False,
+    min_interval_s: float = 0.0,
 ) -> Frames:
     """Decode exact frames of ``path`` once, downscaled, in display orientation.
 
-    With ``timestamps_s`` None, ``count`` frames evenly spaced by index (centre of
-    each of ``count`` equal segments; fewer when the video has fewer frames). With
-    ``timestamps_s`` (seconds from the first frame), the frame nearest each one,
+    With ``timestamps_s`` None, ``count`` frames evenly spaced by index (centre of each of
+    ``count`` equal segments; fewer when the video has fewer frames, or is short: ``frames_for``).
+    With ``timestamps_s`` (seconds from the first frame), the frame nearest each one,
     duplicates dropped; ``count`` is then ignored.
 
     ``rotation`` is the clockwise rotation the probe stage read (``VideoInfo.rotation``).
     Both decoders apply the file's own display matrix, so it only cross-checks: a
     disagreement is logged and the file wins (a second rotation would be wrong).
 
-    ``timeout_s`` bounds the whole call. ffprobe and ffmpeg are killed at the deadline;
-    decord runs in a forked child process (see ``_isolated``) that is killed at the
-    deadline too. When decord crashes (a signal), ffmpeg decodes instead and
-    ``Frames.note`` says so; when ffmpeg then fails as well, the error names both.
+    ``timeout_s`` bounds the whole call: ffprobe, ffmpeg and decord's forked child
+    (``_isolated``) are killed at the deadline. When decord crashes (a signal), ffmpeg decodes
+    instead and ``Frames.note`` says so; when ffmpeg then fails as well, the error names both.
 
-    ``strip``: also return every frame at 48x27 (``Frames.strip``) from the same pass,
-    for the shot detector (see the module docstring); streams over ``STRIP_MAX_FRAMES``
-    frames, or a strip pass that fails, fall back to the usual decode with no strip.
+    ``strip``: also every frame at 48x27 (``Frames.strip``) from the same pass, for shots (see
+    above); past ``STRIP_MAX_FRAMES`` frames, or when that pass fails, no strip.
 
     Raises ``ToolError`` naming the decoders and the file when nothing decodes,
     ``ToolTimeout`` when the deadline passes.
@@ -247,6 +251,8 @@ def decode_frames(
         return Frames(images, stamps, decoder="opencv", note="ffprobe/ffmpeg not installed: decoded by OpenCV")
     deadline = time.monotonic() + timeout_s
     stream = probe_video_stream(path, timeout_s=_left(deadline, path, "ffprobe"))
+    if timestamps_s is None:
+        count = frames_for(stream, count, min_interval_s)
     if rotation % 360 != stream.rotation:
         log.warning(
             "%s: caller says rotation %d but the display matrix says %d; using the file's",

@@ -12,7 +12,8 @@ but batching detection on a CPU gains nothing; a cheap low-resolution pass first
 skips frames with no text at all) and recognition only on the boxes
 the detector found that can be lines of text (not taller than ``max_box_height``),
 once over the crops of *all* frames, in batches. A frame nearly identical to the last one read
-(slides, title cards, static shots) reuses that frame's result.
+(slides, title cards, static shots) reuses that frame's result, and a line held in place with
+the same pixels (a caption over moving pictures) reuses its reading.
 
 Example::
 
@@ -111,6 +112,10 @@ class OcrModel:
     - ``reuse_below_diff=1.0``: a frame whose mean absolute difference from the
       last frame read is below this (0..255 levels) reuses that frame's lines.
       0 disables it.
+    - ``reuse_line_below_diff=6.0``: a detected line at the place of one on the last frame
+      read (overlap >= 0.8, same crop size) whose pixels differ by less than this in every
+      glyph-wide block reuses that line's reading instead of being recognised again (text
+      held on screen over moving pictures). 0 disables it.
     """
 
     def __init__(
@@ -124,7 +129,9 @@ class OcrModel:
         reuse_below_diff: float = 1.0,
         max_box_height: float = 0.3,
         gate_min_side_px: int | None = 288,
+        reuse_line_below_diff: float = 6.0,
     ) -> None:
+        self.reuse_line_below_diff = reuse_line_below_diff
         self.max_box_height = max_box_height
         self.gate_min_side_px = gate_min_side_px
         self.location = locate_ocr_model()
@@ -184,26 +191,34 @@ class OcrModel:
         start = time.perf_counter()
         source = list(range(len(images)))  # image i takes its lines from image source[i]
         crops: list[np.ndarray] = []
-        owners: list[tuple[int, TextBox]] = []
+        owners: list[tuple[int, TextBox, int]] = []  # (image, box, index of the crop read for it)
         last_read: int | None = None
+        previous: list[tuple[TextBox, np.ndarray, int]] = []  # the last image read: box, crop, crop index
         for i, image in enumerate(images):
             if last_read is not None and self.reuse_below_diff > 0 and \
                     _mean_abs_diff(image, images[last_read]) < self.reuse_below_diff:
                 source[i] = last_read
                 continue
             last_read = i
+            current = []
             for crop, box in self._detect(image):
-                crops.append(crop)
-                owners.append((i, box))
+                index = self._same_line(crop, box, previous)
+                if index is None:
+                    crops.append(crop)
+                    index = len(crops) - 1
+                owners.append((i, box, index))
+                current.append((box, crop, index))
+            previous = current
         recognised = self._recognise(crops)
         lines: list[list[TextLine]] = [[] for _ in images]
-        for (i, box), (text, score) in zip(owners, recognised, strict=True):
+        for i, box, index in owners:
+            text, score = recognised[index]
             text = text.strip()
             if text:
                 lines[i].append(TextLine(text, round(score, 4), box))
         out = [list(lines[source[i]]) for i in range(len(images))]
-        log.debug("OCR read %d images (%d distinct, %d crops) in %.2f s", len(images),
-                  len(set(source)), len(crops), time.perf_counter() - start)
+        log.debug("OCR read %d images (%d distinct, %d boxes, %d recognised) in %.2f s", len(images),
+                  len(set(source)), len(owners), len(crops), time.perf_counter() - start)
         return out
 
     def _detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, TextBox]]:
@@ -248,6 +263,21 @@ class OcrModel:
             det.limit_side_len = self.det_min_side_px
         return boxes is not None and len(boxes) > 0
 
+    def _same_line(self, crop: np.ndarray, box: TextBox,
+                   previous: list[tuple[TextBox, np.ndarray, int]]) -> int | None:
+        """The crop index of a line of the last image read that this one repeats (the same
+        place, the same pixels: a caption, a title, a logo held on screen), else None.
+
+        Compared glyph by glyph (blocks as wide as the line is tall), so one changed digit
+        of a running clock is a new reading, not a repeat."""
+        if self.reuse_line_below_diff <= 0:
+            return None
+        for old_box, old_crop, index in previous:
+            if old_crop.shape == crop.shape and _overlap(box, old_box) >= 0.8 and \
+                    _worst_block_diff(crop, old_crop) < self.reuse_line_below_diff:
+                return index
+        return None
+
     def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         if not crops:
             return []
@@ -260,6 +290,22 @@ class OcrModel:
 def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference of two uint8 images, in 0..255 levels (every 4th pixel: enough, 16x cheaper)."""
     return float(np.mean(np.abs(a[::4, ::4].astype(np.int16) - b[::4, ::4].astype(np.int16))))
+
+
+def _worst_block_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest mean absolute difference (0..255) over blocks as wide as the crops are tall."""
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=(0, 2))  # per column
+    width = max(1, a.shape[0])
+    return max(float(diff[x:x + width].mean()) for x in range(0, len(diff), width))
+
+
+def _overlap(a: TextBox, b: TextBox) -> float:
+    """Intersection over union of two boxes."""
+    w = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    h = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    inter = w * h
+    union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def _unit(value: float) -> float:

@@ -99,7 +99,7 @@ ROLES: tuple[Role, ...] = (
          needs_frames=False, keep=_set("speech"), applies=lambda item: item.audio_track is not None),
     Role("screen_text", ScreenTextStage, lambda s: s.analysis.screen_text,
          lambda s: ScreenTextStage(threads=s.analysis.threads), needs_frames=True, keep=_set("screen_text", [])),
-    Role("faces", FaceStage, lambda s: s.analysis.faces, lambda s: FaceStage(FaceSettings(threads=1)),
+    Role("faces", FaceStage, lambda s: s.analysis.faces, lambda s: FaceStage(FaceSettings(threads=s.analysis.threads)),
          needs_frames=True, keep=_set("faces")),
     Role("focal", FocalStage, lambda s: True, lambda s: FocalStage(), needs_frames=True, keep=_set("focal")),
     Role("thumbnail_prompt", ThumbnailPromptStage,  # optional: no image-text model ships offline

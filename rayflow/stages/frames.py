@@ -27,7 +27,8 @@ def sample_frames(
     strip: bool = True,
     still: bool = False,
 ) -> tuple[Frames, SampleInfo]:
-    """Decode ``settings.count`` evenly spaced exact frames, longest side ``settings.max_side``.
+    """Decode ``settings.count`` evenly spaced exact frames (fewer for a file shorter than
+    ``count`` x ``settings.min_interval_s``), longest side ``settings.max_side``.
 
     ``strip`` (default): the same pass also yields every frame at 48x27 (``Frames.strip``)
     for the shot detector, so shots need no second decode; pass False when shots are
@@ -47,6 +48,7 @@ def sample_frames(
         rotation=rotation,
         timeout_s=timeout_s,
         strip=strip and not still,
+        min_interval_s=settings.min_interval_s,
     )
     info = SampleInfo(
         decoder=frames.decoder,

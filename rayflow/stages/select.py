@@ -59,6 +59,7 @@ import os
 import re
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,11 +174,15 @@ class ThumbnailSelector(Stage[ClipInput, list[RankedThumbnail]]):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         stream = probe_video_stream(path, timeout_s=_left(deadline, path))
+        targets = [out_dir / f"best_{rank}.jpg" for rank in range(len(chosen))]
+        # One ffmpeg per frame (each seeks to its own), run side by side: mostly process start and seek.
+        with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+            for done in [pool.submit(extract_frame, path, stream, candidate.timestamp_s, target,
+                                     qscale=self.settings.jpeg_qscale, timeout_s=_left(deadline, path))
+                         for candidate, target in zip(chosen, targets, strict=True)]:
+                done.result()
         best: list[RankedThumbnail] = []
-        for rank, candidate in enumerate(chosen):
-            target = out_dir / f"best_{rank}.jpg"
-            extract_frame(path, stream, candidate.timestamp_s, target, qscale=self.settings.jpeg_qscale,
-                          timeout_s=_left(deadline, path))
+        for rank, (candidate, target) in enumerate(zip(chosen, targets, strict=True)):
             with Image.open(target) as image:
                 width, height = image.size
             best.append(RankedThumbnail(path=str(target), timestamp_s=round(candidate.timestamp_s, 6),

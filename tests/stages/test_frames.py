@@ -223,20 +223,29 @@ def test_frames_are_read_only_and_repr_shows_shapes(clips: dict[str, Path]) -> N
 
 
 def test_sample_stage_reports_what_it_decoded(clips: dict[str, Path]) -> None:
-    frames, info = sample_frames(
-        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60, strip=False
-    )
+    every = SampleSettings(count=4, max_side=32, min_interval_s=0)  # 4 of the ramp's 1.2 s
+    frames, info = sample_frames(clips["ramp.mp4"], rotation=0, settings=every, timeout_s=60, strip=False)
     assert info.decoder == frames.decoder == "decord"
     assert frames.strip is None
-    with_strip, info = sample_frames(
-        clips["ramp.mp4"], rotation=0, settings=SampleSettings(count=4, max_side=32), timeout_s=60
-    )
+    with_strip, info = sample_frames(clips["ramp.mp4"], rotation=0, settings=every, timeout_s=60)
     # One ffmpeg pass decodes every frame: the sampled ones, and all of them at 48x27 for shots.
     assert info.decoder == with_strip.decoder == "ffmpeg"
     assert with_strip.strip is not None and with_strip.strip.count > with_strip.count
     np.testing.assert_allclose(with_strip.timestamps_s, frames.timestamps_s)
     assert (info.count, info.width, info.height) == (4, 32, 24)
     assert info.timestamps_s == pytest.approx(frames.timestamps_s.tolist())
+
+
+@pytest.mark.parametrize(("interval", "expected"), [(0.5, [7, 22]), (0.3, [3, 11, 18, 26]), (0.0, None)])
+def test_a_short_clip_gets_no_more_than_one_frame_per_interval(
+        clips: dict[str, Path], interval: float, expected: list[int] | None) -> None:
+    """The ramp runs 1.2 s (30 frames at 25 fps): 12 frames asked, one per ``min_interval_s`` at
+    most, still evenly spaced (segment centres); 0 turns the cap off."""
+    frames, info = sample_frames(clips["ramp.mp4"], rotation=0, timeout_s=60, strip=False,
+                                 settings=SampleSettings(count=12, max_side=32, min_interval_s=interval))
+    indices = _ramp_index(frames)
+    assert indices == (expected if expected is not None else even_indices(RAMP_FRAMES, 12).tolist())
+    assert info.count == len(indices)
 
 
 def test_hdr_frames_are_tone_mapped_like_the_proxy(shared_media: Path) -> None:

@@ -194,6 +194,35 @@ def test_identical_frames_are_read_once(stage: ScreenTextStage, clips: dict[str,
     assert lines[0] and lines[0][0].text
 
 
+def test_a_caption_held_over_changing_pictures_is_recognised_once(
+        stage: ScreenTextStage, clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = _frames(clips["caption.mp4"], 1)
+    changed = frames.images[0].copy()
+    changed[:80] = np.clip(changed[:80].astype(np.int16) + 60, 0, 255).astype(np.uint8)  # away from the text
+    model = stage.ocr
+    recognised: list[int] = []
+    real_recognise = model._recognise
+
+    def counting_recognise(crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        recognised.append(len(crops))
+        return real_recognise(crops)
+
+    monkeypatch.setattr(model, "_recognise", counting_recognise)
+    first, second = model.read(np.stack([frames.images[0], changed]))
+    assert first and [ln.text for ln in second] == [ln.text for ln in first]  # both frames detected
+    assert recognised == [len(first)]  # the held line was read once
+
+
+def test_one_changed_glyph_is_not_taken_for_the_same_line() -> None:
+    from rayflow.ml.ocr import _worst_block_diff
+
+    line = np.full((20, 200, 3), 30, np.uint8)
+    digit = line.copy()
+    digit[:, 100:110] = 130  # half a glyph's width changed: 5 levels over the whole line
+    assert np.abs(digit.astype(int) - line).mean() < 6 <= _worst_block_diff(digit, line)
+    assert _worst_block_diff(line, line) == 0
+
+
 # --------------------------------------------------------------- plausibility
 
 
