@@ -9,7 +9,7 @@ without whitespace.
 
 ``OcrModel.read`` runs detection frame by frame (frames of one clip share a size,
 but batching detection on a CPU gains nothing; a cheap low-resolution pass first
-skips frames with no text at all) and recognition only on the boxes
+skips frames with no text at all, and is all that large text needs) and recognition only on the boxes
 the detector found that can be lines of text (not taller than ``max_box_height``),
 once over the crops of *all* frames, in batches. A frame nearly identical to the last one read
 (slides, title cards, static shots) reuses that frame's result, and a line held in place with
@@ -100,11 +100,17 @@ class OcrModel:
       upside-down-text classifier is skipped.
     - ``rec_batch_size=16``: text crops recognised together (across frames).
     - ``gate_min_side_px=288``: each frame is first detected at this short side (no
-      upscaling for the pipeline's 512x288 frames, ~1/3 of the cost of 512); only a
-      frame where that pass finds a box is detected again at ``det_min_side_px`` and
-      read. On 72 frames of shared media and generated captions it cut OCR CPU time
-      from 34.4 s to 25.5 s with the same texts read (frames without text cost the
-      cheap pass only). None disables the gate.
+      upscaling for the pipeline's 512x288 frames, ~1/3 of the cost of 512). A frame where
+      that pass finds nothing is done (on 72 frames of shared media and generated captions
+      this cut OCR CPU time from 34.4 s to 25.5 s with the same texts read); one whose boxes
+      are all at least ``small_text_px`` high is read from that pass's boxes; only a frame
+      with a smaller box is detected again at ``det_min_side_px``. None disables the gate.
+    - ``small_text_px=20``: the detector's box (about twice the letters' height) below which
+      text is read from the enlarged frame. Lines of 6-10 px letters (a 1080p subtitle at
+      288p) read at 288 came out garbled on a busy background ("Keet me st the") and right
+      at 512; from ~12 px letters (boxes of 22 px) on, 288 reads them as well. Over the 36
+      videos of ../shared/media and the real-file corpus the texts read were the same as
+      with the 512 pass on every text frame.
     - ``max_box_height=0.3``: detected boxes taller than this share of the frame are
       not recognised. On the Sintel trailer and Big Buck Bunny every such box was a
       texture (fog, fur, sky) read as one stray glyph ("场", "#", "S") at 0.04-0.33;
@@ -113,9 +119,9 @@ class OcrModel:
       last frame read is below this (0..255 levels) reuses that frame's lines.
       0 disables it.
     - ``reuse_line_below_diff=6.0``: a detected line at the place of one on the last frame
-      read (overlap >= 0.8, same crop size) whose pixels differ by less than this in every
-      glyph-wide block reuses that line's reading instead of being recognised again (text
-      held on screen over moving pictures). 0 disables it.
+      read (boxes overlapping >= 0.8) where the two frames' pixels differ by less than this
+      (0..255) in every glyph-wide block reuses that line's reading instead of being
+      recognised again (text held on screen over moving pictures). 0 disables it.
     """
 
     def __init__(
@@ -130,8 +136,10 @@ class OcrModel:
         max_box_height: float = 0.3,
         gate_min_side_px: int | None = 288,
         reuse_line_below_diff: float = 6.0,
+        small_text_px: float = 20.0,
     ) -> None:
         self.reuse_line_below_diff = reuse_line_below_diff
+        self.small_text_px = small_text_px
         self.max_box_height = max_box_height
         self.gate_min_side_px = gate_min_side_px
         self.location = locate_ocr_model()
@@ -193,21 +201,22 @@ class OcrModel:
         crops: list[np.ndarray] = []
         owners: list[tuple[int, TextBox, int]] = []  # (image, box, index of the crop read for it)
         last_read: int | None = None
-        previous: list[tuple[TextBox, np.ndarray, int]] = []  # the last image read: box, crop, crop index
+        previous: list[tuple[TextBox, int]] = []  # the lines of the last image read: box, crop index
         for i, image in enumerate(images):
             if last_read is not None and self.reuse_below_diff > 0 and \
                     _mean_abs_diff(image, images[last_read]) < self.reuse_below_diff:
                 source[i] = last_read
                 continue
+            before = None if last_read is None else images[last_read]
             last_read = i
             current = []
             for crop, box in self._detect(image):
-                index = self._same_line(crop, box, previous)
+                index = self._same_line(image, box, before, previous)
                 if index is None:
                     crops.append(crop)
                     index = len(crops) - 1
                 owners.append((i, box, index))
-                current.append((box, crop, index))
+                current.append((box, index))
             previous = current
         recognised = self._recognise(crops)
         lines: list[list[TextLine]] = [[] for _ in images]
@@ -232,9 +241,9 @@ class OcrModel:
             rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
         bgr = np.ascontiguousarray(rgb[..., ::-1])  # RapidOCR takes arrays in OpenCV's BGR order
         gated = bool(self.gate_min_side_px) and (self.gate_min_side_px or 0) < self.det_min_side_px
-        if gated and not self._text_likely(bgr):
-            return []
-        boxes, _ = self._engine.text_det(bgr)
+        boxes = self._boxes(bgr, self.gate_min_side_px if gated else self.det_min_side_px)
+        if gated and boxes is not None and len(boxes) and self._small_text(boxes, height, width):
+            boxes = self._boxes(bgr, self.det_min_side_px)  # small text: read it at full detail
         if boxes is None or len(boxes) == 0:
             return []
         boxes = self._engine.sorted_boxes(boxes)
@@ -252,29 +261,39 @@ class OcrModel:
             )))
         return found
 
-    def _text_likely(self, bgr: np.ndarray) -> bool:
-        """A cheap first detection pass at ``gate_min_side_px`` (288p frames are not
-        upscaled): any box at all means the frame is read at full detail."""
+    def _boxes(self, bgr: np.ndarray, min_side_px: int | None) -> Any:
+        """The detector's quadrilaterals on ``bgr``, its short side scaled to ``min_side_px``."""
         det = self._engine.text_det
-        det.limit_side_len = self.gate_min_side_px
+        det.limit_side_len = min_side_px
         try:
             boxes, _ = det(bgr)
         finally:
             det.limit_side_len = self.det_min_side_px
-        return boxes is not None and len(boxes) > 0
+        return boxes
 
-    def _same_line(self, crop: np.ndarray, box: TextBox,
-                   previous: list[tuple[TextBox, np.ndarray, int]]) -> int | None:
-        """The crop index of a line of the last image read that this one repeats (the same
-        place, the same pixels: a caption, a title, a logo held on screen), else None.
+    def _small_text(self, boxes: Any, height: int, width: int) -> bool:
+        """Whether a box is lower than ``small_text_px`` at the gate's scale: text that the
+        detector reads better from an enlarged frame."""
+        scale = (self.gate_min_side_px or 0) / min(height, width)
+        return any((quad[:, 1].max() - quad[:, 1].min()) * scale < self.small_text_px for quad in boxes)
 
-        Compared glyph by glyph (blocks as wide as the line is tall), so one changed digit
-        of a running clock is a new reading, not a repeat."""
-        if self.reuse_line_below_diff <= 0:
+    def _same_line(self, image: np.ndarray, box: TextBox, before: np.ndarray | None,
+                   previous: list[tuple[TextBox, int]]) -> int | None:
+        """The crop index of a line of the last image read (``before``) that this one repeats:
+        at the same place, with the same pixels there (a caption, a title, a logo held on
+        screen), else None. The pixels of both images are compared over both boxes (the
+        detector's box may move by a few pixels), glyph by glyph (blocks as wide as the line is
+        tall), so one changed digit of a running clock is a new reading, not a repeat."""
+        if self.reuse_line_below_diff <= 0 or before is None:
             return None
-        for old_box, old_crop, index in previous:
-            if old_crop.shape == crop.shape and _overlap(box, old_box) >= 0.8 and \
-                    _worst_block_diff(crop, old_crop) < self.reuse_line_below_diff:
+        height, width = image.shape[:2]
+        for old_box, index in previous:
+            if _overlap(box, old_box) < 0.8:
+                continue
+            y0, y1 = int(min(box.y0, old_box.y0) * height), int(np.ceil(max(box.y1, old_box.y1) * height))
+            x0, x1 = int(min(box.x0, old_box.x0) * width), int(np.ceil(max(box.x1, old_box.x1) * width))
+            if y1 > y0 and x1 > x0 and _worst_block_diff(image[y0:y1, x0:x1],
+                                                         before[y0:y1, x0:x1]) < self.reuse_line_below_diff:
                 return index
         return None
 

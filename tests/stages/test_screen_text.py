@@ -24,10 +24,10 @@ from tests.media import find_font
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 
 
-def _drawtext(text: str, *, enable: str | None = None) -> str:
-    """A drawtext filter: large white text, centred. Without a TTF, ffmpeg's default font."""
+def _drawtext(text: str, *, enable: str | None = None, size: int = 40) -> str:
+    """A drawtext filter: white text (large by default), centred. Without a TTF, ffmpeg's default font."""
     font = find_font()
-    options = [f"text='{text}'", "fontsize=40", "fontcolor=white", "x=(w-text_w)/2", "y=(h-text_h)/2"]
+    options = [f"text='{text}'", f"fontsize={size}", "fontcolor=white", "x=(w-text_w)/2", "y=(h-text_h)/2"]
     if font is not None:
         options.insert(0, f"fontfile={font}")
     if enable is not None:
@@ -42,7 +42,7 @@ def _similar(a: str, b: str) -> float:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("screen_text")
-    paths = {name: out / name for name in ("caption.mp4", "two.mp4")}
+    paths = {name: out / name for name in ("caption.mp4", "two.mp4", "small.mp4")}
     # 2 s, 512x288, dark grey, "RAYFLOW TEST 42" for the whole clip.
     argv = [*FFMPEG, "-f", "lavfi", "-i", "color=c=0x202020:size=512x288:rate=25:duration=2",
             "-vf", _drawtext("RAYFLOW TEST 42"),
@@ -56,6 +56,11 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                     "-vf", _drawtext("FIRST CAPTION", enable="lt(t,1)") + ","
                     + _drawtext("NEW TITLE 7", enable="gte(t,1)"),
                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(paths["two.mp4"])],
+                   capture_output=True, timeout=60, check=True)
+    # A 9-pixel line, as a 1080p subtitle is once sampled at 512x288.
+    subprocess.run([*FFMPEG, "-f", "lavfi", "-i", "color=c=0x202020:size=512x288:rate=25:duration=1",
+                    "-vf", _drawtext("meet me at the station", size=9),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(paths["small.mp4"])],
                    capture_output=True, timeout=60, check=True)
     return paths
 
@@ -273,7 +278,7 @@ def test_generated_caption_keeps_its_space(stage: ScreenTextStage, tmp_path: Pat
     assert [t.text for t in texts] == ["WEATHER ALERT"]
 
 
-def test_frames_without_text_get_only_the_cheap_detection_pass(stage: ScreenTextStage, clips: dict[str, Path],
+def test_only_frames_with_small_text_get_the_enlarged_detection_pass(stage: ScreenTextStage, clips: dict[str, Path],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     model = stage.ocr
     det = model._engine.text_det
@@ -298,5 +303,9 @@ def test_frames_without_text_get_only_the_cheap_detection_pass(stage: ScreenText
     assert model.read(blank) == [[], []]
     assert sides == [model.gate_min_side_px] * 2
     sides.clear()
-    lines = model.read(_frames(clips["caption.mp4"], 1).images)
-    assert sides == [model.gate_min_side_px, model.det_min_side_px] and lines[0]
+    lines = model.read(_frames(clips["caption.mp4"], 1).images)  # large text: found and read at 288
+    assert sides == [model.gate_min_side_px] and [ln.text for ln in lines[0]] == ["RAYFLOW TEST 42"]
+    sides.clear()
+    lines = model.read(_frames(clips["small.mp4"], 1).images)  # small text: found at 288, then enlarged
+    assert sides == [model.gate_min_side_px, model.det_min_side_px]
+    assert lines[0] and _similar(" ".join(ln.text for ln in lines[0]), "meet me at the station") >= 0.8
