@@ -30,12 +30,14 @@ pytestmark = pytest.mark.slow
 CLIPS = 6
 KILL_CLIPS = 16
 """The issue's "done when": 16 clips, the analyzer SIGKILLed twice, all ingested in that run."""
-LIGHT_MODELS = "[analysis]\nspeech = false\nscreen_text = false\nthumbnails = false\n[sample]\ncount = 60\n"
+LIGHT_MODELS = ("[analysis]\nspeech = false\nscreen_text = false\nthumbnails = false\n"
+                "[sample]\ncount = 60\nmin_interval_s = 0\n")
 """Shots and faces only: each kill costs a model reload, and what is tested is the actor's queue.
 60 sampled frames per clip (faces ~60 ms each) make an analysis (~2 s on 2 cores) slower than
 inspect, so files queue on the analyzer: 3-4 records were written when inspect was over, idle or
-loaded. The kills are timed by records and by inspect being over, not by the clock."""
-SLOW_ANALYSIS = "[analysis]\nspeech = false\nthumbnails = false\n"
+loaded (``min_interval_s = 0``: all 60, however short the clip). The kills are timed by records and
+by inspect being over, not by the clock."""
+SLOW_ANALYSIS = "[analysis]\nspeech = false\nthumbnails = false\n[sample]\nmin_interval_s = 0\n"
 """On-screen text on (OCR, ~0.3 s a frame): analysis is then slower than inspect even on an idle
 machine, so files wait for the analyzer with their frames held by idle inspect workers."""
 POLL_S = 0.05
