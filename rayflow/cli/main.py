@@ -459,7 +459,8 @@ def server_start(home: HomeOpt = None) -> None:
     ray_svc = service.running(settings.home)
     if ray_svc is None:
         service.stop(settings.home)  # a stale record's leftovers, if any
-        ray_svc = service.start(settings.home, resources=service.encode_slots(settings))
+        slots, plan = service.encode_slots(settings)
+        ray_svc = service.start(settings.home, resources=slots, encoders=(settings.proxy.encoders, plan))
     prefect.wait_ready()
     search_pid = searcher.start(settings.home, settings)
     out.print(f"{'already running' if running else 'started'}: PREFECT_API_URL={prefect.url}", markup=False)

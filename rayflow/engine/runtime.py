@@ -369,7 +369,9 @@ def preload_prefect(prefect_api_url: str) -> threading.Thread | None:
     settings when first imported, and imported without the URL it would start an
     ephemeral server of its own. None when it is not set (or Prefect is already loaded).
     An import that fails here only logs: the flow's own import raises it where it matters."""
-    if os.environ.get("PREFECT_API_URL") != prefect_api_url or "prefect_ray" in sys.modules:
+    global _preloading
+    if os.environ.get("PREFECT_API_URL") != prefect_api_url or "prefect_ray" in sys.modules \
+            or (_preloading is not None and _preloading.is_alive()):
         return None
 
     def load() -> None:
@@ -382,7 +384,12 @@ def preload_prefect(prefect_api_url: str) -> threading.Thread | None:
 
     thread = threading.Thread(target=load, name="rayflow-preload", daemon=True)
     thread.start()
+    _preloading = thread
     return thread
+
+
+_preloading: threading.Thread | None = None
+"""The preload under way, so a second call (the run's, then ``start_ray``'s) starts no other."""
 
 
 class ClusterUnreachable(RuntimeError):

@@ -26,11 +26,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from rayflow.config import Settings
 from rayflow.engine import runtime
+
+if TYPE_CHECKING:
+    from rayflow.media.encoders import EncoderPlan
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,21 @@ class RayService:
     session_dir: str
     """``<temp>/session_<date>_<pid>``: every process of this Ray names it on its command line."""
     startup_s: float = 0.0
+    encoders: dict[str, Any] | None = None
+    """The proxy encoders found when the service started (``{"preference": [...], "plan": ...}``):
+    what its node advertises encode slots for, so an ingest that attaches need not try ffmpeg's
+    encoders again (``encoder_plan``)."""
+
+    def encoder_plan(self, preference: tuple[str, ...]) -> EncoderPlan | None:
+        """The plan found at start for the same encoder preference, else None (detect again)."""
+        from rayflow.media.encoders import EncoderPlan
+
+        if not self.encoders or tuple(self.encoders.get("preference", ())) != tuple(preference):
+            return None
+        try:
+            return EncoderPlan.from_dict(self.encoders["plan"])
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 def state_path(home: Path) -> Path:
@@ -57,7 +76,7 @@ def recorded(home: Path) -> RayService | None:
     try:
         info = json.loads(state_path(home).read_text())
         return RayService(address=str(info["address"]), session_dir=str(info["session_dir"]),
-                          startup_s=float(info.get("startup_s", 0.0)))
+                          startup_s=float(info.get("startup_s", 0.0)), encoders=info.get("encoders"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -99,18 +118,20 @@ def session_processes(session_dir: str) -> list[psutil.Process]:
     return list(found.values())
 
 
-def encode_slots(settings: Settings) -> dict[str, float]:
-    """The proxy-encode resources this machine advertises, as an ingest's own Ray would."""
+def encode_slots(settings: Settings) -> tuple[dict[str, float], EncoderPlan]:
+    """The proxy-encode resources this machine advertises, as an ingest's own Ray would, and the
+    encoder plan they come from (``start`` records it)."""
     from rayflow.engine.resources import encode_resources
     from rayflow.media.encoders import detect_encoders
 
     plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
-    return encode_resources(plan, settings.proxy, os.cpu_count() or 1).node_resources
+    return encode_resources(plan, settings.proxy, os.cpu_count() or 1).node_resources, plan
 
 
 def start(home: Path, *, num_cpus: int | None = None, resources: dict[str, float] | None = None,
-          timeout_s: float = 180.0) -> RayService:
-    """``ray start --head`` for the home (returns once the head is up) and record it."""
+          encoders: tuple[tuple[str, ...], EncoderPlan] | None = None, timeout_s: float = 180.0) -> RayService:
+    """``ray start --head`` for the home (returns once the head is up) and record it, with
+    ``encoders`` (the preference and the plan ``resources`` were computed from) when given."""
     runtime.apply_quiet_env()
     temp = runtime.ray_temp_dir(home)
     temp.mkdir(parents=True, exist_ok=True)
@@ -133,7 +154,9 @@ def start(home: Path, *, num_cpus: int | None = None, resources: dict[str, float
         raise RuntimeError(f"`ray start --head` exited with {proc.returncode}; see {home / 'ray_service.log'}")
     session = (temp / "session_latest").resolve()
     svc = RayService(address=f"127.0.0.1:{port}", session_dir=str(session),
-                     startup_s=time.monotonic() - started)
+                     startup_s=time.monotonic() - started,
+                     encoders=None if encoders is None else {"preference": list(encoders[0]),
+                                                             "plan": encoders[1].to_dict()})
     tmp = state_path(home).with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(svc)))
     os.replace(tmp, state_path(home))

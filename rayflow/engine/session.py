@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rayflow.catalog.local_records import CatalogBusy
 from rayflow.config import Settings
 from rayflow.engine import runtime
 from rayflow.engine.progress import LIVE_FILE, Progress, publish_live
 from rayflow.record import RunSummary
+
+if TYPE_CHECKING:
+    from rayflow.engine.service import RayService
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,7 @@ def _ingest(
     server, api_url = _prefect_api(settings)
     previous_api = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api_url
+    runtime.preload_prefect(api_url)  # the flow's imports (~1.5 s) overlap Ray's start from here
     import ray
 
     owns_ray = not ray.is_initialized()  # tests and benchmarks may keep one cluster warm
@@ -177,14 +181,18 @@ def _run_on_ray(
 
     steps = plan_steps(skip=settings.skip, only=settings.only).enabled
     t = time.monotonic()
-    attached = _attach_to_service(settings, api_url) if owns_ray else None
+    svc = _attach_to_service(settings, api_url) if owns_ray else None
+    attached = svc.address if svc is not None else None
     actors: RunActors | None = None
     if attached:
         settings = replace(settings, address=attached)
         actors = _start_first(settings, timings)  # first: their start overlaps with all that follows
     timings.ray_s = time.monotonic() - t
     try:
-        plan, encode = _plan_encodes(steps, settings)
+        # Attached: the encoders the service found when it started (its node's encode slots come
+        # from them), instead of trying ffmpeg's encoders again (~0.3 s alone, ~1 s beside the warm-ups).
+        plan, encode = _plan_encodes(steps, settings,
+                                     known=svc.encoder_plan(settings.proxy.encoders) if svc else None)
         if actors is None:
             t = time.monotonic()
             if owns_ray:
@@ -231,22 +239,22 @@ def _run_on_ray(
     return summary
 
 
-def _plan_encodes(steps: frozenset[str], settings: Settings) -> tuple[Any, Any]:
-    """The proxy encoders this machine has (``detect_encoders``) and the encode slots they give
-    (``encode_resources``); (None, None) when proxies are not made."""
+def _plan_encodes(steps: frozenset[str], settings: Settings, *, known: Any = None) -> tuple[Any, Any]:
+    """The proxy encoders this machine has (``known``, else ``detect_encoders``) and the encode
+    slots they give (``encode_resources``); (None, None) when proxies are not made."""
     if "proxy" not in steps:
         return None, None
     from rayflow.engine.resources import encode_resources
     from rayflow.media.encoders import detect_encoders
 
-    plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
+    plan = known or detect_encoders(settings.proxy.encoders, timeout_s=60)
     return plan, encode_resources(plan, settings.proxy, os.cpu_count() or 1)
 
 
-def _attach_to_service(settings: Settings, api_url: str) -> str | None:
+def _attach_to_service(settings: Settings, api_url: str) -> RayService | None:
     """Join the home's running service (``rayflow server start``) when no ``--address`` was
     given: the run then uses its Ray as a cluster, so the analyzers are its persistent, warm
-    actors. Returns the address attached to, or None (no service: the caller starts a private
+    actors. Returns the service attached to, or None (no service: the caller starts a private
     Ray). A service that does not answer (stale record) only logs a warning."""
     from rayflow.engine import service
 
@@ -259,14 +267,17 @@ def _attach_to_service(settings: Settings, api_url: str) -> str | None:
         log.warning("the rayflow service's Ray did not answer (%s); this run starts its own", exc)
         return None
     log.info("attached to the rayflow service's Ray at %s", svc.address)
-    return svc.address
+    return svc
 
 
 def _start_first(settings: Settings, timings: RunTimings) -> RunActors:
     """What takes a new process, sent the moment Ray is up, so that it starts while this
     process detects encoders and imports the flow: the catalog writer (it opens the catalog)
-    and one warm-up task per CPU (each new Ray worker imports prefect, stages, decord: ~2 s).
-    The warm-ups are not waited for: the first task queues behind them and reuses their workers."""
+    and one warm-up task (a new Ray worker imports prefect, stages, decord: ~2 s). The
+    warm-up is not waited for: the first task queues behind it and reuses its worker. One,
+    not one per CPU: on 2 cores each more was as much CPU taken from this process's own
+    start-up (first stage 3.4 s attached to the service with two, 2.7 s with one); the
+    other workers start as tasks queue, while the first file is under way."""
     import ray
 
     from rayflow.engine.actors import start_catalog_writer
@@ -279,8 +290,7 @@ def _start_first(settings: Settings, timings: RunTimings) -> RunActors:
         records_dir=settings.records_dir,
     )
     timings.writer_s = time.monotonic() - t
-    cpus = max(1, int(_cluster_resources().get("CPU", 1)))
-    warm = [ray.remote(warm_worker).options(num_cpus=1).remote() for _ in range(cpus)]
+    warm = [ray.remote(warm_worker).options(num_cpus=1).remote()]
     return RunActors(writer, writer_ready, warm_refs=warm, persistent=bool(settings.address))
 
 

@@ -25,8 +25,8 @@ import logging
 import re
 import subprocess
 import threading
-from dataclasses import dataclass
-from typing import Literal, TypeGuard
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, TypeGuard
 
 from rayflow.config import EDITOR_CODECS, EditorCodec
 from rayflow.media.tools import ToolError, ToolMissing, run_tool
@@ -103,6 +103,16 @@ class EncoderPlan:
     def reasons(self) -> dict[str, str]:
         """Rejected encoder -> reason."""
         return dict(self.rejected)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON data (``from_dict`` reads it back), e.g. for the service's record."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderPlan:
+        return cls(encoders=tuple(data["encoders"]), rejected=tuple((str(n), str(r)) for n, r in data["rejected"]),
+                   nvdec_available=bool(data["nvdec_available"]), gpu_names=tuple(data["gpu_names"]),
+                   tone_mapper=data["tone_mapper"])
 
     @property
     def hardware(self) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,26 @@ def test_ingest_joins_a_live_service_and_otherwise_starts_its_own_ray(
 
     live = service.RayService(address="127.0.0.1:6390", session_dir="s")
     monkeypatch.setattr(service, "running", lambda home: live)
-    assert session._attach_to_service(settings, "http://x") == live.address and calls == [live.address]
+    assert session._attach_to_service(settings, "http://x") == live and calls == [live.address]
     unreachable["yes"] = True
     assert session._attach_to_service(settings, "http://x") is None and calls == [live.address] * 2
     assert session._attach_to_service(replace(settings, address="10.0.0.1:6379"), "http://x") is None  # --address
+
+
+def test_the_service_record_keeps_the_encoders_an_attached_ingest_reuses(tmp_path: Path) -> None:
+    """What `server start` found is written to the record and read back for the same encoder
+    preference only; another preference (or an older record without it) detects again."""
+    from rayflow.media.encoders import EncoderPlan
+
+    plan = EncoderPlan(encoders=("libx264",), rejected=(("hevc_nvenc", "no NVIDIA GPU"),), tone_mapper="zscale")
+    svc = service.RayService(address="127.0.0.1:6390", session_dir="s",
+                             encoders={"preference": ["hevc_nvenc", "libx264"], "plan": plan.to_dict()})
+    service.state_path(tmp_path).write_text(json.dumps(asdict(svc)))
+    read = service.recorded(tmp_path)
+    assert read is not None and read.encoder_plan(("hevc_nvenc", "libx264")) == plan
+    assert read.encoder_plan(("libx264",)) is None
+    assert session._plan_encodes(frozenset({"proxy"}), load_settings(env={}, home=tmp_path),
+                                 known=plan)[0] is plan
+    service.state_path(tmp_path).write_text(json.dumps({"address": "127.0.0.1:6390", "session_dir": "s"}))
+    older = service.recorded(tmp_path)
+    assert older is not None and older.encoder_plan(("hevc_nvenc", "libx264")) is None
