@@ -86,7 +86,6 @@ def one_run(clip: Path, skip: list[str], home: Path | None = None,
     count from then, interpreter start included, and encoders are not detected separately
     first (what a `rayflow ingest` command waits for). Not from psutil's ``create_time``: it
     adds the boot time, which Linux gives in whole seconds (0.78 s off on the dev VM)."""
-    since_process_start = spawned_at is not None
     started = time.monotonic()
     if spawned_at is not None:
         started -= time.time() - spawned_at
@@ -100,7 +99,7 @@ def one_run(clip: Path, skip: list[str], home: Path | None = None,
     with tempfile.TemporaryDirectory(prefix="rfstart-") as tmp:
         settings = load_settings(env={}, home=home or Path(tmp), skip=tuple(skip) or None)
         t = time.monotonic()
-        if "proxy" not in skip and not since_process_start:
+        if "proxy" not in skip and spawned_at is None:
             detect_encoders(settings.proxy.encoders, timeout_s=60)
         encoders_s = time.monotonic() - t  # the run detects them again: this is what it pays
         progress = Progress()

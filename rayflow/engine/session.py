@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -182,10 +183,9 @@ def _run_on_ray(
     steps = plan_steps(skip=settings.skip, only=settings.only).enabled
     t = time.monotonic()
     svc = _attach_to_service(settings, api_url) if owns_ray else None
-    attached = svc.address if svc is not None else None
     actors: RunActors | None = None
-    if attached:
-        settings = replace(settings, address=attached)
+    if svc is not None:
+        settings = replace(settings, address=svc.address)
         actors = _start_first(settings, timings)  # first: their start overlaps with all that follows
     timings.ray_s = time.monotonic() - t
     try:
@@ -226,8 +226,8 @@ def _run_on_ray(
             raise problem
         if not gpu_use.unavailable:
             summary.notes.append(gpu_use.summary().line())
-        if attached:
-            summary.notes.append(f"attached to the rayflow service's Ray at {attached} "
+        if svc is not None:
+            summary.notes.append(f"attached to the rayflow service's Ray at {svc.address} "
                                  "(`rayflow server start`): models stay loaded for the next run")
         _note_analyzers(summary, actors.analyzers, timings)
         timings.flow_s = time.monotonic() - t
@@ -327,14 +327,12 @@ def _catalog_check(actors: RunActors, settings: Settings,
     another text model (ModelMismatch). Nothing is loaded for it: the model is known by name
     (the catalog checks every write's vectors as well). The answer is kept: the run asks again
     after the flow, for a run that had no file to look up, and raises the problem."""
-    answer: list[Exception | None] = []
-
+    @functools.cache
     def check() -> Exception | None:
-        if not answer:
-            t = time.monotonic()
-            answer.append(_catalog_problem(actors, settings))
-            timings.extra["catalog_wait_s"] = time.monotonic() - t
-        return answer[0]
+        t = time.monotonic()
+        problem = _catalog_problem(actors, settings)
+        timings.extra["catalog_wait_s"] = time.monotonic() - t
+        return problem
 
     return check
 

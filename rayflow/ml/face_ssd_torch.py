@@ -23,6 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from rayflow.ml.boxes import iou
+
 NMS_IOU = 0.45
 """DetectionOutput's nms_threshold in the prototxt."""
 
@@ -154,14 +156,6 @@ def decode(loc: np.ndarray, conf: np.ndarray, priors: np.ndarray, *, min_score: 
     scores = conf[keep]
     rows: list[tuple[int, float]] = []
     for i in np.argsort(-scores, kind="stable"):
-        if all(_iou(decoded[i], decoded[j]) <= NMS_IOU for j in (r[0] for r in rows)):
+        if all(iou(decoded[i], decoded[j]) <= NMS_IOU for j in (r[0] for r in rows)):
             rows.append((int(i), float(scores[i])))
     return np.array([[0, 1, s, *decoded[i]] for i, s in rows], dtype=np.float32).reshape(-1, 7)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0

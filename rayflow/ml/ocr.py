@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from rayflow.ml.boxes import iou
 from rayflow.ml.speech import ModelLocation, ModelMissing
 from rayflow.record import TextBox
 
@@ -288,7 +289,7 @@ class OcrModel:
             return None
         height, width = image.shape[:2]
         for old_box, index in previous:
-            if _overlap(box, old_box) < 0.8:
+            if iou(_corners(box), _corners(old_box)) < 0.8:
                 continue
             y0, y1 = int(min(box.y0, old_box.y0) * height), int(np.ceil(max(box.y1, old_box.y1) * height))
             x0, x1 = int(min(box.x0, old_box.x0) * width), int(np.ceil(max(box.x1, old_box.x1) * width))
@@ -318,13 +319,8 @@ def _worst_block_diff(a: np.ndarray, b: np.ndarray) -> float:
     return max(float(diff[x:x + width].mean()) for x in range(0, len(diff), width))
 
 
-def _overlap(a: TextBox, b: TextBox) -> float:
-    """Intersection over union of two boxes."""
-    w = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    h = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    inter = w * h
-    union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter
-    return inter / union if union > 0 else 0.0
+def _corners(box: TextBox) -> tuple[float, float, float, float]:
+    return box.x0, box.y0, box.x1, box.y1
 
 
 def _unit(value: float) -> float:
