@@ -117,13 +117,14 @@ class _Models:
         if full:
             from rayflow.media.encoders import detect_encoders
             from rayflow.ml.device import torch_device
-            from rayflow.ml.text_encoder import TextEncoder
             from rayflow.stages.analyze import AnalyzeStage
+            from rayflow.stages.embed import EmbedStage
 
             self.analyzer = AnalyzeStage(settings)
             self.analyzer.setup()
-            self.encoder = TextEncoder(model_path=settings.embed.text_model)
-            self.encoder.setup(device=torch_device())
+            embed = EmbedStage(settings.embed, model_dirs=settings.model_dirs())
+            embed.setup(torch_device())  # as rayflow's embedder: NumPy MiniLM on a CPU
+            self.encoder = embed.encoder
             self.plan = detect_encoders(settings.proxy.encoders, timeout_s=60)
         self.catalog = Catalog.open(path=settings.catalog_dir, url=None)
 

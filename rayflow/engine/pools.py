@@ -185,7 +185,10 @@ class EmbedderActor:
         from rayflow.stages.embed import EmbedStage
 
         self.stage = EmbedStage(settings, model_dirs=model_dirs)
-        self.stage.setup("cuda" if torch_device() == "cuda" else "cpu")
+        # Ray gives this actor a GPU share only where the cluster has GPUs (embedder_options):
+        # without one it runs on the CPU, and torch is not even imported to ask.
+        gpu = bool(ray.get_gpu_ids()) and torch_device() == "cuda"
+        self.stage.setup("cuda" if gpu else "cpu")
         self.encoder = self.stage.encoder
         self.calls = 0
         self.timeout_s = timeout_s

@@ -28,6 +28,10 @@ import numpy as np
 MAX_SEQ_LENGTH = 256
 """Word pieces read per text (sentence-transformers' ``max_seq_length`` for MiniLM)."""
 
+BATCH_SIZE = 8
+"""Texts per forward pass, grouped by length. On 60 texts of a real catalog (moments, chunks
+of up to 256 word pieces) one padded batch took 6.9 s of CPU, batches of 8 1.6 s, of 32 3.0 s."""
+
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
@@ -96,7 +100,17 @@ class NumpyBertEncoder:
 
         self._config = _read_json(self.folder / "config.json")
         raw = load_file(str(self.folder / "model.safetensors"))
-        self._w = {k.removeprefix("bert."): v.astype(np.float32, copy=False) for k, v in raw.items()}
+        w = {k.removeprefix("bert."): v.astype(np.float32, copy=False) for k, v in raw.items()}
+        # Dense weights as (in, out), contiguous, and the three attention projections as one
+        # matrix: one GEMM instead of three, none on a transposed view.
+        for i in range(int(self._config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+            names = [p + f"attention.self.{n}" for n in ("query", "key", "value")]
+            w[p + "qkv.weight"] = np.ascontiguousarray(np.concatenate([w.pop(n + ".weight") for n in names]).T)
+            w[p + "qkv.bias"] = np.concatenate([w.pop(n + ".bias") for n in names])
+            for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
+                w[p + name + ".weight"] = np.ascontiguousarray(w[p + name + ".weight"].T)
+        self._w = w
         st_config = _read_json(self.folder / "sentence_bert_config.json") or {}
         max_len = int(st_config.get("max_seq_length", MAX_SEQ_LENGTH))
         tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -110,21 +124,17 @@ class NumpyBertEncoder:
         heads = int(self._config["num_attention_heads"])
         n, t, d = h.shape
         hd = d // heads
-
-        def proj(name: str) -> np.ndarray:
-            out = h @ w[p + f"attention.self.{name}.weight"].T + w[p + f"attention.self.{name}.bias"]
-            return out.reshape(n, t, heads, hd).transpose(0, 2, 1, 3)
-
-        q, k, v = proj("query"), proj("key"), proj("value")
-        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(hd) + mask_add
+        qkv = (h @ w[p + "qkv.weight"] + w[p + "qkv.bias"]).reshape(n, t, 3, heads, hd).transpose(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        scores = q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / math.sqrt(hd)) + mask_add
         scores = np.exp(scores - scores.max(-1, keepdims=True))
         attn = scores / scores.sum(-1, keepdims=True)
         ctx = (attn @ v).transpose(0, 2, 1, 3).reshape(n, t, d)
-        ctx = ctx @ w[p + "attention.output.dense.weight"].T + w[p + "attention.output.dense.bias"]
+        ctx = ctx @ w[p + "attention.output.dense.weight"] + w[p + "attention.output.dense.bias"]
         h = _layer_norm(ctx + h, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
                         eps)
-        mid = _gelu(h @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
-        out = mid @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
+        mid = _gelu(h @ w[p + "intermediate.dense.weight"] + w[p + "intermediate.dense.bias"])
+        out = mid @ w[p + "output.dense.weight"] + w[p + "output.dense.bias"]
         return _layer_norm(out + h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -141,10 +151,23 @@ class NumpyBertEncoder:
             return self._encode(texts)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        """Tokenise all texts once, then run them in batches of similar length (as
+        sentence-transformers does): each batch is cut to its longest text, so a short
+        moment text is not padded to the length of a transcript chunk."""
         batch = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         types = np.array([e.type_ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.float32)
+        lengths = mask.sum(1).astype(np.int64)
+        order = np.argsort(lengths, kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), BATCH_SIZE):
+            rows = order[start:start + BATCH_SIZE]
+            width = max(1, int(lengths[rows].max()))  # padding is on the right: cut it
+            out[rows] = self._forward(ids[rows, :width], types[rows, :width], mask[rows, :width])
+        return out
+
+    def _forward(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> np.ndarray:
         w, eps = self._w, float(self._config.get("layer_norm_eps", 1e-12))
         positions = np.arange(ids.shape[1])
         h = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][positions]

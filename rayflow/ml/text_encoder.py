@@ -306,17 +306,16 @@ class ImageTextEncoder:
                 "device": self.device}
 
 
-def query_encoder(model: str | None = None) -> Any:
-    """The fastest encoder that computes the same vectors as ``TextEncoder(model)``, not set up:
-    the NumPy BERT of :mod:`rayflow.ml.bert_numpy` where the model folder qualifies (the
+def query_encoder(model: str | None = None, dirs: tuple[Path, ...] | None = None) -> Any:
+    """The fastest CPU encoder that computes the same vectors as ``TextEncoder(model)``, not set
+    up: the NumPy BERT of :mod:`rayflow.ml.bert_numpy` where the model folder qualifies (the
     packaged all-MiniLM-L6-v2 does: ready in ~0.2 s of CPU, no torch import), else
-    ``TextEncoder``. For one-off queries (``rayflow search``, the web page); ingest embeds
-    with ``TextEncoder`` (batched, GPU when there is one)."""
+    ``TextEncoder``. One-off queries (``rayflow search``, the web page) use it, and so does
+    ingest's embedder on a CPU (``EmbedStage``); with a GPU, ingest embeds with ``TextEncoder``."""
     from rayflow.ml.bert_numpy import NumpyBertEncoder, supported
 
     name = model or DEFAULT_TEXT_MODEL
-    path = locate(name)
+    path = locate(name, dirs=dirs)
     if supported(path):
         return NumpyBertEncoder(folder=path, model_id=model_id_for(name))
-    return TextEncoder(model_path=model)
-
+    return TextEncoder(model_path=model, dirs=dirs)

@@ -22,8 +22,10 @@ def test_parity_with_the_torch_encoder() -> None:
     fast.setup()
     reference = TextEncoder()
     reference.setup("cpu")
-    a, b = fast.encode(TEXTS), reference.encode(TEXTS)
-    assert a.shape == b.shape == (len(TEXTS), 384) and a.dtype == np.float32
+    # more texts than one batch, long and short interleaved: batched by length, returned in order
+    texts = [text for i, long in enumerate(TEXTS * 3) for text in (long, f"shot {i} of the quay at dawn")]
+    a, b = fast.encode(texts), reference.encode(texts)
+    assert a.shape == b.shape == (len(texts), 384) and a.dtype == np.float32
     cosines = (a * b).sum(axis=1)
     assert cosines.min() > 0.999, cosines
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
@@ -45,3 +47,11 @@ def test_loads_without_torch_and_fast() -> None:
     cpu_s, torch_loaded = out.stdout.split()
     assert torch_loaded == "False"
     assert float(cpu_s) < 1.0, (cpu_s, time.perf_counter() - t0)  # CPU time: wall time depends on the box's load
+
+
+def test_ingest_on_a_cpu_embeds_with_numpy_without_importing_torch() -> None:
+    code = ("import sys; from rayflow.config import EmbedSettings; from rayflow.stages.embed import EmbedStage; "
+            "s = EmbedStage(EmbedSettings()); s.setup('cpu'); print(type(s.encoder).__name__, "
+            "s.encoder.model_id, s.observed().device, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["NumpyBertEncoder", "all-MiniLM-L6-v2", "cpu", "False"]
