@@ -9,6 +9,11 @@ Runs the same stages on a generated corpus three ways, side by side in one run:
   c) rayflow -c1 — the same with --concurrency 1: (c)'s flow seconds minus (a)'s loop
                    seconds, per file, is the orchestration cost per file
 
+Each run's CPU-seconds are the whole box's busy time over it (every process: Ray's, Prefect's,
+ffmpeg's). From them: the parallel ceiling (the sequential script's CPU-seconds spread over
+every core with no overhead: no orchestration of the same work can beat it on this box) and
+rayflow's extra CPU per file. Run on a quiet box.
+
 Steps: the DEFAULT ingest (fingerprint, probe, sample, thumbnails, exposure, analyze,
 proxy, embed, store); ``--steps spine`` drops analyze, proxy and embed on both sides.
 Prints a table, writes benchmarks/results/pipeline.json and pipeline.png (``--quick``:
@@ -74,6 +79,14 @@ def make_corpus(n: int, seconds: float, size: str) -> list[Path]:
             os.replace(tmp, out)
         paths.append(out)
     return paths
+
+
+def busy_cpu_s() -> float:
+    """CPU-seconds the whole box has spent busy since boot (all cores, /proc/stat via psutil).
+    Differences around a run give what the run cost in CPU, every process of it included (Ray's
+    and Prefect's, ffmpeg's); anything else running on the box counts too: run on a quiet box."""
+    t = psutil.cpu_times()
+    return float(t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
 
 
 class PeakRss:
@@ -206,16 +219,16 @@ def run_sequential(paths: list[Path], home: Path, *, full: bool) -> dict:
     out = home / "sequential.json"
     args = [sys.executable, str(Path(__file__).resolve()), "--sequential", str(home), str(out),
             *(() if full else ("--steps", "spine")), *map(str, paths)]
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), busy_cpu_s()
     proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"})
     with PeakRss(proc.pid) as mem:
         proc.wait(timeout=3600)
-    wall = time.perf_counter() - started
+    wall, cpu_s = time.perf_counter() - started, busy_cpu_s() - cpu0
     if proc.returncode != 0:
         raise RuntimeError(f"the sequential script failed ({proc.returncode})")
     inner = json.loads(out.read_text())
     return {"wall_s": wall, "flow_s": inner["loop_s"], "files": len(paths), **inner,
-            "peak_rss_mb": mem.peak_bytes / 2**20}
+            "cpu_s": cpu_s, "peak_rss_mb": mem.peak_bytes / 2**20}
 
 
 def _first_task_start(home: Path) -> datetime | None:
@@ -236,11 +249,11 @@ def run_rayflow(paths: list[Path], home: Path, *, concurrency: int | None, full:
     if concurrency:
         args += ["--concurrency", str(concurrency)]
     t0_wall = datetime.now(UTC)
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), busy_cpu_s()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     with PeakRss(proc.pid) as mem:
         out, err = proc.communicate(timeout=1800)
-    wall = time.perf_counter() - started
+    wall, cpu_s = time.perf_counter() - started, busy_cpu_s() - cpu0
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"rayflow ingest failed ({proc.returncode}): {err[-2000:]}")
     summary = json.loads(out)
@@ -255,7 +268,7 @@ def run_rayflow(paths: list[Path], home: Path, *, concurrency: int | None, full:
     ok = sum(1 for f in summary["files"] if f["status"] == "ingested")
     return {"wall_s": wall, "flow_s": flow_s, "files": len(paths), "ingested": ok,
             "cold_start_s": (first - t0_wall).total_seconds() if first else None,
-            "stage_s": dict(stage_s), "peak_rss_mb": mem.peak_bytes / 2**20}
+            "stage_s": dict(stage_s), "cpu_s": cpu_s, "peak_rss_mb": mem.peak_bytes / 2**20}
 
 
 def chart(result: dict, out: Path) -> None:
@@ -287,12 +300,13 @@ def chart(result: dict, out: Path) -> None:
 
 def _table(result: dict) -> list[str]:
     n = result["files"]
-    rows = [("run", "wall s", "start-up s", "loop/flow s", "files/s (loop)", "peak RSS MB")]
+    rows = [("run", "wall s", "start-up s", "loop/flow s", "files/s (loop)", "CPU s", "cores busy", "peak RSS MB")]
     for name, key in (("sequential", "sequential"), ("rayflow", "rayflow"), ("rayflow -c1", "rayflow_c1")):
         r = result[key]
         startup = r.get("startup_s", r["wall_s"] - r["flow_s"])
         rows.append((name, f"{r['wall_s']:.1f}", f"{startup:.1f}", f"{r['flow_s']:.1f}",
-                     f"{n / r['flow_s']:.2f}", f"{r['peak_rss_mb']:.0f}"))
+                     f"{n / r['flow_s']:.2f}", f"{r['cpu_s']:.1f}", f"{r['cpu_s'] / r['wall_s']:.2f}",
+                     f"{r['peak_rss_mb']:.0f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
 
@@ -328,6 +342,10 @@ def main() -> int:
         "speedup_total": seq["wall_s"] / ray_run["wall_s"],
         "speedup_flow": seq["flow_s"] / ray_run["flow_s"],
         "orchestration_per_file_s": (ray_c1["flow_s"] - seq["flow_s"]) / n,
+        # The most any parallel run of the sequential script's work could gain on this box: that
+        # work's CPU-seconds spread evenly over every core, with no overhead at all.
+        "parallel_ceiling": seq["wall_s"] / (seq["cpu_s"] / (os.cpu_count() or 1)),
+        "extra_cpu_per_file_s": (ray_run["cpu_s"] - seq["cpu_s"]) / n,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "pipeline-quick" if args.quick else "pipeline"
@@ -338,6 +356,9 @@ def main() -> int:
     print("\n".join(_table(result)))
     print(f"\nspeedup (sequential / rayflow): {result['speedup_total']:.2f}x including start-up "
           f"[target >= 1.6x], {result['speedup_flow']:.2f}x loop vs flow")
+    print(f"parallel ceiling on this box: {result['parallel_ceiling']:.2f}x (the sequential script's "
+          f"{seq['cpu_s']:.0f} CPU-s spread over {os.cpu_count()} cores, no overhead); rayflow spent "
+          f"{result['extra_cpu_per_file_s']:+.2f} CPU-s per file beyond the script's")
     print(f"orchestration per file (rayflow -c1 flow - sequential loop) / files: "
           f"{result['orchestration_per_file_s']:.3f} s  [target <= 0.1 s]")
     print(f"rayflow: first task {ray_run['cold_start_s'] or float('nan'):.1f} s after the command")

@@ -34,6 +34,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from rayflow.catalog import schema
+from rayflow.catalog.errors import ModelMismatch as ModelMismatch
 from rayflow.catalog.local_records import CatalogBusy as CatalogBusy
 from rayflow.catalog.local_records import busy_message
 from rayflow.catalog.local_records import record_from_payload as record_from_payload
@@ -55,10 +56,6 @@ UPSERT_BATCH = 256
 PAYLOAD_INDEXES = {**schema.CLIPS_EXTRA_INDEXES, **schema.FILTER_INDEXES}
 
 _LOCAL_INDEX_WARNING = "Payload indexes have no effect"
-
-
-class ModelMismatch(RuntimeError):
-    """Vectors (or a query encoder) from a model other than the one the catalog was built with."""
 
 
 def connect(*, path: Path | None, url: str | None, api_key: str | None = None) -> QdrantClient:

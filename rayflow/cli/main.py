@@ -145,7 +145,7 @@ def ingest(
     for note in plan.notes:
         err.print(f"note: {note}")
 
-    from rayflow.catalog.store import CatalogBusy, ModelMismatch
+    from rayflow.catalog.errors import CatalogBusy, ModelMismatch
     from rayflow.cli import live_view, render
     from rayflow.engine.placement import UnsupportedUrl
     from rayflow.engine.pools import NoGpuError

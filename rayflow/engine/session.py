@@ -361,7 +361,7 @@ def _catalog_problem(actors: RunActors, settings: Settings) -> Exception | None:
         ray.get(actors.writer.check_model.remote(configured.model_id, dim))
     except ray.exceptions.RayTaskError as exc:
         cause = exc.as_instanceof_cause()
-        from rayflow.catalog.store import ModelMismatch
+        from rayflow.catalog.errors import ModelMismatch
 
         if isinstance(cause, ModelMismatch):
             return ModelMismatch(str(cause).splitlines()[-1])
