@@ -291,6 +291,7 @@ def test_only_frames_with_small_text_get_the_enlarged_detection_pass(stage: Scre
     model = stage.ocr
     det = model._engine.text_det
     sides: list[int] = []
+    shapes: list[tuple[int, int]] = []
 
     class Recording:
         """Stands in for RapidOCR's detector, noting the resolution of each pass."""
@@ -303,6 +304,7 @@ def test_only_frames_with_small_text_get_the_enlarged_detection_pass(stage: Scre
 
         def __call__(self, image: np.ndarray) -> tuple:
             sides.append(det.limit_side_len)
+            shapes.append(image.shape[:2])
             return det(image)
 
     monkeypatch.setattr(model._engine, "text_det", Recording())
@@ -314,6 +316,10 @@ def test_only_frames_with_small_text_get_the_enlarged_detection_pass(stage: Scre
     lines = model.read(_frames(clips["caption.mp4"], 1).images)  # large text: found and read at 288
     assert sides == [model.gate_min_side_px] and [ln.text for ln in lines[0]] == ["RAYFLOW TEST 42"]
     sides.clear()
+    shapes.clear()
     lines = model.read(_frames(clips["small.mp4"], 1).images)  # small text: found at 288, then enlarged
-    assert sides == [model.gate_min_side_px, model.det_min_side_px]
+    assert len(sides) == 2 and sides[0] == model.gate_min_side_px
+    (height, width), (band_height, band_width) = shapes
+    assert band_width == width and band_height < height / 3  # only a band around the small line, full width
+    assert abs(sides[1] / band_height - model.det_min_side_px / height) < 0.05  # at the enlarged pass's scale
     assert lines[0] and _similar(" ".join(ln.text for ln in lines[0]), "meet me at the station") >= 0.8
