@@ -105,6 +105,9 @@ class Frames:
     """Every frame at 48x27 from the same pass, when asked for (``decode_frames(strip=True)``)."""
     tone_mapped: str | None = None
     """The HDR transfer the frames were tone-mapped from ("arib-std-b67", "smpte2084"), else None."""
+    stream: VideoStream | None = None
+    """What ffprobe said of the video stream before the decode (None when OpenCV decoded without
+    it): later stages of the same file (best thumbnails, shots) use it instead of probing again."""
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -251,6 +254,14 @@ def decode_frames(
         return Frames(images, stamps, decoder="opencv", note="ffprobe/ffmpeg not installed: decoded by OpenCV")
     deadline = time.monotonic() + timeout_s
     stream = probe_video_stream(path, timeout_s=_left(deadline, path, "ffprobe"))
+    frames = _decode_probed(path, stream, timestamps_s=timestamps_s, count=count, max_side=max_side,
+                            rotation=rotation, deadline=deadline, strip=strip, min_interval_s=min_interval_s)
+    return replace(frames, stream=stream)
+
+
+def _decode_probed(path: str | Path, stream: VideoStream, *, timestamps_s: list[float] | None, count: int,
+                   max_side: int, rotation: int, deadline: float, strip: bool, min_interval_s: float) -> Frames:
+    """``decode_frames`` once the stream is probed."""
     if timestamps_s is None:
         count = frames_for(stream, count, min_interval_s)
     if rotation % 360 != stream.rotation:

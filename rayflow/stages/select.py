@@ -173,7 +173,7 @@ class ThumbnailSelector(Stage[ClipInput, list[RankedThumbnail]]):
             return []
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        stream = probe_video_stream(path, timeout_s=_left(deadline, path))
+        stream = frames.stream or probe_video_stream(path, timeout_s=_left(deadline, path))
         targets = [out_dir / f"best_{rank}.jpg" for rank in range(len(chosen))]
         # One ffmpeg per frame (each seeks to its own), run side by side: mostly process start and seek.
         with ThreadPoolExecutor(max_workers=len(chosen)) as pool:

@@ -75,7 +75,7 @@ import cv2
 import numpy as np
 
 from rayflow.config import ShotDetector
-from rayflow.media.decode import probe_video_stream
+from rayflow.media.decode import VideoStream, probe_video_stream
 from rayflow.media.decode_opencv import OpenCvSmallFrames
 from rayflow.media.strip import FrameStrip
 from rayflow.media.tools import ToolError, ToolTimeout, dies_with_parent, last_line, which
@@ -184,10 +184,12 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         """Shots of the clip's file, from the sampling pass's 48x27 strip when it has one
         (decode once), else decoded here at 48x27, every frame."""
         return self.detect(item.path, fps=item.video.fps if item.video else None, duration_s=item.duration_s,
-                           timeout_s=item.timeout_s, strip=item.frames.strip if item.frames else None)
+                           timeout_s=item.timeout_s, strip=item.frames.strip if item.frames else None,
+                           stream=item.frames.stream if item.frames else None)
 
     def detect(self, path: str | Path, *, fps: float | None, duration_s: float | None,
-               timeout_s: float, strip: FrameStrip | None = None) -> ShotDetection:
+               timeout_s: float, strip: FrameStrip | None = None,
+               stream: VideoStream | None = None) -> ShotDetection:
         """Shots of ``path`` in seconds from its first video frame.
 
         ``strip`` (``Frames.strip`` from the sampling pass) is every frame at 48x27:
@@ -198,7 +200,7 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
         interval that closes the last shot when ``duration_s`` is unknown; the frames'
         own timestamps place the cuts. ``timeout_s`` bounds the decode (the ffmpeg
         process is killed at the deadline: ``ToolTimeout``); undecodable input raises
-        ``ToolError``.
+        ``ToolError``. ``stream``: the sampling pass's probe (``Frames.stream``), not done again.
         """
         started = time.monotonic()
         if strip is not None and strip.count:
@@ -211,7 +213,7 @@ class ShotStage(Stage[ClipInput, ShotDetection]):
                 source = OpenCvSmallFrames(path, timeout_s=timeout_s, chunk_frames=self.settings.chunk_frames)
                 fps = fps or source.fps or 25.0
             else:
-                stream = probe_video_stream(path, timeout_s=timeout_s)
+                stream = stream or probe_video_stream(path, timeout_s=timeout_s)  # the sampling pass's, if any
                 fps = fps or stream.fps or 25.0
                 left_s = timeout_s - (time.monotonic() - started)
                 if left_s <= 0:

@@ -37,11 +37,19 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
-def test_black_opening_never_chosen_and_frames_are_exact(fade_clip: Path, tmp_path: Path) -> None:
+def test_black_opening_never_chosen_and_frames_are_exact(fade_clip: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     frames = decode_frames(fade_clip, timestamps_s=None, count=10, max_side=160, rotation=0, timeout_s=60)
+    assert frames.stream is not None and frames.stream.fps == 25.0 and frames.stream.width == 320
+
+    def probed_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("probed again: the sampling pass's probe travels with its frames")
+
+    monkeypatch.setattr("rayflow.stages.select.probe_video_stream", probed_again)
+    monkeypatch.setattr("rayflow.stages.shots.probe_video_stream", probed_again)
     shot_stage = ShotStage()
     shot_stage.setup(device="cpu")
-    shots = shot_stage.detect(fade_clip, fps=25.0, duration_s=5.0, timeout_s=60)
+    shots = shot_stage.detect(fade_clip, fps=25.0, duration_s=5.0, timeout_s=60, stream=frames.stream)
     assert [s.start_s for s in shots.shots] == [0.0, 2.0]
     out_dir = tmp_path / "clip"
     out_dir.mkdir()
