@@ -85,6 +85,29 @@ def test_black_opening_never_chosen_and_frames_are_exact(fade_clip: Path, tmp_pa
     assert min(np.diff(times)) >= 0.3
 
 
+@pytest.mark.parametrize("container", ["mp4", "mpegts"])
+def test_every_frame_asked_for_is_extracted_exactly_in_one_ffmpeg(fade_clip: Path, tmp_path: Path,
+                                                                   container: str) -> None:
+    """Seeked inputs (mp4) or one decode in order (as for MPEG-TS: no trusted index), out of
+    time order: each JPEG is its own target's frame."""
+    from dataclasses import replace
+
+    from rayflow.stages.select import extract_frames
+
+    frames = decode_frames(fade_clip, timestamps_s=None, count=8, max_side=320, rotation=0, timeout_s=60)
+    assert frames.stream is not None
+    stream = frames.stream if container == "mp4" else replace(frames.stream, format_name="mpegts")
+    assert stream.seekable == (container == "mp4")
+    picks = [7, 4, 6]  # testsrc2 frames (the first 2 s are black: alike), not in time order
+    targets = [tmp_path / f"best_{rank}.jpg" for rank in range(len(picks))]
+    extract_frames(fade_clip, stream, [float(frames.timestamps_s[i]) for i in picks], targets, timeout_s=60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [t.name for t in targets]  # no temp file left
+    for index, target in zip(picks, targets, strict=True):
+        image = _luma(np.asarray(Image.open(target).convert("RGB")))
+        diffs = [float(np.abs(image - _luma(ref)).mean()) for ref in frames.images]
+        assert int(np.argmin(diffs)) == index and diffs[index] < 2.0, (index, diffs)
+
+
 def _texture(seed: int, blur: int = 0, level: int = 120) -> np.ndarray:
     """Random 8x8-pixel blocks around ``level`` plus fine noise; ``blur`` softens it (sigma, px)."""
     rng = np.random.default_rng(seed)
