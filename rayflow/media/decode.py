@@ -8,25 +8,23 @@ else decord fails on). Containers without a trustworthy index (MPEG-TS/PS, eleme
 streams, images) skip decord: its index there maps to the wrong frames, so ffmpeg decodes
 them in order. A file's stream facts come from one ffprobe call first.
 
-Both decoders resize inside the decoder to at most ``max_side`` pixels, correct
-non-square pixels, and apply the container's display matrix (decord 0.6.0 does too,
-contrary to its reputation; ``tests/stages/test_frames.py`` pins that), so frames
-come out as a player shows them.
+Both decoders resize inside the decoder to at most ``max_side`` pixels, correct non-square
+pixels, and apply the container's display matrix (decord 0.6.0 does too, contrary to its
+reputation; ``tests/stages/test_frames.py`` pins that), so frames come out as a player shows them.
 
 Without ffprobe or ffmpeg (a bare GPU box), OpenCV decodes instead (``decode_opencv``: in
 order, timestamps from the frame rate) and ``Frames.note`` says so.
 
-Timestamps are seconds from the **first frame of the video stream**, not from the
-container's ``start_time``: ``bbb_2500ms.ts`` starts at 1.514 s (its video at
-1.525 s) and its first frame is reported at 0.0.
+Timestamps are seconds from the **first frame of the video stream**, not from the container's
+``start_time``: ``bbb_2500ms.ts`` starts at 1.514 s (its video at 1.525 s); its first frame is at 0.0.
 
-Decode once for shots (``strip=True``): the same ffmpeg pass also scales EVERY
-frame to 48x27 RGB (``FrameStrip``, TransNetV2's input size, which the classical
-detector reads too), so the shot stage needs no second decode of the file. That pass
-decodes the whole stream in order (no seeking, no decord): cheaper than sampling
-plus the shot detector's own full decode, dearer than sampling alone. Streams over
-``STRIP_MAX_FRAMES`` frames get no strip (the shot stage decodes them itself, in
-chunks), so memory stays bounded: 3.9 KB a frame, 70 MB at the cap.
+Decode once for shots (``strip=True``): the same ffmpeg pass also scales EVERY frame to 48x27
+RGB (``FrameStrip``, TransNetV2's input size, which the classical detector reads too), so the
+shot stage needs no second decode of the file. That pass decodes the whole stream in order (no
+seeking, no decord): cheaper than sampling plus the shot detector's own full decode, dearer than
+sampling alone. Streams over ``STRIP_MAX_FRAMES`` frames get no strip (the shot stage decodes
+them itself, in chunks), so memory stays bounded: 3.9 KB a frame, 70 MB at the cap. The probe
+travels with the frames too (``Frames.stream``): later stages of the file do not run it again.
 
 Example::
 
@@ -68,21 +66,18 @@ log = logging.getLogger(__name__)
 Decoder = Literal["decord", "ffmpeg", "opencv"]
 
 SEEKABLE_FORMATS: frozenset[str] = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
-"""ffprobe format names whose index makes frame-exact seeking reliable (checked on
-../shared/media against a full sequential decode)."""
+"""ffprobe format names whose index makes frame-exact seeking reliable (checked on ../shared/media)."""
 
 SEEK_MIN_FRAMES_PER_TARGET = 25
-"""The ffmpeg fallback seeks only when there are more frames than this per target;
-below it a decode in order is cheaper (measured on ../shared/media)."""
+"""ffmpeg seeks only with more frames than this per target; below, a decode in order is cheaper."""
 
 DECODE_MEMORY_HEADROOM_BYTES = 3 * 1024**3
-"""Address space the isolated decord process may add to what it inherits (3 GiB): a file
-declaring absurd dimensions fails its allocation there instead of exhausting the node."""
+"""Address space the isolated decord process may add to what it inherits (3 GiB): a file declaring
+absurd dimensions fails its allocation there instead of exhausting the node."""
 
 CRASH_HOOK_ENV = "RAYFLOW_FAULT_DECODER_CRASH"
-"""Fault-injection hook for tests: when this variable is set, the isolated decord process
-kills itself with SIGSEGV on files whose name contains its value (a stand-in for a native
-decoder crash on a hostile file). Unset in normal use."""
+"""Fault-injection hook for tests: when set, the isolated decord process kills itself with SIGSEGV
+on files whose name contains its value (a native decoder crash on a hostile file). Unset in use."""
 
 
 class DecoderCrashed(ToolError):
@@ -106,8 +101,7 @@ class Frames:
     tone_mapped: str | None = None
     """The HDR transfer the frames were tone-mapped from ("arib-std-b67", "smpte2084"), else None."""
     stream: VideoStream | None = None
-    """What ffprobe said of the video stream before the decode (None when OpenCV decoded without
-    it): later stages of the same file (best thumbnails, shots) use it instead of probing again."""
+    """The probe the decode used (None: OpenCV decoded without one); best thumbnails and shots reuse it."""
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -208,17 +202,8 @@ def frames_for(stream: VideoStream, count: int, min_interval_s: float) -> int:
     return max(1, min(count, math.floor(running_s / min_interval_s + 1e-6)))
 
 
-def decode_frames(
-    path: str | Path,
-    *,
-    timestamps_s: list[float] | None,
-    count: int,
-    max_side: int,
-    rotation: int,
-    timeout_s: float,
-    strip: bool = False,
-    min_interval_s: float = 0.0,
-) -> Frames:
+def decode_frames(path: str | Path, *, timestamps_s: list[float] | None, count: int, max_side: int, rotation: int,
+                  timeout_s: float, strip: bool = False, min_interval_s: float = 0.0) -> Frames:
     """Decode exact frames of ``path`` once, downscaled, in display orientation.
 
     With ``timestamps_s`` None, ``count`` frames evenly spaced by index (centre of each of
