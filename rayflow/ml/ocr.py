@@ -120,14 +120,14 @@ class OcrModel:
       frame; the gate's large boxes are kept, and a band's box centred inside one of them (a
       piece of that line, cut by the band) is dropped. Over the sampled frames of the 3
       generated clips, ../shared/media and the real-file corpus (38 videos) this cut OCR CPU
-      time by a third (two runs: 35.2 -> 22.4 s, 32.8 -> 20.8 s); 28 read the same texts.
-      Of the 10 others: the
-      generated clips' captions kept their spaces ("RAYFLOW CLIP 1", not "RAYFLOWCLIP1") and
-      lost the stray glyphs read from testsrc2's pattern; three files lost small text the
-      gate had not boxed at all, elsewhere on the frame (a keyboard's "F11"/"F12", a
-      colour chart's garbled "Coxrite", unreadable UI lines of a screen recording, read as
-      "mecieg sieectery)"); the rest read a letter or a space differently. The quality
-      benchmark's on-screen text figures are unchanged. 0 detects the whole frame again.
+      time by a third (two runs: 35.2 -> 22.4 s, 32.8 -> 20.8 s); 28 read the same texts. Of
+      the 10 others: the generated clips' captions kept their spaces ("RAYFLOW CLIP 1", not
+      "RAYFLOWCLIP1") and lost the stray glyphs read from testsrc2's pattern; three files
+      lost small text the gate had not boxed at all, elsewhere on the frame (a keyboard's
+      "F11"/"F12", a colour chart's garbled "Coxrite", unreadable UI lines of a screen
+      recording, read as "mecieg sieectery)"); the rest read a letter or a space differently.
+      The quality benchmark's on-screen text figures are unchanged. 0 detects the whole
+      frame again.
     - ``max_box_height=0.3``: detected boxes taller than this share of the frame are
       not recognised. On the Sintel trailer and Big Buck Bunny every such box was a
       texture (fog, fur, sky) read as one stray glyph ("场", "#", "S") at 0.04-0.33;
@@ -298,8 +298,7 @@ class OcrModel:
         in full-width bands around them only."""
         height, width = bgr.shape[:2]
         scale = self.det_min_side_px / min(height, width)
-        gate = (self.gate_min_side_px or 0) / min(height, width)
-        small = [(q[:, 1].max() - q[:, 1].min()) * gate < self.small_text_px for q in boxes]
+        small = self._small_boxes(boxes, height, width)
         kept = [q for q, tiny in zip(boxes, small, strict=True) if not tiny]
         spans = []
         for q, tiny in zip(boxes, small, strict=True):
@@ -328,8 +327,12 @@ class OcrModel:
     def _small_text(self, boxes: Any, height: int, width: int) -> bool:
         """Whether a box is lower than ``small_text_px`` at the gate's scale: text that the
         detector reads better from an enlarged frame."""
+        return any(self._small_boxes(boxes, height, width))
+
+    def _small_boxes(self, boxes: Any, height: int, width: int) -> list[bool]:
+        """For each box, whether it is lower than ``small_text_px`` at the gate's scale."""
         scale = (self.gate_min_side_px or 0) / min(height, width)
-        return any((quad[:, 1].max() - quad[:, 1].min()) * scale < self.small_text_px for quad in boxes)
+        return [bool((quad[:, 1].max() - quad[:, 1].min()) * scale < self.small_text_px) for quad in boxes]
 
     def _same_line(self, image: np.ndarray, box: TextBox, before: np.ndarray | None,
                    previous: list[tuple[TextBox, int]]) -> int | None:
