@@ -76,8 +76,7 @@ DECODE_MEMORY_HEADROOM_BYTES = 3 * 1024**3
 absurd dimensions fails its allocation there instead of exhausting the node."""
 
 CRASH_HOOK_ENV = "RAYFLOW_FAULT_DECODER_CRASH"
-"""Fault-injection hook for tests: when set, the isolated decord process kills itself with SIGSEGV
-on files whose name contains its value (a native decoder crash on a hostile file). Unset in use."""
+"""Tests only: the isolated decord process SIGSEGVs on files whose name contains its value."""
 
 
 class DecoderCrashed(ToolError):
@@ -203,7 +202,8 @@ def frames_for(stream: VideoStream, count: int, min_interval_s: float) -> int:
 
 
 def decode_frames(path: str | Path, *, timestamps_s: list[float] | None, count: int, max_side: int, rotation: int,
-                  timeout_s: float, strip: bool = False, min_interval_s: float = 0.0) -> Frames:
+                  timeout_s: float, strip: bool = False, min_interval_s: float = 0.0, duration_s: float | None = None,
+                  fps: float | None = None) -> Frames:
     """Decode exact frames of ``path`` once, downscaled, in display orientation.
 
     With ``timestamps_s`` None, ``count`` frames evenly spaced by index (centre of each of
@@ -221,6 +221,8 @@ def decode_frames(path: str | Path, *, timestamps_s: list[float] | None, count: 
 
     ``strip``: also every frame at 48x27 (``Frames.strip``) from the same pass, for shots (see
     above); past ``STRIP_MAX_FRAMES`` frames, or when that pass fails, no strip.
+    ``duration_s``/``fps``: what the probe stage measured, used where the headers give no length
+    (a browser's MediaRecorder WebM has no Duration and a bogus frame rate).
 
     Raises ``ToolError`` naming the decoders and the file when nothing decodes,
     ``ToolTimeout`` when the deadline passes.
@@ -239,6 +241,8 @@ def decode_frames(path: str | Path, *, timestamps_s: list[float] | None, count: 
         return Frames(images, stamps, decoder="opencv", note="ffprobe/ffmpeg not installed: decoded by OpenCV")
     deadline = time.monotonic() + timeout_s
     stream = probe_video_stream(path, timeout_s=_left(deadline, path, "ffprobe"))
+    if not stream.frame_count and duration_s and (rate := fps or stream.fps):  # no length in the headers
+        stream = replace(stream, fps=rate, frame_count=max(1, round(duration_s * rate)))
     frames = _decode_probed(path, stream, timestamps_s=timestamps_s, count=count, max_side=max_side,
                             rotation=rotation, deadline=deadline, strip=strip, min_interval_s=min_interval_s)
     return replace(frames, stream=stream)

@@ -26,6 +26,8 @@ def sample_frames(
     timeout_s: float,
     strip: bool = True,
     still: bool = False,
+    duration_s: float | None = None,
+    fps: float | None = None,
 ) -> tuple[Frames, SampleInfo]:
     """Decode ``settings.count`` evenly spaced exact frames (fewer for a file shorter than
     ``count`` x ``settings.min_interval_s``), longest side ``settings.max_side``.
@@ -35,6 +37,9 @@ def sample_frames(
     not wanted (sampling alone can then seek instead of decoding the whole stream).
     ``still``: the file is one picture (a photo): decode its first frame only, which needs
     no frame count or duration (a JPEG read by the ``jpeg_pipe`` demuxer has neither); no strip.
+
+    ``duration_s`` and ``fps``: the probe stage's measures (``VideoInfo``), which place the
+    frames of a file whose headers give no length (a browser's MediaRecorder WebM).
 
     ``rotation`` is ``VideoInfo.rotation`` (clockwise degrees), a cross-check only:
     both decoders apply the file's display matrix. Raises ``ToolError`` (record it)
@@ -49,6 +54,8 @@ def sample_frames(
         timeout_s=timeout_s,
         strip=strip and not still,
         min_interval_s=settings.min_interval_s,
+        duration_s=duration_s,
+        fps=fps,
     )
     info = SampleInfo(
         decoder=frames.decoder,
@@ -90,5 +97,6 @@ class SampleStage(Stage[FileItem, SampleInfo]):
             raise ValueError(f"cannot sample {item.path}: {reason}")
         item.frames, item.sample = sample_frames(
             Path(item.path), rotation=probed.video.rotation, settings=self.settings, timeout_s=self.timeout_s,
-            still=probed.kind == "image", strip=self.strip)
+            still=probed.kind == "image", strip=self.strip,
+            duration_s=probed.video.duration_s or probed.container.duration_s, fps=probed.video.fps)
         return item.sample

@@ -276,3 +276,24 @@ def test_hdr_frames_are_tone_mapped_like_the_proxy(shared_media: Path) -> None:
             looks.append(np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(int))
         mapped, flat = (float(np.abs(frames.images[i] - look).mean()) for look in looks)
         assert mapped < 6 and flat > 20, (mapped, flat)
+
+
+def test_a_recording_with_no_length_in_its_headers_is_sampled_over_its_whole_length(tmp_path: Path) -> None:
+    """Matroska in live mode (as a browser's MediaRecorder writes WebM) has no Duration: ffprobe's
+    quick look gives no frame count, and the sample stage failed the file ("no frame count or
+    duration to place frames by"). The probe stage measures the length by a demux; sampling now
+    places its frames by that."""
+    from rayflow.stages.base import FileItem
+    from rayflow.stages.frames import SampleStage
+    from rayflow.stages.probe import probe
+
+    clip = tmp_path / "live.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=4",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-f", "matroska", "-live", "1", str(clip)],
+                   check=True, timeout=60)
+    assert probe_video_stream(clip, timeout_s=30).frame_count is None  # what made sampling fail
+    item = FileItem(path=str(clip), clip_id="live", out_dir=tmp_path, probe=probe(clip))
+    sample = SampleStage(SampleSettings(), timeout_s=60).process(item)
+    assert sample.count == 8  # 4 s at one frame per 0.5 s
+    assert sample.timestamps_s[0] < 0.5 and sample.timestamps_s[-1] > 3.4  # over the whole recording
+    assert item.frames is not None and item.frames.strip is not None and item.frames.strip.count == 100
