@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import ray
 
@@ -137,9 +137,7 @@ class AnalyzerActor:
         self.settings = self.paths.settings_on_node(settings)
         self.analyzer = getattr(importlib.import_module(module), name)(self.settings)
         started = time.perf_counter()
-        # Without a GPU from Ray (CUDA_VISIBLE_DEVICES is then empty) the device is the CPU: said
-        # here, so torch is not imported only to be asked (1.3 s of CPU and ~0.3 GB per analyzer).
-        self.analyzer.setup(None if ray.get_gpu_ids() else "cpu")
+        self.analyzer.setup(_device_from_ray())
         self.load_s = time.perf_counter() - started
         self.files = 0
 
@@ -184,14 +182,10 @@ class EmbedderActor:
 
     def __init__(self, settings: EmbedSettings, timeout_s: float = Timeouts.model_call_s,
                  model_dirs: tuple[Any, ...] | None = None) -> None:
-        from rayflow.ml.device import torch_device
         from rayflow.stages.embed import EmbedStage
 
         self.stage = EmbedStage(settings, model_dirs=model_dirs)
-        # Ray gives this actor a GPU share only where the cluster has GPUs (embedder_options):
-        # without one it runs on the CPU, and torch is not even imported to ask.
-        gpu = bool(ray.get_gpu_ids()) and torch_device() == "cuda"
-        self.stage.setup("cuda" if gpu else "cpu")
+        self.stage.setup(_device_from_ray())
         self.encoder = self.stage.encoder
         self.calls = 0
         self.timeout_s = timeout_s
@@ -210,6 +204,15 @@ class EmbedderActor:
 
     def model(self) -> dict[str, Any]:
         return {"model_id": self.encoder.model_id, "dim": self.encoder.dim}
+
+
+def _device_from_ray() -> Literal["cpu", "cuda"]:
+    """An actor's device: "cuda" when Ray gave it a GPU (share) and torch sees it, else "cpu".
+    Without a GPU from Ray (CUDA_VISIBLE_DEVICES is then empty) torch is not even imported to
+    ask: 1.3 s of CPU and ~0.3 GB per actor."""
+    from rayflow.ml.device import torch_device
+
+    return "cuda" if ray.get_gpu_ids() and torch_device() == "cuda" else "cpu"
 
 
 STUCK_EXIT_DELAY_S = 1.0

@@ -50,6 +50,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -161,19 +162,25 @@ class VideoStream:
 
     @property
     def seekable(self) -> bool:
-        """Whether the container has a frame index that exact seeking can trust.
-
-        decord maps indices to the wrong frames in MPEG-TS (``bbb_2500ms.ts``: index
-        16 of 58 decodes frame 28) and ffmpeg's seeks there can land past the target,
-        so only containers with an index are sought; the rest are decoded in order.
-        """
+        """Whether the container has a frame index that exact seeking can trust: decord maps indices
+        to the wrong frames in MPEG-TS (``bbb_2500ms.ts``: index 16 of 58 decodes frame 28) and
+        ffmpeg's seeks there can land past the target; the rest are decoded in order."""
         return self.format_name in SEEKABLE_FORMATS
 
-    def display_size(self, max_side: int) -> tuple[int, int]:
-        """(width, height) as displayed (SAR and rotation applied), longest side <= max_side.
+    def seeks_pay(self, targets: int) -> bool:
+        """Whether one fast-seeked input per target beats one decode in order (seekable, and more
+        than ``SEEK_MIN_FRAMES_PER_TARGET`` frames per target)."""
+        return self.seekable and (self.frame_count or math.inf) > SEEK_MIN_FRAMES_PER_TARGET * targets
 
-        Never upscales; rounds to whole pixels (odd sizes are fine for RGB).
-        """
+    def lows(self, times_s: Iterable[float]) -> list[float]:
+        """Raw timestamps (as ``-copyts`` shows them) half a frame before each of ``times_s`` (seconds
+        from the first frame): ``select`` takes the first frame at or after each, never skipping it."""
+        return [self.start_s + max(0.0, float(t)) - 0.5 / (self.fps or 25.0) for t in times_s]
+
+
+    def display_size(self, max_side: int) -> tuple[int, int]:
+        """(width, height) as displayed (SAR and rotation applied), longest side <= max_side; never
+        upscales; whole pixels (odd sizes are fine for RGB)."""
         width, height = self.width * self.sample_aspect, float(self.height)
         if self.rotation in (90, 270):
             width, height = height, width
@@ -181,11 +188,14 @@ class VideoStream:
         return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def even_indices(total: int, count: int) -> np.ndarray:
-    """Indices of the centres of ``count`` equal segments of ``range(total)``, unique.
+def first_frames_at(lows: Iterable[float]) -> str:
+    """A ``select`` expression picking, in one decode in order, the first frame at or after each low."""
+    return "+".join(f"gte(t,{low:.6f})*(isnan(prev_t)+lt(prev_t,{low:.6f}))" for low in lows)
 
-    A 1-frame video gives ``[0]``; ``count > total`` gives every index once.
-    """
+
+def even_indices(total: int, count: int) -> np.ndarray:
+    """Indices of the centres of ``count`` equal segments of ``range(total)``, unique: a 1-frame
+    video gives ``[0]``; ``count > total`` gives every index once."""
     if total <= 0 or count <= 0:
         return np.zeros(0, dtype=np.int64)
     picks = np.floor((np.arange(count) + 0.5) * total / count).astype(np.int64)
@@ -302,16 +312,12 @@ def _decode_probed(path: str | Path, stream: VideoStream, *, timestamps_s: list[
 
 
 def _isolated(fn: Any, *, path: str | Path, deadline: float) -> Frames:
-    """Run ``fn`` (an in-process native decode) in a forked child and return its frames.
-
-    decord is a C++ library: a hostile file can segfault or abort it, or hang it, and
-    in-process neither can be caught or interrupted (a crash would kill the Ray worker
-    and every file sharing its task). In a child, a signal death becomes
-    ``DecoderCrashed`` ("decord crashed (signal 11 SIGSEGV)"), the deadline kills it
-    (``ToolTimeout``), and its address space is capped (``DECODE_MEMORY_HEADROOM_BYTES``
-    over what it inherits). Cost: one fork (~1-5 ms; pages are shared copy-on-write)
-    and one copy of the frames through a pipe (~5 MB by default).
-    """
+    """Run ``fn`` (an in-process native decode) in a forked child and return its frames. decord is
+    C++: a hostile file can crash or hang it, which in-process would kill the Ray worker and every
+    file of its task. In a child a signal death becomes ``DecoderCrashed`` ("decord crashed (signal
+    11 SIGSEGV)"), the deadline kills it (``ToolTimeout``), its address space is capped
+    (``DECODE_MEMORY_HEADROOM_BYTES`` over what it inherits). Cost: one fork (~1-5 ms) and a copy
+    of the frames through a pipe (~5 MB by default)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: no logging, no cleanup handlers; always leave through os._exit
@@ -457,22 +463,17 @@ def _decode_ffmpeg(
 ) -> Frames:
     """One ffmpeg process; picks, for each target time, the first frame at or after it.
 
-    Targets are frame times ``index / fps`` (the exact frames for constant frame rate,
-    the nearest for variable), lowered by half a frame so rounding never skips the
-    wanted frame. ``-copyts`` keeps raw timestamps; ``select`` compares them, so
-    ffmpeg's own accurate-seek trimming (which mis-rounds coarse time bases such as
+    Targets are frame times ``index / fps`` (exact for constant frame rate, nearest for variable),
+    lowered by half a frame (``VideoStream.lows``). ``-copyts`` keeps raw timestamps and ``select``
+    compares them, so ffmpeg's accurate-seek trimming (which mis-rounds coarse time bases such as
     AVI's 1/15 s) is not relied on; showinfo reports each chosen frame's time.
 
-    Long files in seekable containers get one input per target, fast-seeking to the
-    keyframe before it: cost ~ targets x keyframe distance, not the stream (2 min of
-    720p: 0.6 s against 4 s for a full decode); one decoder thread each, as decord.
-    Short files (under ``SEEK_MIN_FRAMES_PER_TARGET`` frames per target: each seek
-    would decode most of a GOP anyway; bigbuckbunny.mp4 took 2.0 s sought, 0.37 s in
-    order) and containers whose seeks can land past the target (MPEG-TS/PS,
-    elementary streams, images) are decoded start to end with ffmpeg's automatic
-    threads: cost grows with duration there. ``strip`` always decodes in order and
-    splits the decoded stream: one branch picks the frames, the other scales every
-    frame to 48x27 into a temp file (``FrameStrip``).
+    Where seeking pays (``VideoStream.seeks_pay``) each target is an input fast-seeking to the
+    keyframe before it (2 min of 720p: 0.6 s against 4 s for a full decode), one decoder thread
+    each. Short files (each seek would decode most of a GOP: bigbuckbunny.mp4 took 2.0 s sought,
+    0.37 s in order) and containers whose seeks can land past the target are decoded start to end.
+    ``strip`` always decodes in order and splits the stream: one branch picks the frames, the
+    other scales every frame to 48x27 into a temp file (``FrameStrip``).
     """
     fps = stream.fps
     if not fps:
@@ -483,7 +484,7 @@ def _decode_ffmpeg(
         targets = even_indices(stream.frame_count, count) / fps
     else:
         targets = np.unique(np.maximum(np.asarray(timestamps_s, dtype=np.float64), 0.0))
-    lows = [stream.start_s + float(t) - 0.5 / fps for t in targets]  # raw seconds
+    lows = stream.lows(targets)
     width, height = stream.display_size(max_side)
     resize = f"scale={width}:{height}:flags=area,setsar=1"
     tonemap = stream.hdr and can_tonemap()
@@ -494,7 +495,7 @@ def _decode_ffmpeg(
     source = _ffmpeg_input(path)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-copyts"]
     strip_file: Any = None
-    if not strip and stream.seekable and (stream.frame_count or math.inf) > SEEK_MIN_FRAMES_PER_TARGET * len(lows):
+    if not strip and stream.seeks_pay(len(lows)):
         graph = []
         for i, low in enumerate(lows):
             argv += ["-threads", "1", "-noaccurate_seek"]
@@ -507,8 +508,7 @@ def _decode_ffmpeg(
                      + f"concat=n={len(lows)}:v=1:a=0[out]")
         filters = ";".join(graph)
     else:
-        # A frame is chosen when it is the first at or after some target.
-        expr = "+".join(f"gte(t,{low:.6f})*(isnan(prev_t)+lt(prev_t,{low:.6f}))" for low in lows)
+        expr = first_frames_at(lows)
         argv += ["-i", source]
         filters = f"[0:V:0]select='{expr}',showinfo@f0,{resize}[out]"
         if strip:

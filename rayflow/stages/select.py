@@ -57,7 +57,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import tempfile
@@ -69,7 +68,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from rayflow.media.decode import SEEK_MIN_FRAMES_PER_TARGET, Frames, VideoStream, probe_video_stream
+from rayflow.media.decode import Frames, VideoStream, first_frames_at, probe_video_stream
 from rayflow.media.hdr import can_tonemap, hdr_tonemap_filters
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool
 from rayflow.record import Faces, RankedThumbnail, ShotDetection, StageName
@@ -287,11 +286,10 @@ def extract_frames(path: str | Path, stream: VideoStream, timestamps_s: list[flo
 
     One ffmpeg for all of them (a process start is ~50 ms of CPU: three per file were a fifth of
     the step on short clips). Where the stream can be seeked and has frames enough between the
-    targets (``SEEK_MIN_FRAMES_PER_TARGET``, as the sampling decode decides), each target is its
+    targets (``VideoStream.seeks_pay``, as the sampling decode decides), each target is its
     own input, fast-seeked to the keyframe before it; otherwise (MPEG-TS, short clips) one input is
     decoded in order and the frames picked on the way, up to the last one."""
-    fps = stream.fps or 25.0
-    lows = [stream.start_s + max(0.0, t) - 0.5 / fps for t in timestamps_s]  # raw seconds, as -copyts sees them
+    lows = stream.lows(timestamps_s)
     after = ""
     if abs(stream.sample_aspect - 1.0) > 1e-3:
         width, height = stream.display_size(max(stream.width, stream.height) * 4)
@@ -301,7 +299,7 @@ def extract_frames(path: str | Path, stream: VideoStream, timestamps_s: list[flo
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-copyts"]
     source = "file:" + str(Path(path).resolve())
     graph = []
-    if stream.seekable and (stream.frame_count or math.inf) > SEEK_MIN_FRAMES_PER_TARGET * len(lows):
+    if stream.seeks_pay(len(lows)):
         for i, low in enumerate(lows):
             if low - stream.format_start_s > 0:
                 argv += ["-noaccurate_seek", "-ss", f"{low - stream.format_start_s:.6f}"]
@@ -310,8 +308,8 @@ def extract_frames(path: str | Path, stream: VideoStream, timestamps_s: list[flo
     else:
         argv += ["-i", source]
         order = sorted(range(len(lows)), key=lambda i: lows[i])
-        expr = "+".join(f"gte(t,{lows[i]:.6f})*(isnan(prev_t)+lt(prev_t,{lows[i]:.6f}))" for i in order)
-        graph.append(f"[0:V:0]select='{expr}'{after},split={len(lows)}" + "".join(f"[s{i}]" for i in order))
+        pick = first_frames_at([lows[i] for i in order])
+        graph.append(f"[0:V:0]select='{pick}'{after},split={len(lows)}" + "".join(f"[s{i}]" for i in order))
         graph += [f"[s{i}]select='eq(n,{rank})'[v{i}]" for rank, i in enumerate(order)]
     # The house temp names (hidden, ``.tmp``: media/tempfiles.py), so a worker killed before the
     # rename leaves temp files the next run sweeps, not stray outputs; the codec is named, as
