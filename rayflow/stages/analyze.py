@@ -25,6 +25,7 @@ Example (no Ray; the AnalyzerPool hosts the same stage in each actor)::
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class Role:
     applies: Callable[[ClipInput], bool] = lambda item: True
     """False for a file the role has nothing to look at (no audio for speech, a still for shots):
     the role is skipped, so the record does not list it among the roles that ran."""
+    after: tuple[RoleName, ...] = ()
+    """The roles whose output this one reads: with roles overlapped it starts once they are
+    done (or skipped); the others run side by side."""
 
 
 def _set(attribute: str, empty: Any = None) -> Callable[[ClipInput, Any], None]:
@@ -107,15 +111,17 @@ ROLES: tuple[Role, ...] = (
          lambda s: ThumbnailPromptStage(str(s.embed.image_model), dirs=s.model_dirs()), needs_frames=True,
          keep=_keep_prompt),
     Role("best_thumbnails", ThumbnailSelector, lambda s: s.analysis.thumbnails, lambda s: ThumbnailSelector(),
-         needs_frames=True, keep=_set("best_thumbnails", [])),
+         needs_frames=True, keep=_set("best_thumbnails", []), after=("shots", "faces", "thumbnail_prompt")),
     Role("caption", CaptionStage, lambda s: s.analysis.caption_model is not None,  # optional, as above
          lambda s: CaptionStage(str(s.analysis.caption_model), dirs=s.model_dirs()), needs_frames=True,
          keep=_set("caption")),
     Role("describe", DescribeStage, lambda s: True, lambda s: DescribeStage(), needs_frames=False,
-         keep=_keep_description),
+         keep=_keep_description, after=("shots", "speech", "screen_text", "faces", "focal")),
 )
 if tuple(r.name for r in ROLES) != ROLE_NAMES:  # one list of names: rayflow.record.RoleName
     raise RuntimeError(f"ROLES {[r.name for r in ROLES]} differ from rayflow.record.RoleName {ROLE_NAMES}")
+if any(dep not in ROLE_NAMES[:ROLE_NAMES.index(r.name)] for r in ROLES for dep in r.after):
+    raise RuntimeError("a role's `after` must name roles earlier in ROLES")  # table order stays a valid order
 
 
 def analyze_resources(settings: Settings, roles: Sequence[Role] = ROLES) -> Resources:
@@ -196,23 +202,49 @@ class AnalyzeStage(Stage[ClipInput, AnalyzeResult]):
                  time.perf_counter() - started, f" (fell back: {run.reason})" if run.fell_back else "")
 
     def process(self, item: ClipInput) -> AnalyzeResult:
-        """Every role on one clip, in table order; failures recorded per role."""
+        """Every role on one clip; failures recorded per role. With ``AnalysisSettings.overlap``
+        the roles run side by side, each once the roles it reads (``Role.after``) are done;
+        else one after another in table order."""
         if not self.loads:
             self.setup()
         result = AnalyzeResult(item.analysis)
         result.errors.update(self.unavailable)
-        for role in self.table:
-            stage = self.stages.get(role.name)
-            if stage is None or (role.needs_frames and item.frames is None) or not role.applies(item):
-                continue
-            output = self._run(role.name, stage, item, result)
-            role.keep(item, output)
+        chosen = [role for role in self.table if role.name in self.stages and role.applies(item)
+                  and not (role.needs_frames and item.frames is None)]
+        if self.settings.analysis.overlap and len(chosen) > 1:
+            self._overlapped(chosen, item, result)
+        else:
+            for role in chosen:
+                role.keep(item, self._run(role.name, self.stages[role.name], item, result))
         ran = {name: run for name, run in self.runs.items() if name in result.timings}
         item.analysis.roles = ran
         item.analysis.models = {name: run.model for name, run in ran.items() if run.model}
         gpus = sorted({run.device for run in ran.values() if run.device.startswith("cuda")})
         item.analysis.device = gpus[0] if gpus else "cpu"
         return result
+
+    def _overlapped(self, chosen: list[Role], item: ClipInput, result: AnalyzeResult) -> None:
+        """Run ``chosen`` on threads, each once the chosen roles it reads have finished. The
+        models are native code that lets go of the GIL (onnxruntime, CTranslate2, OpenCV,
+        ffmpeg), so one role fills the cores another leaves idle (a 1-thread net, an ffmpeg
+        extraction, Python glue between model calls)."""
+        finished = {role.name: threading.Event() for role in chosen}
+
+        def work(role: Role) -> None:
+            try:
+                for name in role.after:
+                    if name in finished:
+                        finished[name].wait()
+                role.keep(item, self._run(role.name, self.stages[role.name], item, result))
+            finally:
+                finished[role.name].set()
+
+        threads = [threading.Thread(target=work, args=(role,), name=f"role:{role.name}", daemon=True)
+                   for role in chosen]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def _run(self, name: RoleName, stage: Stage[ClipInput, Any], item: ClipInput, result: AnalyzeResult) -> Any:
         started = time.perf_counter()

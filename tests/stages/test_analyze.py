@@ -115,3 +115,53 @@ def test_a_hung_model_call_times_out_marks_the_analyzer_stuck_and_the_others_run
     fresh = AnalyzeStage(roomy)
     ok = _analyze(fresh, roomy, tmp_path / "x.mp4")
     assert "faces" not in ok.errors and not fresh.stuck
+
+
+def test_roles_overlap_and_a_role_that_reads_others_waits_for_them(tmp_path: Path) -> None:
+    """Independent roles run side by side (each waits at a barrier only both can pass together);
+    best_thumbnails and describe start only after the roles they read have finished; with
+    ``overlap`` off the same table runs one role after another."""
+    import threading
+    import time
+
+    from rayflow.record import Faces
+    from rayflow.stages.screen_text import ScreenTextStage
+
+    settings = load_settings(env={}, home=tmp_path / "home", analysis={
+        "speech": False, "screen_text": True, "shots": False, "faces": True, "thumbnails": True})
+    analyzer = AnalyzeStage(settings)
+    analyzer.setup("cpu")
+    together = threading.Barrier(2, timeout=10)
+    order: list[str] = []
+
+    class SlowFaces(FaceStage):
+        def process(self, item: ClipInput) -> Faces:
+            together.wait()
+            time.sleep(0.3)
+            order.append("faces")
+            return Faces(method="stand-in", max_faces=2, shot_scale="wide")
+
+    class Text(ScreenTextStage):
+        def process(self, item: ClipInput) -> list:
+            together.wait()
+            order.append("screen_text")
+            return []
+
+    thumbs = analyzer.stages["best_thumbnails"]
+
+    class Thumbs(type(thumbs)):  # type: ignore[misc]
+        def process(self, item: ClipInput) -> list:
+            order.append(f"best_thumbnails saw {item.analysis.faces.max_faces if item.analysis.faces else None}")
+            return []
+
+    analyzer.stages.update(faces=SlowFaces(), screen_text=Text(), best_thumbnails=Thumbs())
+    result = _analyze(analyzer, settings, tmp_path / "x.mp4")
+    assert result.errors == {}, result.errors
+    assert order == ["screen_text", "faces", "best_thumbnails saw 2"]
+    assert "2 people" in result.analysis.description  # describe read the faces role's output
+
+    serial = replace(settings, analysis=replace(settings.analysis, overlap=False))
+    analyzer.settings = serial
+    together = threading.Barrier(2, timeout=1)  # the stand-ins read this name when they run
+    result = _analyze(analyzer, serial, tmp_path / "x.mp4")
+    assert result.errors["screen_text"].startswith("BrokenBarrierError")  # faces had not started
