@@ -1,9 +1,10 @@
 """How fast is the warm AnalyzerPool, and do its models load once per actor?
 
 Feeds the same prepared files (frames decoded once, records built once, frames in
-Ray's object store) to ``rayflow.engine.pools.AnalyzerPool`` with 1 actor and with
-N actors. Each pool makes two passes over the files on the same, still running
-actors:
+Ray's object store) to ``rayflow.engine.pools.AnalyzerPool``: 1 actor running a
+clip's roles one after another, then 1 actor and N actors running them side by side
+(``AnalysisSettings.overlap``, the default). Each pool makes two passes over the
+files on the same, still running actors:
 
   cold — ``AnalyzerPool.start`` + the first pass: actor start and model loading included
   warm — a second pass over the same files: the steady state of a long ingest
@@ -201,9 +202,10 @@ def by_source(items: list[Prepared], file_roles: dict[str, dict[str, float]]) ->
     return out
 
 
-def run_pool(items: list[Prepared], home: Path, workers: int) -> dict[str, Any]:
-    """Start a pool of ``workers`` actors, a cold then a warm pass, then its stats."""
-    settings = load_settings(env={}, home=home, analysis={"workers": workers})
+def run_pool(items: list[Prepared], home: Path, workers: int, *, overlap: bool = True) -> dict[str, Any]:
+    """Start a pool of ``workers`` actors (a clip's roles side by side, or one after another
+    without ``overlap``), a cold then a warm pass, then its stats."""
+    settings = load_settings(env={}, home=home, analysis={"workers": workers, "overlap": overlap})
     started = time.perf_counter()
     pool = AnalyzerPool.start(settings)
     try:
@@ -215,7 +217,7 @@ def run_pool(items: list[Prepared], home: Path, workers: int) -> dict[str, Any]:
         stats = pool.stats()
     finally:
         pool.stop()
-    return {"workers": len(stats), "plan": pool.plan.reason, "cold": cold, "warm": warm,
+    return {"workers": len(stats), "overlap": overlap, "plan": pool.plan.reason, "cold": cold, "warm": warm,
             "actors": stats, "loads": sum(s["loads"] for s in stats),
             "load_s": [s["load_s"] for s in stats],
             "files_per_actor": [s["files"] for s in stats],
@@ -231,7 +233,7 @@ def chart(result: dict[str, Any], out: Path) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     runs = result["runs"]
-    labels = [f"{r['workers']} actor{'s' if r['workers'] > 1 else ''}" for r in runs]
+    labels = [_label(r) for r in runs]
     x = range(len(runs))
     ax1.bar([i - 0.2 for i in x], [r["cold"]["footage_s_per_s"] for r in runs], 0.4,
             label="cold (start + load + pass 1)", color="#888")
@@ -248,11 +250,17 @@ def chart(result: dict[str, Any], out: Path) -> None:
     total = sum(warm.values()) or 1.0
     ax2.barh(roles[::-1], [100 * warm[r] / total for r in roles[::-1]], color="#155")
     ax2.set_xlim(0, 115 * max(warm.values()) / total)
-    ax2.set_xlabel(f"% of analysis time, warm pass, {runs[0]['workers']} actor")
+    ax2.set_xlabel(f"% of analysis time, warm pass, {_label(runs[0])}")
     for i, role in enumerate(roles[::-1]):
         ax2.text(100 * warm[role] / total + 0.5, i, f"{warm[role]:.1f} s", va="center", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
+
+
+def _label(run: dict[str, Any]) -> str:
+    """e.g. '1 actor, roles in turn' or '2 actors, roles overlapped'."""
+    return (f"{run['workers']} actor{'s' if run['workers'] > 1 else ''}, "
+            f"roles {'overlapped' if run.get('overlap', True) else 'in turn'}")
 
 
 def _table(rows: list[tuple[str, ...]]) -> None:
@@ -291,7 +299,9 @@ def main() -> int:
 
             for item in items:
                 item.frames_ref = ray.put(item.frames)
-            runs = [run_pool(items, home / f"w{w}", w) for w in sorted({1, args.workers})]
+            # the same single actor with a clip's roles one after another, then side by side
+            runs = [run_pool(items, home / "serial", 1, overlap=False),
+                    *(run_pool(items, home / f"w{w}", w) for w in sorted({1, args.workers}))]
         finally:
             runtime.stop_ray()
     load_after = os.getloadavg()[0]
@@ -304,7 +314,7 @@ def main() -> int:
         "corpus": {"generated": f"{args.clips} x {args.seconds:g}s {args.size}",
                    "shared": [i.path.name for i in items if i.path.parent == SHARED_MEDIA]},
         "runs": runs,
-        "by_source": by_source(items, runs[0]["warm"]["file_roles"]),
+        "by_source": by_source(items, runs[0]["warm"]["file_roles"]),  # roles in turn: their sum is the time
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "analysis.json").write_text(json.dumps(result, indent=2))
@@ -314,12 +324,12 @@ def main() -> int:
     print(f"{n} files, {result['footage_s']:.1f} s of footage "
           f"({args.clips} generated {args.seconds:g}s {args.size} + {n - args.clips} from ../shared/media); "
           f"skipped: {', '.join(skipped) or 'none'}")
-    rows: list[tuple[str, ...]] = [("actors", "pass", "wall s", "clips/s", "footage s/s", "1st result s",
+    rows: list[tuple[str, ...]] = [("pool", "pass", "wall s", "clips/s", "footage s/s", "1st result s",
                                     "model loads", "load s/actor", "files/actor")]
     for r in runs:
         for name in ("cold", "warm"):
             p = r[name]
-            rows.append((str(r["workers"]), name, f"{p['wall_s']:.1f}", f"{p['clips_per_s']:.2f}",
+            rows.append((_label(r), name, f"{p['wall_s']:.1f}", f"{p['clips_per_s']:.2f}",
                          f"{p['footage_s_per_s']:.2f}", f"{p['first_result_s']:.1f}",
                          f"{r['loads']}" if name == "warm" else "",
                          "/".join(f"{s:.1f}" for s in r["load_s"]) if name == "warm" else "",
@@ -327,31 +337,32 @@ def main() -> int:
     _table(rows)
     for r in runs:
         ok = r["loads"] == r["workers"]
-        print(f"loads once per actor with {r['workers']} actor(s): {'yes' if ok else 'NO'} "
+        print(f"loads once per actor, {_label(r)}: {'yes' if ok else 'NO'} "
               f"({r['loads']} load(s) for {2 * n} analyses)  [{r['plan']}; device {', '.join(r['devices'])}]")
     print(f"load average (1 min): {load_before:.2f} before the run (other work on the box: noise in every "
           f"number here), {load_after:.2f} after it (this run included); {result['cpus']} CPUs")
     for r in runs:
-        print(f"cold - warm with {r['workers']} actor(s): {r['cold']['wall_s'] - r['warm']['wall_s']:.1f} s "
+        print(f"cold - warm, {_label(r)}: {r['cold']['wall_s'] - r['warm']['wall_s']:.1f} s "
               f"(actor start + model load {max(r['load_s']):.1f} s + first-call warm-up)")
-    print("\nper-model time, warm pass (seconds summed over files, share of analysis time):")
+    print("\nper-model time, warm pass (seconds summed over files, share of the sum; overlapped roles "
+          "share the cores, so their sum exceeds the wall time):")
     roles = sorted({k for r in runs for k in r["warm"]["role_s"]},
                    key=lambda k: -runs[0]["warm"]["role_s"].get(k, 0.0))
-    header = "  ".join(f"{r['workers']} actor(s)".rjust(18) for r in runs)
+    header = "  ".join(_label(r).rjust(28) for r in runs)
     print(f"  {'role':<16}{header}")
     for role in roles:
         cells = []
         for r in runs:
             role_s = r["warm"]["role_s"]
             total = sum(role_s.values()) or 1.0
-            cells.append(f"{role_s.get(role, 0.0):7.1f} s {100 * role_s.get(role, 0.0) / total:5.1f}%".rjust(18))
+            cells.append(f"{role_s.get(role, 0.0):7.1f} s {100 * role_s.get(role, 0.0) / total:5.1f}%".rjust(28))
         print(f"  {role:<16}{'  '.join(cells)}")
     failed = {f: e for r in runs for f, e in r["warm"]["errors"].items()}
     if failed:
         print("\nper-file analysis errors (warm pass):")
         for name, errs in sorted(failed.items()):
             print(f"  {name}: " + "; ".join(f"{k}: {v[:100]}" for k, v in errs.items()))
-    print("\nby source, warm, 1 actor (seconds inside process(), summed; the wall time above also has "
+    print("\nby source, warm, 1 actor, roles in turn (seconds inside process(), summed; the wall time above also has "
           "the queue's gaps):")
     for source, row in result["by_source"].items():
         print(f"  {source:<10} {row['files']} files, {row['footage_s']:5.1f} s of footage in "
@@ -365,12 +376,13 @@ def main() -> int:
             extra = cold_roles[gain] - warm_roles.get(gain, 0.0)
             where = (f"most in {gain}: {cold_roles[gain]:.1f} vs {warm_roles.get(gain, 0.0):.1f} s"
                      if extra > 0.5 else "no first-call warm-up above the noise")
-            print(f"  {r['workers']} actor(s), {item.path.name}: {sum(cold_roles.values()):.1f} s cold vs "
+            print(f"  {_label(r)}, {item.path.name}: {sum(cold_roles.values()):.1f} s cold vs "
                   f"{sum(warm_roles.values()):.1f} s warm ({where})")
-    if len(runs) > 1:
-        one, many = runs[0]["warm"], runs[-1]["warm"]
-        print(f"\nwarm speedup {runs[-1]['workers']} actors vs 1: {one['wall_s'] / many['wall_s']:.2f}x "
-              f"on {result['cpus']} CPU(s)")
+    serial = runs[0]["warm"]["wall_s"]
+    for r in runs[1:]:
+        print(f"\nwarm speedup, {_label(r)} vs {_label(runs[0])}: {serial / r['warm']['wall_s']:.2f}x "
+              f"on {result['cpus']} CPU(s)", end="")
+    print()
     print(f"\ndevice: {device}" + ("" if cuda else
           " — torch.cuda.is_available() is False here; on a GPU machine the same command "
           "runs the models on CUDA (the actors choose the device themselves)"))
