@@ -2,8 +2,8 @@
 
 Feeds the same prepared files (frames decoded once, records built once, frames in
 Ray's object store) to ``rayflow.engine.pools.AnalyzerPool``: 1 actor running a
-clip's roles one after another, then 1 actor and N actors running them side by side
-(``AnalysisSettings.overlap``, the default). Each pool makes two passes over the
+clip's roles one after another (the default on a CPU), then 1 actor and N actors running
+them side by side (``AnalysisSettings.overlap``, the default on a GPU). Each pool makes two passes over the
 files on the same, still running actors:
 
   cold — ``AnalyzerPool.start`` + the first pass: actor start and model loading included

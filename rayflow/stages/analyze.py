@@ -203,15 +203,18 @@ class AnalyzeStage(Stage[ClipInput, AnalyzeResult]):
 
     def process(self, item: ClipInput) -> AnalyzeResult:
         """Every role on one clip; failures recorded per role. With ``AnalysisSettings.overlap``
-        the roles run side by side, each once the roles it reads (``Role.after``) are done;
-        else one after another in table order."""
+        (by default: on a GPU) the roles run side by side, each once the roles it reads
+        (``Role.after``) are done; else one after another in table order."""
         if not self.loads:
             self.setup()
         result = AnalyzeResult(item.analysis)
         result.errors.update(self.unavailable)
         chosen = [role for role in self.table if role.name in self.stages and role.applies(item)
                   and not (role.needs_frames and item.frames is None)]
-        if self.settings.analysis.overlap and len(chosen) > 1:
+        overlap = self.settings.analysis.overlap
+        if overlap is None:
+            overlap = self.device.startswith("cuda")
+        if overlap and len(chosen) > 1:
             self._overlapped(chosen, item, result)
         else:
             for role in chosen:

@@ -119,8 +119,8 @@ def test_a_hung_model_call_times_out_marks_the_analyzer_stuck_and_the_others_run
 
 def test_roles_overlap_and_a_role_that_reads_others_waits_for_them(tmp_path: Path) -> None:
     """Independent roles run side by side (each waits at a barrier only both can pass together);
-    best_thumbnails and describe start only after the roles they read have finished; with
-    ``overlap`` off the same table runs one role after another."""
+    best_thumbnails and describe start only after the roles they read have finished; by default
+    (``overlap`` None) an analyzer on the CPU runs the same table one role after another."""
     import threading
     import time
 
@@ -128,7 +128,7 @@ def test_roles_overlap_and_a_role_that_reads_others_waits_for_them(tmp_path: Pat
     from rayflow.stages.screen_text import ScreenTextStage
 
     settings = load_settings(env={}, home=tmp_path / "home", analysis={
-        "speech": False, "screen_text": True, "shots": False, "faces": True, "thumbnails": True})
+        "speech": False, "screen_text": True, "shots": False, "faces": True, "thumbnails": True, "overlap": True})
     analyzer = AnalyzeStage(settings)
     analyzer.setup("cpu")
     together = threading.Barrier(2, timeout=10)
@@ -160,7 +160,7 @@ def test_roles_overlap_and_a_role_that_reads_others_waits_for_them(tmp_path: Pat
     assert order == ["screen_text", "faces", "best_thumbnails saw 2"]
     assert "2 people" in result.analysis.description  # describe read the faces role's output
 
-    serial = replace(settings, analysis=replace(settings.analysis, overlap=False))
+    serial = replace(settings, analysis=replace(settings.analysis, overlap=None))  # the default: in turn on a CPU
     analyzer.settings = serial
     together = threading.Barrier(2, timeout=1)  # the stand-ins read this name when they run
     result = _analyze(analyzer, serial, tmp_path / "x.mp4")
