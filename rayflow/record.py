@@ -252,7 +252,7 @@ class Thumbnail(_Part):
 class SampleInfo(_Part):
     """What the sample stage decoded (frames themselves live in the Ray object store)."""
 
-    decoder: str = Field(description="decord or ffmpeg.")
+    decoder: str = Field(description="decord, ffmpeg, opencv, or pillow (a still ffmpeg cannot decode, e.g. HEIC).")
     count: int
     timestamps_s: list[float]
     width: int

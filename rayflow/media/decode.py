@@ -64,7 +64,7 @@ from rayflow.media.tools import ToolError, ToolTimeout, run_tool, signal_name
 
 log = logging.getLogger(__name__)
 
-Decoder = Literal["decord", "ffmpeg", "opencv"]
+Decoder = Literal["decord", "ffmpeg", "opencv", "pillow"]
 
 SEEKABLE_FORMATS: frozenset[str] = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 """ffprobe format names whose index makes frame-exact seeking reliable (checked on ../shared/media)."""

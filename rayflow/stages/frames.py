@@ -6,16 +6,20 @@ Ray object ref; the small ``SampleInfo`` goes into the record.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rayflow.config import SampleSettings
 from rayflow.media.decode import Frames, decode_frames
+from rayflow.media.tools import ToolError, ToolTimeout
 from rayflow.record import SampleInfo, StageName
 from rayflow.stages.base import FileItem, Resources, Stage
 
 if TYPE_CHECKING:
     from rayflow.stages.probe import ProbeResult
+
+log = logging.getLogger(__name__)
 
 
 def sample_frames(
@@ -37,6 +41,8 @@ def sample_frames(
     not wanted (sampling alone can then seek instead of decoding the whole stream).
     ``still``: the file is one picture (a photo): decode its first frame only, which needs
     no frame count or duration (a JPEG read by the ``jpeg_pipe`` demuxer has neither); no strip.
+    A still ffmpeg cannot decode (HEIC/HEIF on ffmpeg < 7) is read with Pillow and pillow-heif
+    (``rayflow.media.still_image``; ``Frames.decoder`` "pillow").
 
     ``duration_s`` and ``fps``: the probe stage's measures (``VideoInfo``), which place the
     frames of a file whose headers give no length (a browser's MediaRecorder WebM).
@@ -45,18 +51,25 @@ def sample_frames(
     both decoders apply the file's display matrix. Raises ``ToolError`` (record it)
     or ``ToolTimeout`` (retry) from ``decode_frames``.
     """
-    frames = decode_frames(
-        path,
-        timestamps_s=[0.0] if still else None,
-        count=settings.count,
-        max_side=settings.max_side,
-        rotation=rotation,
-        timeout_s=timeout_s,
-        strip=strip and not still,
-        min_interval_s=settings.min_interval_s,
-        duration_s=duration_s,
-        fps=fps,
-    )
+    try:
+        frames = decode_frames(
+            path,
+            timestamps_s=[0.0] if still else None,
+            count=settings.count,
+            max_side=settings.max_side,
+            rotation=rotation,
+            timeout_s=timeout_s,
+            strip=strip and not still,
+            min_interval_s=settings.min_interval_s,
+            duration_s=duration_s,
+            fps=fps,
+        )
+    except ToolTimeout:
+        raise  # transient: retried, not read another way
+    except ToolError as failed:
+        if not still:
+            raise
+        frames = _still_by_pillow(path, settings.max_side, failed)
     info = SampleInfo(
         decoder=frames.decoder,
         count=frames.count,
@@ -65,6 +78,20 @@ def sample_frames(
         height=frames.height,
     )
     return frames, info
+
+
+def _still_by_pillow(path: str | Path, max_side: int, failed: ToolError) -> Frames:
+    """A still ffmpeg could not decode (HEIC/HEIF on ffmpeg < 7) read by Pillow with pillow-heif (an
+    expected route, not an error: the record's ``sample.decoder`` says "pillow", and the probe has
+    already warned that ffprobe could not open the file); both errors when Pillow fails too."""
+    from rayflow.media.still_image import read_still
+
+    try:
+        frames = read_still(path, max_side=max_side)
+    except (OSError, ValueError) as exc:
+        raise ToolError("pillow", str(path), f"cannot read it ({exc}) after {failed}") from failed
+    log.info("%s: ffmpeg could not decode this still (%s); read with Pillow", path, failed)
+    return frames
 
 
 class SampleStage(Stage[FileItem, SampleInfo]):

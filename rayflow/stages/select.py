@@ -70,6 +70,7 @@ from PIL import Image
 
 from rayflow.media.decode import Frames, VideoStream, first_frames_at, probe_video_stream
 from rayflow.media.hdr import can_tonemap, hdr_tonemap_filters
+from rayflow.media.still_image import write_full_jpeg
 from rayflow.media.tools import ToolError, ToolTimeout, run_tool
 from rayflow.record import Faces, RankedThumbnail, ShotDetection, StageName
 from rayflow.stages.base import ClipInput, Device, Resources, Stage
@@ -166,7 +167,8 @@ class ThumbnailSelector(Stage[ClipInput, list[RankedThumbnail]]):
 
         Stale ``best_N.jpg`` of an earlier run beyond this run's count are removed.
         Raises ``ToolError`` / ``ToolTimeout`` (``timeout_s`` bounds all the calls) when
-        ffmpeg cannot extract a frame.
+        ffmpeg cannot extract a frame. A still the sample stage read with Pillow (HEIC) is
+        written whole by Pillow (``rayflow.media.still_image.write_full_jpeg``).
         """
         deadline = time.monotonic() + timeout_s
         chosen = self.rank(frames, shots=shots, faces=faces, prompt_scores=prompt_scores)[: self.settings.count]
@@ -174,10 +176,14 @@ class ThumbnailSelector(Stage[ClipInput, list[RankedThumbnail]]):
             return []
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        stream = frames.stream or probe_video_stream(path, timeout_s=_left(deadline, path))
         targets = [out_dir / f"best_{rank}.jpg" for rank in range(len(chosen))]
-        extract_frames(path, stream, [c.timestamp_s for c in chosen], targets, qscale=self.settings.jpeg_qscale,
-                       timeout_s=_left(deadline, path))
+        if frames.decoder == "pillow":  # a still ffmpeg cannot decode (HEIC): Pillow writes it whole
+            for target in targets:
+                write_full_jpeg(path, target)
+        else:
+            stream = frames.stream or probe_video_stream(path, timeout_s=_left(deadline, path))
+            extract_frames(path, stream, [c.timestamp_s for c in chosen], targets,
+                           qscale=self.settings.jpeg_qscale, timeout_s=_left(deadline, path))
         best: list[RankedThumbnail] = []
         for rank, (candidate, target) in enumerate(zip(chosen, targets, strict=True)):
             with Image.open(target) as image:

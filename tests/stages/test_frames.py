@@ -297,3 +297,41 @@ def test_a_recording_with_no_length_in_its_headers_is_sampled_over_its_whole_len
     assert sample.count == 8  # 4 s at one frame per 0.5 s
     assert sample.timestamps_s[0] < 0.5 and sample.timestamps_s[-1] > 3.4  # over the whole recording
     assert item.frames is not None and item.frames.strip is not None and item.frames.strip.count == 100
+
+
+def test_a_heic_photo_ffmpeg_cannot_open_is_read_upright_by_pillow_and_its_best_thumbnail_written(
+        tmp_path: Path) -> None:
+    """ffmpeg 5/6 has no HEIF demuxer; the sample stage reads the photo with Pillow + pillow-heif,
+    turned upright by its rotation, and the best thumbnail is the whole photo, written by Pillow."""
+    import pillow_heif
+    from PIL import Image
+
+    from rayflow.stages.select import ThumbnailSelector
+
+    pillow_heif.register_heif_opener()
+    picture = np.zeros((240, 320, 3), np.uint8)
+    picture[:, :160] = (255, 0, 0)  # left half red: the top half once turned 90 degrees clockwise
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 CW to display, as a phone held upright writes it
+    photo = tmp_path / "IMG_0001.HEIC"
+    Image.fromarray(picture).save(photo, exif=exif.tobytes(), quality=90)
+    if subprocess.run(["ffprobe", "-v", "error", str(photo)], capture_output=True).returncode == 0:
+        pytest.skip("this ffmpeg opens HEIF itself (ffmpeg >= 7)")
+
+    frames, info = sample_frames(photo, rotation=0, settings=SampleSettings(max_side=160), timeout_s=30,
+                                 still=True)
+    assert info.decoder == frames.decoder == "pillow" and frames.note is None
+    assert frames.images.shape == (1, 160, 120, 3)  # portrait, longest side 160
+    top, bottom = frames.images[0, :70].mean(axis=(0, 1)), frames.images[0, 90:].mean(axis=(0, 1))
+    assert top[0] > 200 and top[1] < 60 and bottom.max() < 60, (top, bottom)
+
+    best = ThumbnailSelector().select(photo, frames, shots=None, faces=None, out_dir=tmp_path / "out",
+                                      timeout_s=30)
+    assert len(best) == 1 and best[0].primary and (best[0].width, best[0].height) == (240, 320)
+    with Image.open(best[0].path) as written:
+        assert written.format == "JPEG" and written.size == (240, 320)
+
+    broken = tmp_path / "broken.heic"
+    broken.write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    with pytest.raises(ToolError, match="pillow.*cannot read it"):
+        sample_frames(broken, rotation=0, settings=SampleSettings(), timeout_s=30, still=True)
