@@ -29,6 +29,11 @@ from rayflow.media.decode import Frames
 JPEG_QUALITY = 95
 """Pillow's JPEG quality for a full-size still (about ffmpeg's ``-q:v 2`` of the video path)."""
 
+WHOLE_PICTURE_FORMATS = frozenset({"HEIF", "AVIF", "JPEG", "PNG", "WEBP", "BMP", "GIF"})
+"""Pillow formats whose first image is the picture itself. Not TIFF: Pillow opens a DNG or a
+TIFF-based raw at its first IFD, a small preview (ExifTool's DNG test file gave an 8x8 white
+square), which would be catalogued as the photo."""
+
 _registered = False
 
 
@@ -46,6 +51,8 @@ def _open(path: str | Path) -> Any:
             pass
         _registered = True
     with Image.open(path) as image:
+        if image.format not in WHOLE_PICTURE_FORMATS:
+            raise ValueError(f"Pillow reads a {image.format} file only partly (a preview, not the picture)")
         image.load()
         upright = ImageOps.exif_transpose(image)
     return upright.convert("RGB")
@@ -81,4 +88,4 @@ def write_full_jpeg(path: str | Path, target: Path, *, quality: int = JPEG_QUALI
     return picture.size
 
 
-__all__ = ["JPEG_QUALITY", "read_still", "write_full_jpeg"]
+__all__ = ["JPEG_QUALITY", "WHOLE_PICTURE_FORMATS", "read_still", "write_full_jpeg"]

@@ -335,3 +335,10 @@ def test_a_heic_photo_ffmpeg_cannot_open_is_read_upright_by_pillow_and_its_best_
     broken.write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
     with pytest.raises(ToolError, match="pillow.*cannot read it"):
         sample_frames(broken, rotation=0, settings=SampleSettings(), timeout_s=30, still=True)
+    # Pillow opens a DNG/TIFF raw at its preview IFD: never taken for the photo
+    from rayflow.media.still_image import read_still
+
+    raw = tmp_path / "IMG_0002.dng"
+    Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(raw, format="TIFF")
+    with pytest.raises(ValueError, match="only partly"):
+        read_still(raw, max_side=512)
