@@ -3,7 +3,9 @@
 Each role is a stage of its own (``rayflow.stages.base``); the table says, per role,
 when it is on (from ``Settings``), how it is built, whether it needs pictures, and
 where its output goes. Adding a role is one entry. Roles run in table order, so a
-role reads what the roles before it found (``ClipInput.analysis``).
+role reads what the roles before it found (``ClipInput.analysis``); with
+``AnalysisSettings.overlap`` (by default on a GPU) they run side by side instead, each
+once the roles it names in ``Role.after`` are done.
 
 Per clip, a role that fails is recorded in ``errors[role]`` and the others still
 run; a role whose model could not load is reported as unavailable on every clip,
