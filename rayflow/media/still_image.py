@@ -17,14 +17,13 @@ Example::
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rayflow.media.decode import Frames
+from rayflow.media.tempfiles import save_image_atomic
 
 JPEG_QUALITY = 95
 """Pillow's JPEG quality for a full-size still (about ffmpeg's ``-q:v 2`` of the video path)."""
@@ -73,18 +72,10 @@ def read_still(path: str | Path, *, max_side: int) -> Frames:
 
 
 def write_full_jpeg(path: str | Path, target: Path, *, quality: int = JPEG_QUALITY) -> tuple[int, int]:
-    """Write the still at full size to ``target`` as a JPEG, atomically (a hidden ``.tmp`` in the
-    same folder, renamed: the house temp names of ``media/tempfiles.py``); returns (width, height)."""
+    """Write the still at full size to ``target`` as a JPEG, atomically (``save_image_atomic``);
+    returns (width, height)."""
     picture = _open(path)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".best_", suffix=".tmp")
-    os.close(fd)
-    try:
-        picture.save(tmp_name, format="JPEG", quality=quality)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; thumbnails are meant to be shared
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    save_image_atomic(picture, target, prefix=".best_", format="JPEG", quality=quality)
     return picture.size
 
 

@@ -13,7 +13,10 @@ run writes into it (clip folders are per content, one writer per run).
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +44,18 @@ def sweep_temp_files(folder: Path, *, pattern: str = ".*.tmp") -> list[Path]:
         except OSError as exc:  # read-only or gone: leave it, the verifier reports it
             log.warning("could not remove temp file %s: %s", path, exc)
     return removed
+
+
+def save_image_atomic(image: Any, target: Path, *, prefix: str, **save: Any) -> None:
+    """Save a Pillow ``image`` to ``target`` through a hidden ``<prefix>*.tmp`` in its folder,
+    renamed into place and readable by all (thumbnails are meant to be shared); ``save`` goes to
+    ``image.save`` (``format=``, ``quality=``, ...)."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, **save)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

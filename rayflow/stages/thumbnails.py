@@ -8,9 +8,7 @@ exist; the rest are chosen evenly over the clip.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ from PIL import Image
 
 from rayflow.config import ThumbnailSettings
 from rayflow.media.decode import Frames, even_indices
-from rayflow.media.tempfiles import sweep_temp_files
+from rayflow.media.tempfiles import save_image_atomic, sweep_temp_files
 from rayflow.record import StageName, Thumbnail
 from rayflow.stages.base import FileItem, Resources, Stage
 
@@ -106,19 +104,12 @@ def write_thumbnails(frames: Frames, out_dir: Path, settings: ThumbnailSettings)
 
 
 def _save_atomic(image: Image.Image, target: Path, settings: ThumbnailSettings) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".thumb_", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            match settings.format:
-                case "jpeg":
-                    image.save(fh, format="JPEG", quality=settings.quality, optimize=True)
-                case "webp":
-                    image.save(fh, format="WEBP", quality=settings.quality, method=4)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; thumbnails are meant to be shared
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    match settings.format:
+        case "jpeg":
+            save_image_atomic(image, target, prefix=".thumb_", format="JPEG", quality=settings.quality,
+                              optimize=True)
+        case "webp":
+            save_image_atomic(image, target, prefix=".thumb_", format="WEBP", quality=settings.quality, method=4)
 
 
 class ThumbnailStage(Stage[FileItem, list[Thumbnail]]):

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from rayflow.config import ThumbnailSettings
+from rayflow.media import tempfiles
 from rayflow.media.decode import Frames, decode_frames
-from rayflow.stages import thumbnails
 from rayflow.stages.thumbnails import choose_frames, write_thumbnails
 
 
@@ -94,7 +94,7 @@ def test_failed_write_leaves_nothing_behind(
     def replace_fails(src: str, dst: Path) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(thumbnails.os, "replace", replace_fails)
+    monkeypatch.setattr(tempfiles.os, "replace", replace_fails)  # the atomic save thumbnails use
     with pytest.raises(OSError, match="disk full"):
         write_thumbnails(fade_in_frames, tmp_path, ThumbnailSettings(count=2))
     assert list(tmp_path.iterdir()) == []  # no temp file, no half-written thumbnail
