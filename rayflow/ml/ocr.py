@@ -195,7 +195,7 @@ class OcrModel:
             log.warning("onnxruntime has no CUDA provider here (needs onnxruntime-gpu); OCR runs on CPU")
         start = time.perf_counter()
         # intra_op_num_threads outside 1..cpu_count makes RapidOCR use every core: clamped above.
-        with _sessions_without_spinning():
+        with _session_options():
             self._engine = RapidOCR(intra_op_num_threads=self.threads, inter_op_num_threads=1,
                                     det_use_cuda=cuda, cls_use_cuda=cuda, rec_use_cuda=cuda)
         self._engine.text_det.limit_type = "min"
@@ -364,22 +364,28 @@ class OcrModel:
 
 
 @contextlib.contextmanager
-def _sessions_without_spinning() -> Iterator[None]:
-    """Build RapidOCR's onnxruntime sessions with idle threads that sleep instead of spinning
-    (``session.intra_op.allow_spinning=0``; RapidOCR has no option for it, so its session-options
-    builder is wrapped while the engine is built). onnxruntime's workers spin between calls by
-    default: on 2 cores shared with ffmpeg, OCR of 36 frames took 29.1 s of CPU and 31.0 s of
-    wall time spinning, 20.2 s and 24.7 s sleeping (17.9 / 10.4 s against 19.5 / 9.9 s alone)."""
+def _session_options() -> Iterator[None]:
+    """Build RapidOCR's onnxruntime sessions with two options it has no setting for (its
+    session-options builder is wrapped while the engine is built):
+
+    - idle threads sleep instead of spinning (``session.intra_op.allow_spinning=0``).
+      onnxruntime's workers spin between calls by default: on 2 cores shared with ffmpeg, OCR
+      of 36 frames took 29.1 s of CPU and 31.0 s of wall time spinning, 20.2 s and 24.7 s
+      sleeping (17.9 / 10.4 s against 19.5 / 9.9 s alone).
+    - the CPU memory arena is on (RapidOCR turns it off, so every call allocated its buffers
+      afresh): OCR of the sampled frames of 3 generated clips and ../shared/media took 11.3
+      and 11.7 s of CPU with it, 12.4 and 12.4 s without, with the same texts read."""
     from rapidocr_onnxruntime.utils import infer_engine
 
     build = infer_engine.OrtInferSession._init_sess_opts
 
-    def quiet(config: dict[str, Any]) -> Any:
+    def tuned(config: dict[str, Any]) -> Any:
         options = build(config)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.enable_cpu_mem_arena = True
         return options
 
-    infer_engine.OrtInferSession._init_sess_opts = staticmethod(quiet)
+    infer_engine.OrtInferSession._init_sess_opts = staticmethod(tuned)
     try:
         yield
     finally:

@@ -83,10 +83,12 @@ def test_packaged_weights_are_found() -> None:
     assert where.label == "PP-OCRv4 (rapidocr-onnxruntime)"
 
 
-def test_the_ocr_sessions_sleep_between_calls_instead_of_spinning(stage: ScreenTextStage) -> None:
+def test_the_ocr_sessions_sleep_between_calls_and_keep_their_memory_arena(stage: ScreenTextStage) -> None:
     engine = stage.ocr._engine
     for session in (engine.text_det.infer.session, engine.text_rec.session.session):
-        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.enable_cpu_mem_arena
     from rapidocr_onnxruntime.utils import infer_engine  # the wrapped builder is put back after set-up
     assert infer_engine.OrtInferSession._init_sess_opts.__name__ == "_init_sess_opts"
 
