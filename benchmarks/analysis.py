@@ -13,13 +13,15 @@ Reports clips/s, seconds of footage analysed per second, the model load count (s
 ``stats()["loads"]``: it must equal the number of actors, never the number of files),
 the load time, and each model's share of the analysis time (``AnalyzeResult.timings``
 summed per role). The corpus is generated clips (testsrc2 + drawtext captions +
-an espeak-ng sentence) plus the video files of ../shared/media when present.
+an espeak-ng sentence) plus the video files of ../shared/media when present. A fourth pool
+(1 actor, roles in turn) times the same generated clips made ``--long-seconds`` long: a file
+gets 12 frames at most, so the per-second cost depends on clip length.
 
 Prints a table, writes benchmarks/results/analysis.json and analysis.png. The same
 script runs unchanged on a machine with a GPU (the actors then pick CUDA themselves).
 
     .venv/bin/python benchmarks/analysis.py [--clips 6] [--seconds 6] [--size 640x360]
-                                            [--workers 2] [--no-shared]
+                                            [--workers 2] [--no-shared] [--long-seconds 30]
 """
 
 from __future__ import annotations
@@ -87,9 +89,11 @@ class Prepared:
 
 
 def make_corpus(n: int, seconds: float, size: str) -> list[Path]:
-    """n distinct clips: testsrc2 with a per-clip hue, a burnt-in caption and a spoken
-    sentence (espeak-ng, from 0.5 s), h264 ultrafast + AAC. Cached between runs."""
-    folder = CACHE / f"analysis_{n}x{seconds:g}s_{size}"
+    """n distinct clips: testsrc2 with a per-clip hue, a burnt-in caption and speech from
+    0.5 s (espeak-ng: one sentence per started 6 s, so a 30 s clip talks for ~20 s), h264
+    ultrafast + AAC. Cached between runs."""
+    sentences = max(1, int(seconds // 6))
+    folder = CACHE / (f"analysis_{n}x{seconds:g}s_{size}" + (f"_{sentences}sentences" if sentences > 1 else ""))
     folder.mkdir(parents=True, exist_ok=True)
     font = find_font()
     paths = []
@@ -97,7 +101,8 @@ def make_corpus(n: int, seconds: float, size: str) -> list[Path]:
         out = folder / f"clip_{i:03d}.mp4"
         if not out.exists():
             wav = folder / f"clip_{i:03d}.wav"
-            subprocess.run(["espeak-ng", "-w", str(wav), SENTENCES[i % len(SENTENCES)]],
+            speech = ". ".join(SENTENCES[(i + k) % len(SENTENCES)] for k in range(sentences))
+            subprocess.run(["espeak-ng", "-w", str(wav), speech],
                            check=True, timeout=60, capture_output=True)
             caption = [f"text='RAYFLOW CLIP {i + 1}'", "fontsize=36", "fontcolor=white",
                        "box=1", "boxcolor=black@0.6", "x=(w-text_w)/2", "y=h-text_h-24"]
@@ -193,13 +198,30 @@ def by_source(items: list[Prepared], file_roles: dict[str, dict[str, float]]) ->
     out: dict[str, dict[str, float]] = {}
     for source in ("generated", "real"):
         chosen = [i for i in items if (i.path.parent == SHARED_MEDIA) == (source == "real")]
-        if not chosen:
-            continue
-        footage = sum(i.duration_s for i in chosen)
-        spent = sum(sum(file_roles[i.path.name].values()) for i in chosen)
-        out[source] = {"files": len(chosen), "footage_s": footage, "analysis_s": spent,
-                       "footage_s_per_s": footage / spent if spent else 0.0}
+        if chosen:
+            out[source] = _speed(chosen, file_roles)
     return out
+
+
+def _speed(items: list[Prepared], file_roles: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Files, footage seconds, analysis seconds (summed inside ``process()``) and their ratio."""
+    footage = sum(i.duration_s for i in items)
+    spent = sum(sum(file_roles[i.path.name].values()) for i in items)
+    return {"files": len(items), "footage_s": footage, "analysis_s": spent,
+            "footage_s_per_s": footage / spent if spent else 0.0}
+
+
+def by_length(args: argparse.Namespace, items: list[Prepared], serial: dict[str, Any],
+              long_items: list[Prepared], long_run: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Speed of the generated clips at ``--seconds`` (the roles-in-turn pool's warm pass) and at
+    ``--long-seconds`` (a pool of its own, its wall time too), both 1 actor, roles in turn."""
+    if long_run is None:
+        return {}
+    short = [i for i in items if i.path.parent != SHARED_MEDIA]
+    return {f"{args.seconds:g} s": _speed(short, serial["warm"]["file_roles"]),
+            f"{args.long_seconds:g} s": {**_speed(long_items, long_run["warm"]["file_roles"]),
+                                         "wall_footage_s_per_s": long_run["warm"]["footage_s_per_s"],
+                                         "role_s": long_run["warm"]["role_s"], "errors": long_run["warm"]["errors"]}}
 
 
 def run_pool(items: list[Prepared], home: Path, workers: int, *, overlap: bool = True) -> dict[str, Any]:
@@ -277,6 +299,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="actors of the second pool (the first has 1)")
     ap.add_argument("--no-shared", action="store_true", help="leave out ../shared/media")
     ap.add_argument("--all-shared", action="store_true", help="every video of ../shared/media, not SHARED_PICK")
+    ap.add_argument("--long-seconds", type=float, default=30.0,
+                    help="also time --clips generated clips this long, roles in turn (0: not)")
     args = ap.parse_args()
 
     import torch
@@ -293,15 +317,19 @@ def main() -> int:
         t = time.perf_counter()
         items, skipped = prepare(paths, settings)
         prepare_s = time.perf_counter() - t
+        long_items = (prepare(make_corpus(args.clips, args.long_seconds, args.size), settings)[0]
+                      if args.long_seconds > 0 else [])
         info = runtime.start_ray(home, address=None, prefect_api_url=UNUSED_PREFECT_URL)
         try:
             import ray
 
-            for item in items:
+            for item in [*items, *long_items]:
                 item.frames_ref = ray.put(item.frames)
             # the same single actor with a clip's roles one after another, then side by side
             runs = [run_pool(items, home / "serial", 1, overlap=False),
                     *(run_pool(items, home / f"w{w}", w) for w in sorted({1, args.workers}))]
+            # the same generated clips, longer: a file's frame count is capped (sample.count)
+            long_run = run_pool(long_items, home / "long", 1, overlap=False) if long_items else None
         finally:
             runtime.stop_ray()
     load_after = os.getloadavg()[0]
@@ -315,6 +343,7 @@ def main() -> int:
                    "shared": [i.path.name for i in items if i.path.parent == SHARED_MEDIA]},
         "runs": runs,
         "by_source": by_source(items, runs[0]["warm"]["file_roles"]),  # roles in turn: their sum is the time
+        "by_length": by_length(args, items, runs[0], long_items, long_run),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "analysis.json").write_text(json.dumps(result, indent=2))
@@ -367,6 +396,14 @@ def main() -> int:
     for source, row in result["by_source"].items():
         print(f"  {source:<10} {row['files']} files, {row['footage_s']:5.1f} s of footage in "
               f"{row['analysis_s']:5.1f} s: {row['footage_s_per_s']:.2f}x real time")
+    if result["by_length"]:
+        print("\nby clip length, generated clips, warm, 1 actor, roles in turn (12 frames a file at most, "
+              "so a longer clip costs less per second; speech grows with the talking):")
+        for length, row in result["by_length"].items():
+            print(f"  {length:>5} clips: {row['files']} files, {row['footage_s']:5.1f} s of footage in "
+                  f"{row['analysis_s']:5.1f} s: {row['footage_s_per_s']:.2f}x real time"
+                  + (f" ({row['wall_footage_s_per_s']:.2f}x by the pool's wall time)"
+                     if "wall_footage_s_per_s" in row else ""))
     print("\nfirst analysis on a fresh actor vs the same file warm (seconds inside process()):")
     for r in runs:
         for item in items[: r["workers"]]:
