@@ -99,14 +99,14 @@ class Cluster:
         ], ports[4:]
 
     def _start(self, name: str, argv: list[str], resources: dict[str, float], prefix: list[str] | None = None,
-               num_gpus: int = 0, port_flags: list[str] | None = None) -> Node:
+               num_gpus: int = 0, port_flags: list[str] | None = None, num_cpus: int = 1) -> Node:
         temp = self.root / name
         temp.mkdir(parents=True, exist_ok=True)
         log = self.root / f"{name}.log"
         with log.open("wb") as fh:
             proc = subprocess.Popen(
                 [*(prefix or []), RAY, "start", "--block", "--disable-usage-stats", f"--node-ip-address={NODE_IP}",
-                 "--num-cpus=1", f"--num-gpus={num_gpus}",
+                 f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
                  f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp}",
                  f"--resources={json.dumps(resources)}", *(port_flags or self._ports()[0]), *argv],
                 env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
@@ -132,7 +132,7 @@ class Cluster:
         return node
 
     def add_worker(self, name: str, resources: dict[str, float], *,
-                   hide: tuple[Path, Path, Path] | None = None, num_gpus: int = 0) -> Node:
+                   hide: tuple[Path, Path, Path] | None = None, num_gpus: int = 0, num_cpus: int = 1) -> Node:
         """Start a worker node; ``hide=(src, alt, hidden)`` starts it in a mount namespace where
         ``hidden`` is an empty tmpfs and ``src`` is visible at ``alt`` (see blind_node.py).
         ``num_gpus`` makes it advertise GPUs it does not have (Ray takes the count as given;
@@ -143,7 +143,7 @@ class Cluster:
             prefix = ["unshare", "-m", "--propagation", "private", sys.executable, "-m",
                       "tests.cluster.blind_node", str(src), str(alt), str(hidden), "--"]
         node = self._start(name, [f"--address={self.address}"], {f"test_node_{name}": 1, **resources}, prefix,
-                           num_gpus)
+                           num_gpus, num_cpus=num_cpus)
         self.wait_nodes()
         return node
 
@@ -207,10 +207,14 @@ def new_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    """Head (1 CPU, no encode slot) + ``worker`` (1 CPU, the only ``rayflow_encode`` slot)."""
+    """Head (1 CPU, no encode slot) + ``worker`` (2 CPUs, the only ``rayflow_encode`` slot).
+
+    The worker's second CPU is what a real node has: room beside its one encode. With one, the
+    proxy of the file before held it whenever a file's inspect task was placed, SPREAD found
+    only the head free, and (on a loaded box, once in a CI run) every inspect ran there."""
     with new_cluster() as c:
         c.start_head({"test_node_head": 1})
-        c.add_worker("worker", {"rayflow_encode": 1})
+        c.add_worker("worker", {"rayflow_encode": 1}, num_cpus=2)
         yield c
 
 
