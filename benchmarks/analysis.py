@@ -20,7 +20,7 @@ gets 12 frames at most, so the per-second cost depends on clip length.
 Prints a table, writes benchmarks/results/analysis.json and analysis.png. The same
 script runs unchanged on a machine with a GPU (the actors then pick CUDA themselves).
 
-    .venv/bin/python benchmarks/analysis.py [--clips 6] [--seconds 6] [--size 640x360]
+    .venv/bin/python benchmarks/analysis.py [--clips 3] [--seconds 6] [--size 640x360]
                                             [--workers 2] [--no-shared] [--long-seconds 30]
 """
 
