@@ -26,6 +26,9 @@ from tests.cluster.conftest import Cluster, Node
 pytestmark = pytest.mark.slow
 
 RAYFLOW = str(Path(sys.executable).with_name("rayflow"))
+CLIPS = 10
+"""Clips in the footage folder: enough that SPREAD placing every file's inspect on one node (as
+a run of free slots on one node can) is not what a test of spreading meets by chance."""
 
 
 def make_clip(out: Path, index: int, seconds: float = 1.0) -> None:
@@ -44,10 +47,10 @@ def make_clip(out: Path, index: int, seconds: float = 1.0) -> None:
 
 @pytest.fixture(scope="module")
 def footage(cluster: Cluster) -> Path:
-    """``<root>/data/footage``: 6 clips and a text file named .mp4 (a per-file failure)."""
+    """``<root>/data/footage``: CLIPS clips and a text file named .mp4 (a per-file failure)."""
     folder = cluster.root / "data" / "footage"
     folder.mkdir(parents=True)
-    for i in range(6):
+    for i in range(CLIPS):
         make_clip(folder / f"clip{i:02d}.mp4", i)
     (folder / "notes.mp4").write_text("not a video\n")
     return folder
@@ -111,7 +114,7 @@ def test_work_spreads_over_nodes_and_encodes_only_where_the_resource_is(
     assert rc == 1, err[-2000:]  # notes.mp4 failed, as it must
     by_name = {Path(f.path).name: f for f in summary.files}
     assert by_name["notes.mp4"].status == "failed" and "probe" in by_name["notes.mp4"].errors
-    good = [f"clip{i:02d}.mp4" for i in range(6)]
+    good = [f"clip{i:02d}.mp4" for i in range(CLIPS)]
     assert all(by_name[n].status == "ingested" for n in good), {n: by_name[n].errors for n in good}
     # The Prefect API the workers report to listens where the nodes reach the driver: loopback
     # here (every node is on this machine); the head's address on a real cluster (test_placement).
@@ -154,7 +157,7 @@ def test_preflight_names_a_node_without_the_mount_and_shared_prefix_fixes_it(
         rc, summary, err = ingest(cluster, home, str(footage), "--shared-prefix",  # type: ignore[misc]
                                   f"{footage}={alt / footage.name}")
         assert summary is not None, err[-4000:]
-        assert summary.counts["failed"] == 1 and summary.counts["ingested"] == 6, summary.files
+        assert summary.counts["failed"] == 1 and summary.counts["ingested"] == CLIPS, summary.files
         recs = records(home)
         on_blind = [r for r in recs if blind_id in nodes_of(r, "inspect")]
         assert on_blind, "SPREAD sent no file to the third node"
@@ -260,7 +263,7 @@ def test_analysis_on_a_lost_gpu_node_fails_with_the_reason_instead_of_pending_fo
     names = {Path(f.path).name: f for f in summary.files}
     assert names["notes.mp4"].status == "failed" and "probe" in names["notes.mp4"].errors
     clips = [f for name, f in names.items() if name != "notes.mp4"]
-    assert len(clips) == 6
+    assert len(clips) == CLIPS
     for result in clips:  # every clip ends, failed with the reason: none is left pending
         assert result.status == "failed", result
         assert "no GPU left in the cluster" in result.errors.get("analyze", ""), result.errors
