@@ -177,7 +177,6 @@ class VideoStream:
         from the first frame): ``select`` takes the first frame at or after each, never skipping it."""
         return [self.start_s + max(0.0, float(t)) - 0.5 / (self.fps or 25.0) for t in times_s]
 
-
     def display_size(self, max_side: int) -> tuple[int, int]:
         """(width, height) as displayed (SAR and rotation applied), longest side <= max_side; never
         upscales; whole pixels (odd sizes are fine for RGB)."""

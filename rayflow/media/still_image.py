@@ -11,8 +11,8 @@ Pillow opens. A 12 MP iPhone HEIC decodes in ~0.3 s on one core.
 
 Example::
 
-    frames = read_still(path, max_side=512)            # Frames, one image, decoder "pillow"
-        write_full_jpeg(path, out_dir / "best_0.jpg")  # (4032, 3024) written atomically
+    frames = read_still(path, max_side=512)        # Frames, one image, decoder "pillow"
+    write_full_jpeg(path, out_dir / "best_0.jpg")  # the whole picture, written atomically
 """
 
 from __future__ import annotations
@@ -71,12 +71,9 @@ def read_still(path: str | Path, *, max_side: int) -> Frames:
     return Frames(images=np.ascontiguousarray(images), timestamps_s=np.zeros(1), decoder="pillow")
 
 
-def write_full_jpeg(path: str | Path, target: Path, *, quality: int = JPEG_QUALITY) -> tuple[int, int]:
-    """Write the still at full size to ``target`` as a JPEG, atomically (``save_image_atomic``);
-    returns (width, height)."""
-    picture = _open(path)
-    save_image_atomic(picture, target, prefix=".best_", format="JPEG", quality=quality)
-    return picture.size
+def write_full_jpeg(path: str | Path, target: Path, *, quality: int = JPEG_QUALITY) -> None:
+    """Write the still at full size to ``target`` as a JPEG, atomically (``save_image_atomic``)."""
+    save_image_atomic(_open(path), target, prefix=".best_", format="JPEG", quality=quality)
 
 
 __all__ = ["JPEG_QUALITY", "WHOLE_PICTURE_FORMATS", "read_still", "write_full_jpeg"]
